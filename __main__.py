@@ -1,0 +1,35 @@
+"""katak8s: an OpenStack project -> a kubeadm cluster whose workloads run in Kata VMs.
+
+Read top to bottom; each line is one concern, in the order `pulumi up` builds them.
+"""
+
+from components.access import SshAccess
+from components.bootstrap import NodeBootstrap
+from components.cluster import KubeadmCluster
+from components.config import load_config
+from components.endpoint import ApiEndpoint
+from components.kubernetes import KubernetesAddons
+from components.network import ClusterNetwork
+from components.nodes import NodePool
+from components.outputs import export_outputs
+
+# 0. Validate every config key before a single resource is declared.
+cfg = load_config()
+
+# 1. OpenStack: SSH keys, network + security groups, the servers, the API endpoint.
+access = SshAccess("access", cfg)
+network = ClusterNetwork("network", cfg)
+nodes = NodePool("nodes", cfg, network=network, access=access)
+endpoint = ApiEndpoint("endpoint", cfg, network=network, nodes=nodes)
+
+# 2. Nodes over SSH: preflight, kernel, runtime, Kata, kube packages (all nodes in
+#    parallel), then kubeadm init on the first control plane and joins.
+bootstrap = NodeBootstrap("bootstrap", cfg, nodes=nodes)
+cluster = KubeadmCluster("cluster", cfg, nodes=nodes, bootstrap=bootstrap, endpoint=endpoint)
+
+# 3. Kubernetes: Calico, the kata RuntimeClass, NetworkPolicies, sample workloads.
+addons = KubernetesAddons("kubernetes", cfg, cluster=cluster, network=network)
+
+# The outputs contract other stacks read through StackReference (README, "Outputs").
+export_outputs(cfg, access=access, network=network, endpoint=endpoint, nodes=nodes,
+               cluster=cluster, addons=addons)

@@ -1,0 +1,1 @@
+"""katak8s components: one ComponentResource per concern (see README, Architecture)."""

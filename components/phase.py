@@ -1,0 +1,178 @@
+"""One node phase = one CopyToRemote of a self-contained bundle + one remote.Command.
+
+The bundle is the exact text that runs on the node: the rendered parameters, then
+scripts/lib/common.sh, then the phase script, each copied verbatim from the real files.
+The phase script sources its library and parameter file through KATAK8S_LIB and
+KATAK8S_PARAMS, which the bundle points at /dev/null because both are already inlined;
+run from a checkout, the same script sources the real files. Shell is never assembled
+from Python strings: the only generated lines are `KEY='value'` assignments.
+
+The command's trigger is the bundle's sha256, so a phase re-runs exactly when its script,
+its library or its parameters change, and never otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_command as command
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+LIB = "lib/common.sh"
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# Outer safety net for one phase; every wait inside a script is bounded more tightly.
+PHASE_TIMEOUT_SECONDS = 1800
+
+
+def _shell_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return shlex.quote(value)
+    if isinstance(value, (list, tuple)):
+        return "(" + " ".join(shlex.quote(str(x)) for x in value) + ")"
+    raise TypeError(f"unsupported parameter type {type(value).__name__}: {value!r}")
+
+
+def render_env(params: Any) -> str:
+    """A frozen dataclass of parameters -> `KEY='value'` lines (sequences become arrays).
+
+    Field `kata_version` becomes `KATA_VERSION`. Every value is shell-quoted.
+    """
+    if not dataclasses.is_dataclass(params):
+        raise TypeError("phase parameters must be a dataclass instance")
+    lines = []
+    for field in dataclasses.fields(params):
+        name = field.name.upper()
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"parameter name {field.name!r} is not a shell variable name")
+        lines.append(f"{name}={_shell_value(getattr(params, field.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def _body(rel_path: str) -> str:
+    """A script's text without its shebang (the bundle has its own)."""
+    text = (SCRIPTS_DIR / rel_path).read_text()
+    return text.split("\n", 1)[1] if text.startswith("#!") else text
+
+
+def render_bundle(phase: str, script: str, params: Any) -> str:
+    """The exact file a node runs for `phase`: parameters + common library + script."""
+    return (
+        "#!/usr/bin/env bash\n"
+        f"# katak8s phase {phase}: generated from scripts/{script} and scripts/{LIB}.\n"
+        "# Do not edit on the node: the next `pulumi up` replaces it.\n"
+        "set -euo pipefail\n"
+        "# --- parameters ---\n"
+        f"KATAK8S_PHASE={shlex.quote(phase)}\n"
+        "KATAK8S_LIB=/dev/null\n"
+        "KATAK8S_PARAMS=/dev/null\n"
+        + render_env(params)
+        + f"# --- scripts/{LIB} ---\n"
+        + _body(LIB)
+        + f"# --- scripts/{script} ---\n"
+        + _body(script)
+    )
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeTarget:
+    """Everything a phase needs to reach one node over SSH."""
+
+    name: str  # server name == hostname == Kubernetes node name
+    role: str  # naming.CONTROL_PLANE | naming.WORKER
+    index: int
+    flavor: str
+    ssh_user: str
+    connection: pulumi.Input[command.remote.ConnectionArgs]
+    private_ip: pulumi.Output[str]
+    server: pulumi.Resource  # phases are replaced with it and skip deletes when it goes
+
+    @property
+    def remote_dir(self) -> str:
+        home = "/root" if self.ssh_user == "root" else f"/home/{self.ssh_user}"
+        return f"{home}/.katak8s"
+
+
+@dataclass(frozen=True)
+class Phase:
+    copy: command.remote.CopyToRemote
+    command: command.remote.Command
+    bundle: str
+
+
+def run_phase(
+    parent: pulumi.Resource,
+    target: NodeTarget,
+    *,
+    phase: str,
+    script: str,
+    params: Any,
+    depends_on: Sequence[pulumi.Resource] = (),
+    stdin: pulumi.Input[str] | None = None,
+    secret_stdout: bool = False,
+    delete_script: str | None = None,
+    delete_params: Any = None,
+    deleted_with: pulumi.Resource | None = None,
+) -> Phase:
+    """Declare one phase of `target` as children of `parent`.
+
+    `stdin` carries secrets (join tokens) so they never reach a command line; commands
+    that receive or print secrets run with logging off and a secret stdout.
+    `delete_script` (a script under scripts/, rendered like the phase) runs when the
+    command is deleted. `deleted_with` names the resource whose deletion makes that
+    delete pointless: pass the first control plane's server for scale-in paths, so that
+    removing a worker drains and resets it while destroying the whole stack skips every
+    drain instead of hanging on a cluster that is going away.
+    """
+    bundle = render_bundle(phase, script, params)
+    digest = sha256(bundle)
+    base = f"{target.name}-{phase}"
+    remote_path = f"{target.remote_dir}/{phase}.sh"
+    child = pulumi.ResourceOptions(parent=parent)
+    copy = command.remote.CopyToRemote(
+        f"{base}-copy",
+        connection=target.connection,
+        source=pulumi.StringAsset(bundle),
+        remote_path=remote_path,
+        opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(replace_with=[target.server])),
+    )
+    sensitive = secret_stdout or stdin is not None
+    delete = None
+    if delete_script is not None:
+        delete_bundle = render_bundle(f"{phase}-delete", delete_script, delete_params)
+        # The delete bundle travels inside the command text because a delete runs with
+        # what the state saved, after the copy may already be gone; it holds no secret.
+        delete = f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash -c {shlex.quote(delete_bundle)}"
+    cmd = command.remote.Command(
+        f"{base}",
+        connection=target.connection,
+        create=f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash {remote_path}",
+        delete=delete,
+        stdin=stdin,
+        triggers=[digest],
+        logging=command.remote.Logging.NONE if sensitive else None,
+        add_previous_output_in_env=False,
+        opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+            depends_on=[copy, *depends_on],
+            replace_with=[target.server],
+            deleted_with=deleted_with or target.server,
+            delete_before_replace=delete_script is not None,
+            additional_secret_outputs=["stdout", "stderr"] if sensitive else None,
+        )),
+    )
+    return Phase(copy=copy, command=cmd, bundle=bundle)

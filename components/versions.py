@@ -1,0 +1,111 @@
+"""The one table of versions, checksums, ports and names that everything else reads.
+
+Nothing outside this module pins a version, a port or the Kata handler name. Adding a
+supported version is a one-line change here plus a test run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- Kubernetes ------------------------------------------------------------------------
+# Minor -> default patch. Only minors inside every vendor's tested matrix are listed:
+# containerd RELEASES.md (1.35: 2.2+, 1.36: 2.3/2.2), CRI-O streams v1.35/v1.36, and
+# Calico 3.32's tested Kubernetes list (1.34-1.36). 1.37 is out (2026-08-26) but not yet
+# in Calico's tested list; 1.34 went EOL in 2026-10.
+KUBERNETES_PATCHES: dict[str, str] = {
+    "1.35": "1.35.8",
+    "1.36": "1.36.4",
+}
+DEFAULT_KUBERNETES_VERSION = "1.36"
+
+# kubeadm's pinned pause image per minor; the runtime's sandbox image must match it or
+# kubeadm warns and the node pulls a second pause image (upstream-bootstrap.md §3.2).
+PAUSE_IMAGES: dict[str, str] = {
+    "1.35": "registry.k8s.io/pause:3.10.1",
+    "1.36": "registry.k8s.io/pause:3.10.1",
+}
+
+# --- Kata Containers -------------------------------------------------------------------
+# Kata >= 4.1 ships split .tar.zst tarballs: kata-static (runtime-rs shim + guest
+# images), kata-tools-static (kata-ctl). Keys are release tags (no leading "v").
+# A value of None means "no pin here": the kata phase then verifies the download
+# against the checksum file published beside it, unless the stack pins kataSha256.
+KATA_STATIC_SHA256: dict[str, str | None] = {
+    "4.1.0": None,
+}
+DEFAULT_KATA_VERSION = "4.1.0"
+KATA_MIN_VERSION = (4, 1, 0)
+KATA_RELEASE_URL = "https://github.com/kata-containers/kata-containers/releases/download"
+KATA_PREFIX = "/opt/kata"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hypervisor:
+    """A Kata hypervisor the project supports, and what it costs per pod."""
+
+    name: str
+    # runtime-rs configuration shipped in kata-static, relative to KATA_PREFIX.
+    config_path: str
+    # RuntimeClass overhead.podFixed: kata-deploy's defaults
+    # (tools/packaging/kata-deploy/helm-chart values, upstream-bootstrap.md §6.6).
+    overhead_cpu: str
+    overhead_memory: str
+
+
+HYPERVISORS: dict[str, Hypervisor] = {
+    "qemu": Hypervisor(
+        name="qemu",
+        config_path="share/defaults/kata-containers/runtime-rs/configuration-qemu-runtime-rs.toml",
+        overhead_cpu="250m",
+        overhead_memory="320Mi",
+    ),
+    "clh": Hypervisor(
+        name="clh",
+        config_path="share/defaults/kata-containers/runtime-rs/configuration-clh-runtime-rs.toml",
+        overhead_cpu="250m",
+        overhead_memory="130Mi",
+    ),
+}
+DEFAULT_HYPERVISOR = "qemu"
+KATA_SHIM_PATH = f"{KATA_PREFIX}/runtime-rs/bin/containerd-shim-kata-v2"
+
+# The single source of the Kata runtime handler: the containerd runtimes.<name> table,
+# the CRI-O runtimes.<name> table, the RuntimeClass handler and name, and every sample
+# workload's runtimeClassName all read this value (style guide rule 11).
+KATA_HANDLER = "kata"
+KATA_NODE_LABEL = "katacontainers.io/kata-runtime"
+
+# --- Calico ----------------------------------------------------------------------------
+# v3.32.1 is the newest release documented by tigera/docs (2026-06-24); the
+# tigera-operator chart shares the Calico version number.
+DEFAULT_CALICO_VERSION = "3.32.1"
+SUPPORTED_CALICO_MINORS = ("3.32",)
+CALICO_CHART_REPO = "https://docs.tigera.io/calico/charts"
+VXLAN_OVERHEAD = 50  # bytes; Calico MTU table: 1450 (OpenStack VXLAN) -> 1400 with VXLAN
+
+# --- Container runtimes ----------------------------------------------------------------
+CRI_SOCKETS: dict[str, str] = {
+    "containerd": "unix:///run/containerd/containerd.sock",
+    "crio": "unix:///var/run/crio/crio.sock",
+}
+
+# --- Ubuntu releases -------------------------------------------------------------------
+SUPPORTED_UBUNTU = ("24.04", "26.04")
+
+# --- Ports (kubeadm ports-and-protocols, Calico system requirements) --------------------
+SSH_PORT = 22
+API_PORT = 6443
+ETCD_PORTS = (2379, 2380)
+KUBELET_PORT = 10250
+VXLAN_PORT = 4789
+TYPHA_PORT = 5473
+
+
+def kubernetes_patch(version: str) -> str:
+    """`1.36` -> the table's patch; `1.36.2` stays as given."""
+    return version if version.count(".") == 2 else KUBERNETES_PATCHES[version]
+
+
+def kubernetes_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])

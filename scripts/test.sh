@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one command that runs every katak8s test on a fresh Debian/Ubuntu machine.
+#
+# It installs what the suite needs, from scratch and only when missing:
+#   - system validators via apt-get: shellcheck, cloud-init (`cloud-init schema`),
+#     containerd (`containerd config dump` loads the rendered configs);
+#   - a virtualenv in ./venv with the pinned requirements-dev.txt;
+# then runs pytest over tests/ on every core. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+
+install_system_tools() {
+  local missing=() sudo=()
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
+  command -v cloud-init >/dev/null || missing+=(cloud-init)
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v python3 >/dev/null || missing+=(python3 python3-venv)
+  (( ${#missing[@]} )) || return 0
+  [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+  log "installing ${missing[*]} with apt-get"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_venv() {
+  local stamp=venv/.requirements.sha256 want
+  want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+  if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${want}" ]]; then
+    return 0
+  fi
+  log "creating venv/ with requirements-dev.txt"
+  python3 -m venv venv
+  venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  printf '%s\n' "${want}" >"${stamp}"
+}
+
+install_system_tools
+install_venv
+exec venv/bin/python -m pytest -n "$(nproc)" "$@"

@@ -1,0 +1,304 @@
+"""Evaluate the katak8s program under Pulumi's own mock runtime and record the graph.
+
+`run_program(config)` runs `__main__.py` exactly as the CLI would (minus the engine) and
+returns a `Graph` of every registration: type, name, parent, inputs (secret markers
+kept), dependencies and resource options. Tests, the offline plan (scripts/plan.py) and
+the benchmark all use this one entry point, so what they show is what they assert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import runpy
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pmocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "katak8s"
+SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
+SECRET_VALUE = rpc._special_secret_sig
+
+# A minimal valid config: the required keys of Pulumi.yaml.
+BASE_CONFIG: dict[str, Any] = {
+    "controlPlaneFlavor": "m1.large",
+    "workerFlavor": "m1.xlarge",
+    "externalNetwork": "public",
+    "allowedCidrs": ["203.0.113.0/24"],
+}
+
+FAKE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: Q0EK
+    server: https://10.42.0.10:6443
+  name: kubernetes
+contexts:
+- context: {cluster: kubernetes, user: kubernetes-admin}
+  name: kubernetes-admin@kubernetes
+current-context: kubernetes-admin@kubernetes
+users:
+- name: kubernetes-admin
+  user: {client-certificate-data: Q0VSVAo=, client-key-data: S0VZCg==}
+"""
+
+
+def placeholder(kind: str, name: str) -> str:
+    """What a value that exists only after deployment looks like in mocks and plans."""
+    return f"<{kind} of {name}>"
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    provider: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    delete_before_replace: bool
+    deleted_with: str
+    replace_with: list[str]
+    additional_secret_outputs: list[str]
+    replace_on_changes: list[str]
+    ignore_changes: list[str]
+    protect: bool
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def plain(self, key: str, default: Any = None) -> Any:
+        """An input with secret markers removed."""
+        return unsecret(self.inputs.get(key, default))
+
+    def is_secret(self, key: str) -> bool:
+        value = self.inputs.get(key)
+        return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE
+
+
+def unsecret(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            return unsecret(value.get("value"))
+        return {k: unsecret(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unsecret(v) for v in value]
+    return value
+
+
+class Graph:
+    """All registrations of one evaluation, in registration order."""
+
+    def __init__(self, regs: list[Registration], logs: list[tuple[str, str]], exports: dict[str, Any]):
+        self.regs = regs
+        self.by_urn = {r.urn: r for r in regs}
+        self.logs = logs
+        self.exports = exports
+
+    def __iter__(self) -> Iterator[Registration]:
+        return iter(self.regs)
+
+    def __len__(self) -> int:
+        return len(self.regs)
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.regs if r.type == typ]
+
+    def named(self, name: str) -> Registration:
+        matches = [r for r in self.regs if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def find(self, pred: Callable[[Registration], bool]) -> list[Registration]:
+        return [r for r in self.regs if pred(r)]
+
+    def ancestors(self, reg: Registration) -> list[Registration]:
+        out = []
+        while reg.parent and reg.parent in self.by_urn:
+            reg = self.by_urn[reg.parent]
+            out.append(reg)
+        return out
+
+    def descendants(self, reg: Registration) -> list[Registration]:
+        return [r for r in self.regs if reg in self.ancestors(r)]
+
+    def depends_on(self, a: Registration, b: Registration) -> bool:
+        """True when `a` waits for `b`, directly or through other resources or
+        components (a component in depends_on stands for all its descendants)."""
+        seen: set[str] = set()
+        stack = [a.urn]
+        while stack:
+            urn = stack.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            reg = self.by_urn.get(urn)
+            if reg is None:
+                continue
+            edges = list(reg.dependencies)
+            for deps in reg.property_dependencies.values():
+                edges.extend(deps)
+            if not reg.custom:  # a component waits for what its children wait for
+                edges.extend(c.urn for c in self.regs if c.parent == reg.urn)
+            if b.urn in edges:
+                return True
+            stack.extend(edges)
+        return False
+
+
+class KatakMocks(pulumi.runtime.Mocks):
+    """Realistic outputs for what the program reads back; everything else echoes inputs."""
+
+    def __init__(self, overrides: Mapping[str, Callable[[pmocks.MockResourceArgs], dict]] | None = None):
+        self.overrides = dict(overrides or {})
+
+    def new_resource(self, args: pmocks.MockResourceArgs):
+        out = dict(args.inputs)
+        name, typ = args.name, args.typ
+        if typ == "openstack:networking/floatingIp:FloatingIp":
+            out["address"] = placeholder("floating IP", name)
+        elif typ == "openstack:networking/network:Network":
+            out.setdefault("mtu", 1450)
+        elif typ == "openstack:networking/port:Port":
+            out["allFixedIps"] = [placeholder("fixed IP", name)]
+        elif typ == "openstack:compute/instance:Instance":
+            out["accessIpV4"] = placeholder("fixed IP", name)
+        elif typ == "openstack:loadbalancer/loadBalancer:LoadBalancer":
+            out["vipAddress"] = placeholder("VIP", name)
+            out["vipPortId"] = placeholder("VIP port", name)
+        elif typ == "tls:index/privateKey:PrivateKey":
+            out["privateKeyOpenssh"] = placeholder("OpenSSH private key", name)
+            out["privateKeyPem"] = placeholder("PEM private key", name)
+            out["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5{abs(hash(name)) % 10**12:012d} {name}"
+        elif typ == "command:remote:Command":
+            out["stdout"] = FAKE_KUBECONFIG if "kubeconfig" in name else ""
+            out["stderr"] = ""
+        if typ in self.overrides:
+            out.update(self.overrides[typ](args))
+        return placeholder("id", name), out
+
+    def call(self, args: pmocks.MockCallArgs):
+        a = args.args
+        if args.token == "openstack:networking/getNetwork:getNetwork":
+            return {"id": placeholder("id", f"network {a.get('name')}"), "name": a.get("name"), "mtu": 1500}
+        if args.token == "openstack:images/getImage:getImage":
+            return {"id": placeholder("id", f"image {a.get('name')}"), "name": a.get("name")}
+        if args.token == "openstack:compute/getFlavor:getFlavor":
+            return {"id": placeholder("id", f"flavor {a.get('name')}"), "flavorId": placeholder("id", f"flavor {a.get('name')}"),
+                    "name": a.get("name"), "vcpus": 4, "ram": 8192, "disk": 40,
+                    "extraSpecs": {"trait:HW_CPU_X86_VMX": "required"}}
+        return {}
+
+
+class RecordingMonitor(pmocks.MockMonitor):
+    """MockMonitor that also keeps what a real engine would see: parents, dependencies,
+    options and inputs with secret markers."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        urn = response.urn
+        state = self.resources.get(urn)
+        self.registrations.append(Registration(
+            urn=urn, type=request.type, name=request.name, parent=request.parent,
+            custom=bool(request.custom), inputs=_keep_secrets(request.object, inputs),
+            provider=request.provider, dependencies=list(request.dependencies),
+            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            deleted_with=request.deletedWith, replace_with=list(request.replace_with),
+            additional_secret_outputs=list(request.additionalSecretOutputs),
+            replace_on_changes=list(request.replaceOnChanges),
+            ignore_changes=list(request.ignoreChanges), protect=bool(request.protect),
+            outputs=dict(state.state) if state else {},
+        ))
+        return response
+
+
+def _keep_secrets(struct: Any, plain: dict[str, Any]) -> dict[str, Any]:
+    """deserialize_properties unwraps secrets into Output objects in some SDK paths;
+    reading the protobuf Struct directly keeps the engine's secret markers."""
+    from google.protobuf import json_format
+
+    return json.loads(json_format.MessageToJson(struct)) if struct is not None else plain
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.levelname.lower(), record.getMessage()))
+
+
+def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev",
+                preview: bool = False, base: bool = True,
+                overrides: Mapping[str, Callable] | None = None) -> Graph:
+    """Evaluate __main__.py with `config` (keys without the `katak8s:` prefix; lists as
+    Python lists) and return its graph. Raises what the program raises (ConfigError
+    for bad input), after the runtime has settled."""
+    values = {**(BASE_CONFIG if base else {}), **(config or {})}
+    mocks = KatakMocks(overrides)
+    monitor = RecordingMonitor(mocks)
+    logger = logging.getLogger(f"katak8s-mock-{id(monitor)}")
+    capture = _LogCapture()
+    logger.addHandler(capture)
+    logger.propagate = False
+    settings.set_root_resource(None)
+    pmocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
+    raw = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+    pulumi.runtime.set_all_config(raw, secret_keys=[f"{PROJECT}:sshPrivateKey"])
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+
+    def program() -> None:
+        cwd = os.getcwd()
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        os.chdir(ROOT)
+        try:
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__")
+        finally:
+            os.chdir(cwd)
+
+    try:
+        _sync_await(run_pulumi_func(program))
+        exports = _resolve_exports(settings.get_root_resource())
+    finally:
+        logger.removeHandler(capture)
+    return Graph(monitor.registrations, capture.records, exports)
+
+
+@dataclass(frozen=True)
+class Export:
+    value: Any
+    secret: bool
+    known: bool
+
+
+def _resolve_exports(root: Any) -> dict[str, Export]:
+    out: dict[str, Export] = {}
+    for key, value in (getattr(root, "outputs", None) or {}).items():
+        o = pulumi.Output.from_input(value)
+        out[key] = Export(_sync_await(o.future(with_unknowns=True)), _sync_await(o.is_secret()),
+                          _sync_await(o.is_known()))
+    return out
