@@ -8,6 +8,7 @@ the benchmark all use this one entry point, so what they show is what they asser
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -182,7 +183,9 @@ class KatakMocks(pulumi.runtime.Mocks):
         elif typ == "tls:index/privateKey:PrivateKey":
             out["privateKeyOpenssh"] = placeholder("OpenSSH private key", name)
             out["privateKeyPem"] = placeholder("PEM private key", name)
-            out["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5{abs(hash(name)) % 10**12:012d} {name}"
+            # Deterministic across processes (str hash() is salted per process).
+            digest = hashlib.sha256(name.encode()).hexdigest()[:24]
+            out["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5{digest} {name}"
         elif typ == "command:remote:Command":
             out["stdout"] = FAKE_KUBECONFIG if "kubeconfig" in name else ""
             out["stderr"] = ""
@@ -252,10 +255,15 @@ class _LogCapture(logging.Handler):
 
 def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev",
                 preview: bool = False, base: bool = True,
-                overrides: Mapping[str, Callable] | None = None) -> Graph:
+                overrides: Mapping[str, Callable] | None = None,
+                fn: Callable[[], Any] | None = None) -> Graph:
     """Evaluate __main__.py with `config` (keys without the `katak8s:` prefix; lists as
     Python lists) and return its graph. Raises what the program raises (ConfigError
-    for bad input), after the runtime has settled."""
+    for bad input), after the runtime has settled.
+
+    `fn`, when given, runs instead of __main__.py under the same mocks and config: unit
+    tests of one component use it, e.g. `run_program(fn=lambda: Thing("t", load_config()))`.
+    """
     values = {**(BASE_CONFIG if base else {}), **(config or {})}
     mocks = KatakMocks(overrides)
     monitor = RecordingMonitor(mocks)
@@ -276,16 +284,27 @@ def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev",
             sys.path.insert(0, str(ROOT))
         os.chdir(ROOT)
         try:
-            runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__")
+            if fn is not None:
+                fn()
+            else:
+                runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__")
         finally:
             os.chdir(cwd)
 
+    error: BaseException | None = None
+    exports: dict[str, Export] = {}
     try:
         _sync_await(run_pulumi_func(program))
         exports = _resolve_exports(settings.get_root_resource())
+    except Exception as exc:  # noqa: BLE001 handed to the caller with the partial graph
+        error = exc
     finally:
         logger.removeHandler(capture)
-    return Graph(monitor.registrations, capture.records, exports)
+    graph = Graph(monitor.registrations, capture.records, exports)
+    if error is not None:
+        error.graph = graph  # type: ignore[attr-defined]  # what was declared before the failure
+        raise error
+    return graph
 
 
 @dataclass(frozen=True)

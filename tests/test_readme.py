@@ -1,0 +1,51 @@
+"""The README is the front door: its config table and test command must stay true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+
+
+def _config_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in README.splitlines():
+        m = re.match(r"^\| `(\w+)` \|(.*)\|\s*$", line)
+        if m:
+            rows[m.group(1)] = [c.strip() for c in m.group(2).split("|")]
+    return rows
+
+
+def test_config_table_matches_pulumi_yaml():
+    rows = _config_rows()
+    assert list(rows) == list(PROJECT["config"]), "README table keys/order differ from Pulumi.yaml"
+    for key, decl in PROJECT["config"].items():
+        type_, default, description = rows[key]
+        assert type_.startswith("list of strings" if decl["type"] == "array" else decl["type"]), key
+        assert ("(secret)" in type_) == bool(decl.get("secret")), key
+        if "default" not in decl:
+            assert default == "**required**", key
+        else:
+            value = decl["default"]
+            shown = '""' if value == "" else "[]" if value == [] else (
+                str(value).lower() if isinstance(value, bool) else str(value))
+            assert default == f"`{shown}`", (key, default, shown)
+        assert description == decl["description"], key
+
+
+def test_ci_runs_the_readmes_test_command():
+    commands = re.findall(r"```bash\n(\./scripts/test\.sh)\n```", README)
+    assert commands == ["./scripts/test.sh"], "README must name exactly one test command"
+    ci = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l and not l.startswith("#")]
+    assert commands[0] in ci, ".ci/run must call the README's test command"
+
+
+def test_readme_deploy_command_and_prerequisites():
+    assert "pulumi up --stack dev" in README
+    for prerequisite in ("Pulumi CLI", "clouds.yaml", "OS_CLOUD", "Pulumi.dev.yaml"):
+        assert prerequisite in README, prerequisite
