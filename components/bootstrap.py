@@ -1,7 +1,202 @@
-"""Node bootstrap phases 1-5. INTERFACE SKELETON: owned by the node-bootstrap work (issue #4).
+"""Node bootstrap phases 1-5: preflight, kernel, container runtime, Kata, kube packages.
 
 class NodeBootstrap(pulumi.ComponentResource), token katak8s:bootstrap:NodeBootstrap
     NodeBootstrap(name, cfg, *, nodes, opts=None)
     .phases: dict[str, list[phase.Phase]]   node name -> its phases in order
     .ready: dict[str, pulumi.Resource]      node name -> its last phase's command
+
+Each phase is one `run_phase` (a CopyToRemote of a self-contained bundle + one Command)
+chained on the same node with depends_on, so a node that fails preflight runs nothing else.
+No phase waits for another node: every node bootstraps in parallel, and workers never wait
+for the control plane. Each phase's parameters hold only what that phase reads, so a stack
+change re-runs only the phases it concerns (kataVersion -> the kata phase alone), and adding
+a worker leaves every existing bundle, hence every existing trigger, unchanged.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components import naming
+from components import versions as v
+from components.config import ClusterConfig
+from components.phase import NodeTarget, Phase, run_phase
+
+# Sizing floor checked by preflight. kubeadm's own preflight wants 2 CPUs and 1700 MB on a
+# control plane; every node here may also host Kata VMs of 2048 MiB each by default
+# (runtime-rs default_memory, upstream-bootstrap.md §6.5). MemTotal of a 4 GiB flavor is
+# about 3.8 GiB after the kernel's reservation, hence 3584 MiB.
+MIN_CPUS = 2
+MIN_MEMORY_MIB = 3584
+# Free space under /var/lib: images, the kata payload (~1 GiB) and etcd on control planes.
+MIN_DISK_GIB = 10
+# cloud-init installs packages on first boot and holds the dpkg lock meanwhile.
+CLOUD_INIT_TIMEOUT = 900
+RUNTIME_WAIT_SECONDS = 120
+# One Kata VM boot under nested virtualization, plus its image pull.
+SMOKE_TIMEOUT = 300
+# [agent.kata] reconnect_timeout_ms: 3000 by default; L2 guests need longer (§6.5, kata #1102).
+AGENT_RECONNECT_TIMEOUT_MS = 30000
+
+PHASES = ("preflight", "kernel", "runtime", "kata", "kube-packages")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreflightParams:
+    flavor: str
+    supported_ubuntu: tuple[str, ...]
+    min_cpus: int
+    min_memory_mib: int
+    min_disk_gib: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelParams:
+    cloud_init_timeout: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerdParams:
+    kata_handler: str
+    pause_image: str
+    kata_shim_path: str
+    kata_config_path: str
+    cri_socket: str
+    allow_runtime_restart: bool
+    runtime_wait_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrioParams:
+    crio_repo_url: str
+    kubernetes_repo_url: str
+    kata_handler: str
+    pause_image: str
+    kata_shim_path: str
+    kata_config_path: str
+    cri_socket: str
+    allow_runtime_restart: bool
+    runtime_wait_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class KataParams:
+    kata_version: str
+    kata_release_url: str
+    kata_static_sha256: str  # "" when unpinned: the script then stops with the fix
+    kata_tools_sha256: str  # "" when unpinned: kata-ctl check is skipped
+    kata_prefix: str
+    kata_shim_path: str
+    kata_config_path: str
+    agent_reconnect_timeout_ms: int
+    container_runtime: str
+    kata_handler: str
+    cri_socket: str
+    smoke_image: str
+    smoke_timeout: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubePackagesParams:
+    kubernetes_version: str
+    kubernetes_repo_url: str
+    cri_socket: str
+    prepull_images: bool
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One phase of one node: its name, its script under scripts/ and its parameters."""
+
+    name: str
+    script: str
+    params: Any
+
+
+def kata_config_path(cfg: ClusterConfig) -> str:
+    return f"{v.KATA_PREFIX}/{cfg.hypervisor.config_path}"
+
+
+def runtime_params(cfg: ClusterConfig) -> ContainerdParams | CrioParams:
+    common = dict(
+        kata_handler=v.KATA_HANDLER,
+        pause_image=v.PAUSE_IMAGES[cfg.kubernetes_minor],
+        kata_shim_path=v.KATA_SHIM_PATH,
+        kata_config_path=kata_config_path(cfg),
+        cri_socket=cfg.cri_socket,
+        allow_runtime_restart=cfg.allow_runtime_restart,
+        runtime_wait_seconds=RUNTIME_WAIT_SECONDS,
+    )
+    if cfg.container_runtime == "crio":
+        return CrioParams(crio_repo_url=v.CRIO_APT_REPO.format(minor=cfg.kubernetes_minor),
+                          kubernetes_repo_url=v.KUBERNETES_APT_REPO.format(minor=cfg.kubernetes_minor),
+                          **common)
+    return ContainerdParams(**common)
+
+
+def kata_params(cfg: ClusterConfig) -> KataParams:
+    return KataParams(
+        kata_version=cfg.kata_version,
+        kata_release_url=v.KATA_RELEASE_URL,
+        kata_static_sha256=cfg.kata_sha256 or v.KATA_STATIC_SHA256.get(cfg.kata_version) or "",
+        kata_tools_sha256=v.KATA_TOOLS_SHA256.get(cfg.kata_version) or "",
+        kata_prefix=v.KATA_PREFIX,
+        kata_shim_path=v.KATA_SHIM_PATH,
+        kata_config_path=kata_config_path(cfg),
+        agent_reconnect_timeout_ms=AGENT_RECONNECT_TIMEOUT_MS,
+        container_runtime=cfg.container_runtime,
+        kata_handler=v.KATA_HANDLER,
+        cri_socket=cfg.cri_socket,
+        smoke_image=v.KATA_SMOKE_IMAGE,
+        smoke_timeout=SMOKE_TIMEOUT,
+    )
+
+
+def phase_specs(cfg: ClusterConfig, *, role: str, flavor: str) -> list[PhaseSpec]:
+    """The five phases of one node, in order. Pure: same inputs, same bundles."""
+    runtime_script = "node/20-crio.sh" if cfg.container_runtime == "crio" else "node/20-containerd.sh"
+    return [
+        PhaseSpec("preflight", "node/00-preflight.sh", PreflightParams(
+            flavor=flavor, supported_ubuntu=v.SUPPORTED_UBUNTU, min_cpus=MIN_CPUS,
+            min_memory_mib=MIN_MEMORY_MIB, min_disk_gib=MIN_DISK_GIB)),
+        PhaseSpec("kernel", "node/10-kernel.sh", KernelParams(cloud_init_timeout=CLOUD_INIT_TIMEOUT)),
+        PhaseSpec("runtime", runtime_script, runtime_params(cfg)),
+        PhaseSpec("kata", "node/30-kata.sh", kata_params(cfg)),
+        PhaseSpec("kube-packages", "node/40-kube-packages.sh", KubePackagesParams(
+            kubernetes_version=cfg.kubernetes_patch,
+            kubernetes_repo_url=v.KUBERNETES_APT_REPO.format(minor=cfg.kubernetes_minor),
+            cri_socket=cfg.cri_socket,
+            prepull_images=role == naming.CONTROL_PLANE)),
+    ]
+
+
+class NodeBootstrap(pulumi.ComponentResource):
+    """Phases 1-5 on every node, in parallel across nodes (see the module docstring)."""
+
+    phases: dict[str, list[Phase]]
+    ready: dict[str, pulumi.Resource]
+
+    def __init__(self, name: str, cfg: ClusterConfig, *, nodes: Any,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__(naming.type_token("bootstrap", "NodeBootstrap"), name, None, opts)
+        self.phases = {}
+        self.ready = {}
+        targets: list[NodeTarget] = [*nodes.control_planes, *nodes.workers]
+        for target in targets:
+            self.phases[target.name] = _bootstrap_node(self, cfg, target)
+            self.ready[target.name] = self.phases[target.name][-1].command
+        self.register_outputs({
+            "ready": {node: cmd.id for node, cmd in self.ready.items()},
+        })
+
+
+def _bootstrap_node(parent: pulumi.Resource, cfg: ClusterConfig, target: NodeTarget) -> list[Phase]:
+    chain: list[Phase] = []
+    for spec in phase_specs(cfg, role=target.role, flavor=target.flavor):
+        previous = [chain[-1].command] if chain else []
+        chain.append(run_phase(parent, target, phase=spec.name, script=spec.script,
+                               params=spec.params, depends_on=previous))
+    return chain

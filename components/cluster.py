@@ -1,7 +1,200 @@
-"""Cluster formation. INTERFACE SKELETON: owned by the cluster-formation work (issue #5).
+"""Cluster formation: kubeadm init on the first control plane, a secret kubeconfig, one
+join per other node, and the scale-in path of every joined node.
 
 class KubeadmCluster(pulumi.ComponentResource), token katak8s:cluster:KubeadmCluster
     KubeadmCluster(name, cfg, *, nodes, bootstrap, endpoint, opts=None)
     .kubeconfig: Output[str]        secret, server rewritten to the public endpoint
     .ready: list[pulumi.Resource]   init + every join: the cluster exists once they are done
+    .init / .kubeconfig_phase: phase.Phase (on cp-0)
+    .credentials / .joins / .memberships: dict[node name, phase.Phase]
+
+Per joining node N (every control plane but cp-0, every worker):
+  credentials  on cp-0, created with N: a fresh token (+ CA hash, + certificate key for a
+               control plane), printed to a secret stdout; minted right before N joins.
+  join         on N: the rendered JoinConfiguration on stdin (secret). Its delete runs
+               `kubeadm reset` on N.
+  membership   on cp-0, after the join: waits for N to register. Its delete drains N and
+               deletes its Node object; Pulumi runs it FIRST on scale-in because it
+               depends on the join, which depends on the server.
+Both deletes name cp-0's server as `deleted_with`: removing a worker drains and resets it,
+but destroying the whole stack (cp-0 goes too) skips every drain and reset instead of
+hanging on a cluster that is going away. Workers join in parallel (each waits only for
+init and its own bootstrap); extra control planes join one after another, because each
+upload of the certificates replaces the key the previous one joined with.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components import kubeadm, naming
+from components import versions as v
+from components.config import ClusterConfig
+from components.phase import PHASE_TIMEOUT_SECONDS, NodeTarget, Phase, run_phase
+
+READYZ_TIMEOUT = 300
+REGISTER_TIMEOUT = 300
+# The drain, then `kubectl delete node`, must end inside the phase's outer timeout, or
+# `timeout` would kill the drain without its message.
+
+
+@dataclass(frozen=True, kw_only=True)
+class InitParams:
+    node_name: str
+    kubernetes_version: str  # vX.Y.Z
+    readyz_timeout: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubeconfigParams:
+    node_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CredentialParams:
+    node_name: str  # the joining node
+    token_ttl: str
+    control_plane: bool
+    readyz_timeout: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class JoinParams:
+    node_name: str
+    kubernetes_version: str
+    cri_socket: str
+    control_plane: bool
+    mint_resource: str  # Pulumi name of the node's credentials command (for recovery)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResetParams:
+    node_name: str
+    cri_socket: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberParams:
+    node_name: str
+    register_timeout: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainParams:
+    node_name: str
+    drain_timeout: int
+
+
+def registration(cfg: ClusterConfig, target: NodeTarget, node_ip: str) -> kubeadm.NodeRegistration:
+    """nodeRegistration of `target`: workers carry the kata taint when the pool is
+    dedicated (and explicitly none otherwise); control planes keep kubeadm's taint."""
+    taints = None
+    if target.role == naming.WORKER:
+        taints = (kubeadm.KATA_TAINT,) if cfg.kata_dedicated_workers else ()
+    return kubeadm.NodeRegistration(name=target.name, cri_socket=cfg.cri_socket, node_ip=node_ip,
+                                    taints=taints)
+
+
+def cluster_spec(cfg: ClusterConfig, private_host: str, public_host: str) -> kubeadm.ClusterSpec:
+    return kubeadm.ClusterSpec(
+        cluster_name=cfg.cluster_name, kubernetes_patch=cfg.kubernetes_patch,
+        control_plane_host=private_host, public_host=public_host,
+        pod_subnet=cfg.pod_cidr, service_subnet=cfg.service_cidr)
+
+
+def _identity(target: NodeTarget) -> pulumi.Input[str]:
+    """What replaces a node's join commands: its server's id (a new server is a new node)."""
+    server = target.server
+    return server.id if isinstance(server, pulumi.CustomResource) else target.name
+
+
+class KubeadmCluster(pulumi.ComponentResource):
+    def __init__(self, name: str, cfg: ClusterConfig, *, nodes: Any, bootstrap: Any, endpoint: Any,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__(naming.type_token("cluster", "KubeadmCluster"), name, None, opts)
+        self._cfg, self._endpoint, self._bootstrap = cfg, endpoint, bootstrap
+        self._version = kubeadm.kubernetes_version(cfg.kubernetes_patch)
+        self._cp0: NodeTarget = nodes.control_planes[0]
+        self.credentials: dict[str, Phase] = {}
+        self.joins: dict[str, Phase] = {}
+        self.memberships: dict[str, Phase] = {}
+
+        self.init = self._init()
+        self.kubeconfig_phase, self.kubeconfig = self._kubeconfig()
+        previous = self.init.command
+        for target in nodes.control_planes[1:]:
+            previous = self._join(target, after=[previous]).command
+        for target in nodes.workers:
+            self._join(target, after=[self.init.command])
+
+        self.ready: list[pulumi.Resource] = [
+            self.init.command, self.kubeconfig_phase.command,
+            *(p.command for p in self.joins.values()), *(p.command for p in self.memberships.values())]
+        self.register_outputs({"kubeconfig": self.kubeconfig, "nodes": [self._cp0.name, *self.joins]})
+
+    def _init(self) -> Phase:
+        cfg, cp0, endpoint = self._cfg, self._cp0, self._endpoint
+        # The config holds addresses known only after deployment; run_phase bundles must be
+        # plain text (CopyToRemote fails preview on an unknown asset, pulumi-command #1183),
+        # so it travels on stdin. No secret inside: kubeadm generates the init token.
+        config = pulumi.Output.all(cp0.private_ip, endpoint.private_host, endpoint.public_host).apply(
+            lambda a: kubeadm.render_init_config(cluster_spec(cfg, a[1], a[2]), registration(cfg, cp0, a[0])))
+        return run_phase(
+            self, cp0, phase="kubeadm-init", script="cluster/init.sh",
+            params=InitParams(node_name=cp0.name, kubernetes_version=self._version,
+                              readyz_timeout=READYZ_TIMEOUT),
+            stdin=config, depends_on=[self._bootstrap.ready[cp0.name]])
+
+    def _kubeconfig(self) -> tuple[Phase, pulumi.Output[str]]:
+        read = run_phase(self, self._cp0, phase="kubeconfig", script="cluster/kubeconfig.sh",
+                         params=KubeconfigParams(node_name=self._cp0.name),
+                         depends_on=[self.init.command], secret_stdout=True)
+        admin_conf = pulumi.Output.secret(read.command.stdout)
+        text = pulumi.Output.all(admin_conf, self._endpoint.public_host).apply(
+            lambda a: kubeadm.public_kubeconfig(a[0], a[1], v.API_PORT))
+        return read, pulumi.Output.secret(text)
+
+    def _join(self, target: NodeTarget, *, after: list[pulumi.Resource]) -> Phase:
+        cfg, cp0 = self._cfg, self._cp0
+        control_plane = target.role == naming.CONTROL_PLANE
+        after = [*after, self._bootstrap.ready[target.name]]
+        identity = _identity(target)
+        # Minted when the node is ready to join, so a worker added a month later gets a
+        # fresh token; a replaced server (new id) gets new credentials.
+        mint = run_phase(
+            self, cp0, phase=f"join-credentials-{target.name}", script="cluster/join-credentials.sh",
+            params=CredentialParams(node_name=target.name, token_ttl=kubeadm.JOIN_TOKEN_TTL,
+                                    control_plane=control_plane, readyz_timeout=READYZ_TIMEOUT),
+            depends_on=after, secret_stdout=True, triggers=[identity])
+        creds = pulumi.Output.secret(mint.command.stdout).apply(
+            lambda out: kubeadm.parse_join_credentials(out, node=target.name, control_plane=control_plane))
+        config = pulumi.Output.all(creds, target.private_ip, self._endpoint.private_host).apply(
+            lambda a: kubeadm.render_join_config(kubeadm.JoinSpec(
+                api_server_endpoint=f"{a[2]}:{v.API_PORT}", node=registration(cfg, target, a[1]),
+                credentials=a[0], control_plane=control_plane)))
+        # Both deletes undo a create on the same host (reset undoes join; drain undoes the
+        # membership): run_phase makes them delete-before-replace. The stable `triggers`
+        # keep a script edit from replacing (and so resetting or draining) a live node.
+        join = run_phase(
+            self, target, phase="kubeadm-join", script="cluster/join.sh",
+            params=JoinParams(node_name=target.name, kubernetes_version=self._version,
+                              cri_socket=cfg.cri_socket, control_plane=control_plane,
+                              mint_resource=f"{cp0.name}-join-credentials-{target.name}"),
+            stdin=pulumi.Output.secret(config), depends_on=after,
+            delete_script="cluster/reset.sh",
+            delete_params=ResetParams(node_name=target.name, cri_socket=cfg.cri_socket),
+            deleted_with=cp0.server, triggers=[identity])
+        member = run_phase(
+            self, cp0, phase=f"membership-{target.name}", script="cluster/member.sh",
+            params=MemberParams(node_name=target.name, register_timeout=REGISTER_TIMEOUT),
+            depends_on=[join.command],
+            delete_script="cluster/drain.sh",
+            delete_params=DrainParams(node_name=target.name, drain_timeout=cfg.drain_timeout_seconds),
+            deleted_with=cp0.server, triggers=[identity])
+        self.credentials[target.name] = mint
+        self.joins[target.name] = join
+        self.memberships[target.name] = member
+        return join

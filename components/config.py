@@ -21,6 +21,10 @@ NAMESPACE = "katak8s"
 MAX_WORKERS = 500
 CONTROL_PLANE_COUNTS = (1, 3, 5)
 RUNTIMES = ("containerd", "crio")
+# Every remote phase runs under `timeout` (components/phase.py PHASE_TIMEOUT_SECONDS); a
+# drain must fit inside its phase with time left for cordon, node deletion and API calls.
+PHASE_TIMEOUT_SECONDS = 1800
+MAX_DRAIN_SECONDS = PHASE_TIMEOUT_SECONDS - 120
 # Neutron keeps the network, broadcast, gateway and the DHCP/router ports; the API
 # load balancer VIP needs one more.
 RESERVED_ADDRESSES = 6
@@ -237,6 +241,11 @@ def _check_versions(c: _Collector, k8s: str, kata: str, calico: str, kata_sha: s
                + ", ".join(f"{m}.x" for m in v.SUPPORTED_CALICO_MINORS), calico)
     if kata_sha and not _SHA256.match(kata_sha):
         c.fail("kataSha256", "must be 64 lowercase hex digits (sha256 of kata-static)", kata_sha)
+    elif km and not kata_sha and not v.KATA_STATIC_SHA256.get(kata):
+        # Kata publishes no checksum file, and nothing unverified is ever installed.
+        c.fail("kataSha256", f"is required for kataVersion {kata}, which has no pinned checksum "
+               f"(pinned: {', '.join(k for k, s in v.KATA_STATIC_SHA256.items() if s)}); set it to the "
+               f"sha256 of kata-static-{kata}-amd64.tar.zst", kata_sha)
 
 
 def _check_networks(c: _Collector, values: dict[str, Any], node_count: int) -> None:
@@ -283,7 +292,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str) -> ClusterConfig:
     _check_one_of(c, "controlPlaneCount", values["controlPlaneCount"], CONTROL_PLANE_COUNTS)
     _check_range(c, "workerCount", values["workerCount"], 0, MAX_WORKERS)
     _check_range(c, "bootVolumeSize", values["bootVolumeSize"], 0, 16384)
-    _check_range(c, "drainTimeoutSeconds", values["drainTimeoutSeconds"], 30, 3600)
+    _check_range(c, "drainTimeoutSeconds", values["drainTimeoutSeconds"], 30, MAX_DRAIN_SECONDS)
     if values["bootVolumeSize"] and 0 < values["bootVolumeSize"] < 20:
         c.fail("bootVolumeSize", "must be 0 (boot from the image disk) or at least 20 GiB", values["bootVolumeSize"])
     _check_one_of(c, "containerRuntime", values["containerRuntime"], RUNTIMES)

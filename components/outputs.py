@@ -1,4 +1,58 @@
-"""The outputs contract. INTERFACE SKELETON: owned by the cluster-formation work (issue #5).
+"""The outputs contract: what other stacks read through StackReference (docs/outputs.md).
 
-def export_outputs(cfg, *, access, network, endpoint, nodes, cluster, addons) -> None
+The names are a stable interface. Only `kubeconfig` and `sshPrivateKey` are secrets, and
+they are wrapped here explicitly so no caller can export them in plain text by mistake.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components import versions as v
+from components.config import ClusterConfig
+
+# Every exported name, in the order docs/outputs.md documents them.
+OUTPUT_NAMES: tuple[str, ...] = (
+    "kubeconfig", "apiEndpoint", "clusterName", "kubernetesVersion", "kataVersion",
+    "containerRuntime", "runtimeClassNames", "controlPlanePrivateIps", "workerPrivateIps",
+    "sshUser", "sshJumpHost", "sshPrivateKey", "networkId", "subnetId", "securityGroupIds",
+    "podCidr", "serviceCidr",
+)
+SECRET_OUTPUTS = frozenset({"kubeconfig", "sshPrivateKey"})
+
+
+def stack_outputs(cfg: ClusterConfig, *, access: Any, network: Any, endpoint: Any, nodes: Any,
+                  cluster: Any, addons: Any) -> dict[str, Any]:
+    """The value of every output (pure wiring; export_outputs exports them)."""
+    values: dict[str, Any] = {
+        "kubeconfig": cluster.kubeconfig,
+        "apiEndpoint": pulumi.Output.from_input(endpoint.public_host).apply(
+            lambda host: f"https://{host}:{v.API_PORT}"),
+        "clusterName": cfg.cluster_name,
+        "kubernetesVersion": cfg.kubernetes_patch,
+        "kataVersion": cfg.kata_version,
+        "containerRuntime": cfg.container_runtime,
+        "runtimeClassNames": list(addons.runtime_class_names),
+        "controlPlanePrivateIps": [t.private_ip for t in nodes.control_planes],
+        "workerPrivateIps": [t.private_ip for t in nodes.workers],
+        "sshUser": cfg.ssh_user,
+        "sshJumpHost": nodes.jump_host,
+        "sshPrivateKey": access.private_key,
+        "networkId": network.network_id,
+        "subnetId": network.subnet_id,
+        "securityGroupIds": dict(sorted(network.security_group_ids.items())),
+        "podCidr": cfg.pod_cidr,
+        "serviceCidr": cfg.service_cidr,
+    }
+    for name in SECRET_OUTPUTS:
+        values[name] = pulumi.Output.secret(values[name])
+    return values
+
+
+def export_outputs(cfg: ClusterConfig, *, access: Any, network: Any, endpoint: Any, nodes: Any,
+                   cluster: Any, addons: Any) -> None:
+    for name, value in stack_outputs(cfg, access=access, network=network, endpoint=endpoint,
+                                     nodes=nodes, cluster=cluster, addons=addons).items():
+        pulumi.export(name, value)

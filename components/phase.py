@@ -25,11 +25,13 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
+# PHASE_TIMEOUT_SECONDS: the outer safety net of one phase, defined beside the config
+# limits it bounds (drainTimeoutSeconds); every wait inside a script is bounded more tightly.
+from components.config import PHASE_TIMEOUT_SECONDS
+
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 LIB = "lib/common.sh"
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
-# Outer safety net for one phase; every wait inside a script is bounded more tightly.
-PHASE_TIMEOUT_SECONDS = 1800
 
 
 def _shell_value(value: Any) -> str:
@@ -128,6 +130,7 @@ def run_phase(
     delete_script: str | None = None,
     delete_params: Any = None,
     deleted_with: pulumi.Resource | None = None,
+    triggers: Sequence[Any] | None = None,
 ) -> Phase:
     """Declare one phase of `target` as children of `parent`.
 
@@ -138,6 +141,12 @@ def run_phase(
     delete pointless: pass the first control plane's server for scale-in paths, so that
     removing a worker drains and resets it while destroying the whole stack skips every
     drain instead of hanging on a cluster that is going away.
+    `triggers`, when given, replace the bundle digest as what REPLACES the command
+    (pass the node's identity, e.g. its server id). A content change then re-runs the
+    create in place (an update: the digest rides in the create text as a comment)
+    instead of replacing the command, so it never runs the delete. Commands whose
+    delete is destructive (kubeadm reset, drain) need this: with the digest as the
+    trigger, any edit of scripts/lib/common.sh would reset and drain every node.
     """
     bundle = render_bundle(phase, script, params)
     digest = sha256(bundle)
@@ -158,13 +167,16 @@ def run_phase(
         # The delete bundle travels inside the command text because a delete runs with
         # what the state saved, after the copy may already be gone; it holds no secret.
         delete = f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash -c {shlex.quote(delete_bundle)}"
+    create = f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash {remote_path}"
+    if triggers is not None:
+        create += f"  # bundle sha256 {digest}"
     cmd = command.remote.Command(
         f"{base}",
         connection=target.connection,
-        create=f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash {remote_path}",
+        create=create,
         delete=delete,
         stdin=stdin,
-        triggers=[digest],
+        triggers=list(triggers) if triggers is not None else [digest],
         logging=command.remote.Logging.NONE if sensitive else None,
         add_previous_output_in_env=False,
         opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(

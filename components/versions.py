@@ -18,6 +18,8 @@ KUBERNETES_PATCHES: dict[str, str] = {
     "1.36": "1.36.4",
 }
 DEFAULT_KUBERNETES_VERSION = "1.36"
+# pkgs.k8s.io: one flat apt repository per minor; Release.key sits beside it (§2.4).
+KUBERNETES_APT_REPO = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
 
 # kubeadm's pinned pause image per minor; the runtime's sandbox image must match it or
 # kubeadm warns and the node pulls a second pause image (upstream-bootstrap.md §3.2).
@@ -29,9 +31,18 @@ PAUSE_IMAGES: dict[str, str] = {
 # --- Kata Containers -------------------------------------------------------------------
 # Kata >= 4.1 ships split .tar.zst tarballs: kata-static (runtime-rs shim + guest
 # images), kata-tools-static (kata-ctl). Keys are release tags (no leading "v").
-# A value of None means "no pin here": the kata phase then verifies the download
-# against the checksum file published beside it, unless the stack pins kataSha256.
+# Kata publishes no checksum file with its releases (kata-containers#1433, open), so a
+# version is installable only with a pin: here, or the stack's katak8s:kataSha256.
+# 4.1.0: sha256 of kata-static-4.1.0-amd64.tar.zst (969 MB) as recorded independently by
+# two public projects that downloaded the release asset and checked it with sha256sum
+# (a Firecracker/Kata lab write-up and a kata ACL canary script, both 2026). Re-check it
+# with `curl -fsSL <url> | sha256sum` when you add a version.
 KATA_STATIC_SHA256: dict[str, str | None] = {
+    "4.1.0": "3dc6b69c4acb787b967b04b64599a20d02a8beb1a8eaab3084110df9d0b08c96",
+}
+# kata-tools-static (kata-ctl) for the same release; without a pin the kata phase skips
+# `kata-ctl check` (it never runs an unverified download) and relies on its sandbox test.
+KATA_TOOLS_SHA256: dict[str, str | None] = {
     "4.1.0": None,
 }
 DEFAULT_KATA_VERSION = "4.1.0"
@@ -76,6 +87,25 @@ KATA_SHIM_PATH = f"{KATA_PREFIX}/runtime-rs/bin/containerd-shim-kata-v2"
 KATA_HANDLER = "kata"
 KATA_NODE_LABEL = "katacontainers.io/kata-runtime"
 
+
+@dataclass(frozen=True, kw_only=True)
+class Taint:
+    """A node taint (kubeadm nodeRegistration.taints / Node spec.taints shape)."""
+
+    key: str
+    value: str
+    effect: str
+
+
+# The taint of a dedicated kata worker pool (kataDedicatedWorkers): the workers' kubeadm
+# JoinConfiguration sets it and the kata RuntimeClass tolerates it. One definition for both.
+KATA_TAINT = Taint(key=KATA_NODE_LABEL, value="true", effect="NoSchedule")
+
+# Sample workloads (sampleWorkloads): agnhost is the Kubernetes e2e image; `netexec` serves
+# /hostname, `pause` idles, and the image carries curl. 2.66.0: kubernetes/kubernetes PR
+# #139789 (merged 2026-07, promoted by kubernetes/k8s.io #9613).
+AGNHOST_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.66.0"
+
 # --- Calico ----------------------------------------------------------------------------
 # v3.32.1 is the newest release documented by tigera/docs (2026-06-24); the
 # tigera-operator chart shares the Calico version number.
@@ -85,6 +115,11 @@ CALICO_CHART_REPO = "https://docs.tigera.io/calico/charts"
 VXLAN_OVERHEAD = 50  # bytes; Calico MTU table: 1450 (OpenStack VXLAN) -> 1400 with VXLAN
 
 # --- Container runtimes ----------------------------------------------------------------
+# CRI-O's own repositories since 2025 (cri-o/packaging README): one stream per Kubernetes
+# minor, Release.key beside it (upstream-bootstrap.md §5.1).
+CRIO_APT_REPO = "https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v{minor}/deb/"
+# The container the kata phase boots in a Kata VM to compare guest and host kernels.
+KATA_SMOKE_IMAGE = "docker.io/library/busybox:1.37"
 CRI_SOCKETS: dict[str, str] = {
     "containerd": "unix:///run/containerd/containerd.sock",
     "crio": "unix:///var/run/crio/crio.sock",

@@ -11,6 +11,7 @@ tests use) with the katak8s: config of Pulumi.<stack>.yaml, and writes:
     nodes/<node>/<phase>.sh        the exact bundle each node phase runs
     cloud-init/<node>.yaml         every server's user data
     kubeadm/<node>-<phase>-<n>.yaml every kubeadm config a phase carries
+    kubeadm/<command>.yaml         a kubeadm config sent on a command's stdin (not secret ones)
     kubernetes/<kind>/<ns>.<name>.yaml  every Kubernetes object (Helm releases: their inputs)
     outputs.json                   the stack outputs (secrets redacted)
 
@@ -125,6 +126,12 @@ def _write_artifacts(reg: Registration, out: Path) -> None:
             if "apiVersion: kubeadm.k8s.io/" in value:
                 _write(out / "kubeadm" / f"{_safe(node)}-{_safe(phase)}-{n}.yaml", value)
                 n += 1
+    elif reg.type == "command:remote:Command":
+        # kubeadm init's config holds addresses known only after deployment, so it reaches
+        # the node on stdin; a secret stdin (a join's token) is a dict here and never shown.
+        stdin = reg.inputs.get("stdin")
+        if isinstance(stdin, str) and "apiVersion: kubeadm.k8s.io/" in stdin:
+            _write(out / "kubeadm" / f"{_safe(reg.name)}.yaml", stdin)
     elif reg.type == "openstack:compute/instance:Instance":
         user_data = _plain(reg.inputs.get("userData"))
         if user_data:

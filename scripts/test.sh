@@ -16,7 +16,10 @@ install_system_tools() {
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   command -v cloud-init >/dev/null || missing+=(cloud-init)
   command -v containerd >/dev/null || missing+=(containerd)
-  command -v python3 >/dev/null || missing+=(python3 python3-venv)
+  command -v zstd >/dev/null || missing+=(zstd)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v python3 >/dev/null || missing+=(python3)
+  python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
   (( ${#missing[@]} )) || return 0
   [[ "$(id -u)" == 0 ]] || sudo=(sudo)
   log "installing ${missing[*]} with apt-get"

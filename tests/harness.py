@@ -55,6 +55,13 @@ users:
 """
 
 
+# What scripts/cluster/join-credentials.sh prints (kubeadm's documented example token and
+# obviously fake hex), for Command resources whose name contains "join-credentials".
+FAKE_JOIN_CREDENTIALS = ("token=abcdef.0123456789abcdef\n"
+                         f"ca_cert_hash=sha256:{'0' * 64}\n"
+                         f"certificate_key={'f' * 64}\n")
+
+
 def placeholder(kind: str, name: str) -> str:
     """What a value that exists only after deployment looks like in mocks and plans."""
     return f"<{kind} of {name}>"
@@ -187,13 +194,20 @@ class KatakMocks(pulumi.runtime.Mocks):
             digest = hashlib.sha256(name.encode()).hexdigest()[:24]
             out["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5{digest} {name}"
         elif typ == "command:remote:Command":
-            out["stdout"] = FAKE_KUBECONFIG if "kubeconfig" in name else ""
+            out["stdout"] = (FAKE_KUBECONFIG if "kubeconfig" in name
+                             else FAKE_JOIN_CREDENTIALS if "join-credentials" in name else "")
             out["stderr"] = ""
         if typ in self.overrides:
             out.update(self.overrides[typ](args))
         return placeholder("id", name), out
 
     def call(self, args: pmocks.MockCallArgs):
+        result = self._call(args)
+        if args.token in self.overrides:  # per-test invoke results, e.g. a flavor without traits
+            result.update(self.overrides[args.token](args))
+        return result
+
+    def _call(self, args: pmocks.MockCallArgs) -> dict:
         a = args.args
         if args.token == "openstack:networking/getNetwork:getNetwork":
             return {"id": placeholder("id", f"network {a.get('name')}"), "name": a.get("name"), "mtu": 1500}
@@ -203,6 +217,9 @@ class KatakMocks(pulumi.runtime.Mocks):
             return {"id": placeholder("id", f"flavor {a.get('name')}"), "flavorId": placeholder("id", f"flavor {a.get('name')}"),
                     "name": a.get("name"), "vcpus": 4, "ram": 8192, "disk": 40,
                     "extraSpecs": {"trait:HW_CPU_X86_VMX": "required"}}
+        if args.token == "tls:index/getPublicKey:getPublicKey":
+            return {"algorithm": "ED25519", "id": placeholder("id", "public key"),
+                    "publicKeyOpenssh": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5supplied katak8s-supplied-key\n"}
         return {}
 
 

@@ -42,6 +42,7 @@ BAD = [
     ("calico minor", {"calicoVersion": "3.31.7"}, "katak8s:calicoVersion", "minor is not supported"),
     ("malformed calico", {"calicoVersion": "latest"}, "katak8s:calicoVersion", "must be 3.M.P"),
     ("bad sha", {"kataSha256": "abc"}, "katak8s:kataSha256", "64 lowercase hex"),
+    ("unpinned kata", {"kataVersion": "4.2.0"}, "katak8s:kataSha256", "is required for kataVersion 4.2.0"),
     ("cluster name chars", {"clusterName": "Prod_1"}, "katak8s:clusterName", "DNS-1123 label"),
     ("cluster name length", {"clusterName": "a" * 41}, "katak8s:clusterName", "at most 40 characters"),
     ("small boot volume", {"bootVolumeSize": 5}, "katak8s:bootVolumeSize", "at least 20 GiB"),
@@ -98,7 +99,7 @@ def test_defaults_and_derived_values():
     assert (cfg.control_plane_count, cfg.worker_count) == (1, 2)
     assert cfg.kubernetes_patch == versions.KUBERNETES_PATCHES[versions.DEFAULT_KUBERNETES_VERSION]
     assert cfg.kata_version == versions.DEFAULT_KATA_VERSION
-    assert cfg.kata_version in versions.KATA_STATIC_SHA256  # the default is a tested version
+    assert versions.KATA_STATIC_SHA256[cfg.kata_version]  # the default has a pinned checksum
     assert cfg.cri_socket == versions.CRI_SOCKETS["containerd"]
     assert cfg.ssh_private_key is None and not cfg.ha and not cfg.opens_world
 

@@ -1,7 +1,91 @@
-"""In-cluster objects. INTERFACE SKELETON: owned by the Kubernetes-layer work (issue #6).
+"""In-cluster objects, all through one explicit provider built from the secret kubeconfig.
 
 class KubernetesAddons(pulumi.ComponentResource), token katak8s:kubernetes:KubernetesAddons
     KubernetesAddons(name, cfg, *, cluster, network, opts=None)
     .provider: pulumi_kubernetes.Provider
     .runtime_class_names: list[str]
+    .calico: Calico                     .calico.ready: Calico serving pod networks
+    .runtime_classes: KataRuntimeClasses
+    .policies / .workloads: DemoNetworkPolicies / SampleWorkloads, or None (sampleWorkloads false)
+
+Reads cluster.kubeconfig (secret Output[str]), cluster.ready (list of resources) and
+network.mtu (Output[int]). Order: provider (after cluster.ready) -> Calico CRDs ->
+operator -> Installation (Ready) -> namespace -> NetworkPolicies -> workloads; the
+RuntimeClass only needs the provider. Modules: provider, calico, runtime_class,
+policies, workloads (+ demo: the names the smoke test shares).
 """
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import pulumi
+
+from components.config import ClusterConfig
+from components.kubernetes.calico import Calico
+from components.kubernetes.policies import DemoNetworkPolicies
+from components.kubernetes.provider import cluster_provider
+from components.kubernetes.runtime_class import KataRuntimeClasses
+from components.kubernetes.workloads import SampleWorkloads, demo_namespace
+from components.naming import type_token
+
+__all__ = ["KubernetesAddons"]
+
+
+class ClusterOutputs(Protocol):
+    """What is read from KubeadmCluster."""
+
+    kubeconfig: pulumi.Output[str]  # secret
+    ready: list[pulumi.Resource]
+
+
+class NetworkOutputs(Protocol):
+    """What is read from ClusterNetwork."""
+
+    mtu: pulumi.Output[int]
+
+
+class KubernetesAddons(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        cfg: ClusterConfig,
+        *,
+        cluster: ClusterOutputs,
+        network: NetworkOutputs,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__(type_token("kubernetes", "KubernetesAddons"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.provider = cluster_provider(
+            f"{name}-provider", cfg, kubeconfig=cluster.kubeconfig, depends_on=cluster.ready, parent=self
+        )
+        self.calico = Calico(
+            f"{name}-calico", cfg, network_mtu=network.mtu, provider=self.provider, opts=child
+        )
+        self.runtime_classes = KataRuntimeClasses(f"{name}-runtime", cfg, provider=self.provider, opts=child)
+        self.runtime_class_names: list[str] = self.runtime_classes.names
+        self.policies: DemoNetworkPolicies | None = None
+        self.workloads: SampleWorkloads | None = None
+        if cfg.sample_workloads:
+            ns = demo_namespace(
+                f"{name}-demo-namespace",
+                cfg,
+                provider=self.provider,
+                parent=self,
+                depends_on=self.calico.ready,
+            )
+            self.policies = DemoNetworkPolicies(
+                f"{name}-policies", namespace=ns, provider=self.provider, opts=child
+            )
+            self.workloads = SampleWorkloads(
+                f"{name}-samples",
+                cfg,
+                namespace=ns,
+                provider=self.provider,
+                after=[*self.calico.ready, self.runtime_classes.kata, *self.policies.policies],
+                opts=child,
+            )
+        self.register_outputs(
+            {"runtimeClassNames": self.runtime_class_names, "sampleWorkloads": cfg.sample_workloads}
+        )

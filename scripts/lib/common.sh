@@ -42,12 +42,14 @@ retry() {
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: poll a real probe every 2 s until it succeeds
-# or SECONDS have passed; never a blind sleep.
+# or SECONDS have passed; never a blind sleep. The attempt count is bounded too
+# (SECONDS/2), so the wait stays bounded even where `sleep` returns at once (test sandbox).
 wait_for() {
-  local limit=$1 what=$2 start=$SECONDS
+  local limit=$1 what=$2 start=$SECONDS tries=0
   shift 2
   until "$@" >/dev/null 2>&1; do
-    if (( SECONDS - start >= limit )); then
+    tries=$(( tries + 1 ))
+    if (( SECONDS - start >= limit || tries * 2 >= limit )); then
       log_warn "timed out after ${limit}s waiting for ${what}"
       return 1
     fi
@@ -85,4 +87,109 @@ sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 mark_done() {
   mkdir -p "${KATAK8S_STATE_DIR}"
   printf '%s\n' "${KATAK8S_BUNDLE_SHA256:-unknown}" >"${KATAK8S_STATE_DIR}/$1.done"
+}
+
+# pkg_version PKG: print the installed version of a Debian package, or nothing.
+pkg_version() {
+  local out
+  # shellcheck disable=SC2016  # ${...} is dpkg-query's format syntax, not the shell's
+  out=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$1" 2>/dev/null) || return 0
+  if [[ ${out} == ii* ]]; then printf '%s\n' "${out#*|}"; fi
+}
+
+# ensure_packages PKG...: install the packages that are missing (one update, one install);
+# installed ones are left alone, so a second run issues no apt command at all.
+ensure_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    [[ -n "$(pkg_version "${pkg}")" ]] || missing+=("${pkg}")
+  done
+  (( ${#missing[@]} )) || return 0
+  log_info "installing ${missing[*]}"
+  apt_get update || fatal "apt-get update failed; check the node's DNS and its route to the Ubuntu mirror"
+  apt_get install "${missing[@]}" || fatal "apt-get install ${missing[*]} failed (see the apt output above)"
+}
+
+# apt_source NAME URL: the signed deb822 source for a flat repository (pkgs.k8s.io, the
+# CRI-O repository on download.opensuse.org): /etc/apt/sources.list.d/NAME.sources, keyed by
+# /etc/apt/keyrings/NAME-apt-keyring.gpg from URL/Release.key. The key is fetched again
+# whenever the source changes, because keys of older minors expire (kubernetes/release
+# #3818). Returns 0 when something changed (the caller runs apt-get update), 1 otherwise.
+apt_source() {
+  local name=$1 url=$2 keyring="/etc/apt/keyrings/$1-apt-keyring.gpg" tmp source
+  source="${KATAK8S_ROOT}/etc/apt/sources.list.d/${name}.sources"
+  tmp=$(mktemp -d)
+  printf 'Types: deb\nURIs: %s\nSuites: /\nSigned-By: %s\n' "${url}" "${keyring}" >"${tmp}/sources"
+  if [[ -s "${KATAK8S_ROOT}${keyring}" ]] && cmp -s "${tmp}/sources" "${source}"; then
+    rm -rf "${tmp}"
+    return 1
+  fi
+  retry 5 curl -fsSL --connect-timeout 20 --max-time 120 -o "${tmp}/Release.key" "${url}Release.key" \
+    || fatal "cannot download ${url}Release.key; check the node's route to $(cut -d/ -f3 <<<"${url}")"
+  gpg --batch --yes --dearmor -o "${tmp}/keyring.gpg" <"${tmp}/Release.key"
+  write_file "${KATAK8S_ROOT}${keyring}" 0644 <"${tmp}/keyring.gpg" || true
+  write_file "${source}" 0644 <"${tmp}/sources" || true
+  rm -rf "${tmp}"
+}
+
+# kubelet_runs_pods: true when a kubelet is active and the runtime holds pod sandboxes,
+# i.e. restarting the runtime now would disrupt workloads. Without crictl we cannot tell,
+# so an active kubelet counts as running pods.
+kubelet_runs_pods() {
+  systemctl is-active --quiet kubelet || return 1
+  command -v crictl >/dev/null || return 0
+  [[ -n "$(crictl --runtime-endpoint "${CRI_SOCKET:-}" pods -q 2>/dev/null)" ]]
+}
+
+# joined_runtime_endpoint: the CRI socket a node that already joined a cluster uses (from
+# the kubelet's files written by kubeadm), or nothing on a node that never joined.
+joined_runtime_endpoint() {
+  [[ -f "${KATAK8S_ROOT}/etc/kubernetes/kubelet.conf" ]] || return 0
+  grep -hoE 'unix://[^" ]+' "${KATAK8S_ROOT}/var/lib/kubelet/config.yaml" \
+    "${KATAK8S_ROOT}/var/lib/kubelet/kubeadm-flags.env" 2>/dev/null | head -n1 || true
+}
+
+# same_socket A B: CRI endpoints are equal up to the unix:// scheme and /var/run == /run.
+same_socket() {
+  local a=${1#unix://} b=${2#unix://}
+  [[ "${a#/var}" == "${b#/var}" ]]
+}
+
+# mark_step NAME VALUE / step_done NAME VALUE: remember that step NAME finished for VALUE
+# (a version, a config hash), so an expensive or disruptive step runs once per VALUE.
+mark_step() {
+  mkdir -p "${KATAK8S_STATE_DIR}"
+  printf '%s\n' "$2" >"${KATAK8S_STATE_DIR}/$1.done"
+}
+step_done() { [[ "$(cat "${KATAK8S_STATE_DIR}/$1.done" 2>/dev/null)" == "$2" ]]; }
+
+# apply_runtime_config UNIT CHANGED: enable and start the container runtime UNIT; restart it
+# when its config changed (CHANGED=1) or a restart refused earlier is still pending. A
+# kubelet that runs pods blocks the restart unless ALLOW_RUNTIME_RESTART=true.
+apply_runtime_config() {
+  local unit=$1 pending="${KATAK8S_STATE_DIR}/$1.restart-pending"
+  mkdir -p "${KATAK8S_STATE_DIR}"
+  if [[ $2 == 1 ]]; then touch "${pending}"; fi
+  systemctl is-enabled --quiet "${unit}" || systemctl enable "${unit}"
+  if ! systemctl is-active --quiet "${unit}"; then
+    systemctl start "${unit}"
+  elif [[ -f ${pending} ]]; then
+    if [[ ${ALLOW_RUNTIME_RESTART:-false} != true ]] && kubelet_runs_pods; then
+      fatal "the ${unit} config changed but the kubelet runs pods on this node; drain it" \
+        "(kubectl drain) and re-run, or set katak8s:allowRuntimeRestart true to restart anyway"
+    fi
+    log_info "restarting ${unit} for its new config"
+    systemctl restart "${unit}"
+  fi
+  rm -f "${pending}"
+}
+
+# refuse_runtime_switch RUNTIME: stop when this node joined a cluster with another runtime.
+refuse_runtime_switch() {
+  local joined
+  joined=$(joined_runtime_endpoint)
+  [[ -z ${joined} ]] || same_socket "${joined}" "${CRI_SOCKET}" || fatal "this node joined the cluster" \
+    "with the runtime at ${joined}; switching it in place to $1 would orphan its pods, images and" \
+    "kubelet state. Replace the node instead: remove it (lower workerCount: drain, delete node," \
+    "kubeadm reset), then add a new node with containerRuntime=$1"
 }

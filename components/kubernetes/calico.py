@@ -1,0 +1,154 @@
+"""Calico through the tigera-operator: CRD chart, operator chart, one Installation.
+
+Why helm.v3.Release and not helm.v4.Chart: on a fresh stack the kubeconfig is unknown at
+preview, and Chart v4 then fails preview with "failed to parse kubeconfig data"
+(pulumi-kubernetes #3027, open); Release previews without a reachable cluster since
+pulumi-kubernetes PR #1886 (fixing #1794). Release also waits for its objects to be ready
+(unless skip_await), which gives a real ordering point for the CRDs and the operator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import versions as v
+from components.config import ClusterConfig
+from components.naming import type_token
+
+OPERATOR_NAMESPACE = "tigera-operator"
+CRD_CHART = "crd.projectcalico.org.v1"  # Calico 3.32: CRDs left the tigera-operator chart
+OPERATOR_CHART = "tigera-operator"
+# Image pulls of the operator under nested virtualization are slow; Helm's default is 300 s.
+RELEASE_TIMEOUT_SECONDS = 900
+# The Installation turns Ready once calico-node runs on every node (pulls + CNI install).
+INSTALLATION_TIMEOUT_SECONDS = 1200
+MIN_IPV4_MTU = 576  # RFC 791: the datagram size every IPv4 host must accept
+
+
+def chart_version(cfg: ClusterConfig) -> str:
+    """Calico's charts are versioned like the release tag, with the "v": the 3.32 docs
+    install `--version $[releaseTitle]` = v3.32.1 (tigera/docs getting-started/kubernetes/helm.mdx)."""
+    return f"v{cfg.calico_version}"
+
+
+def operator_values() -> dict[str, Any]:
+    """tigera-operator chart values (charts/tigera-operator/values.yaml).
+
+    installation.enabled=false: the chart would otherwise render Installation/default
+    itself (templates/crs/custom-resources.yaml) and fight the CustomResource below.
+    goldmane/whisker are Calico's optional flow observability; not deployed here.
+    """
+    return {
+        "installation": {"enabled": False},
+        "goldmane": {"enabled": False},
+        "whisker": {"enabled": False},
+    }
+
+
+def pod_mtu(network_mtu: int | None) -> int | None:
+    """Pod MTU = the OpenStack network's MTU minus the VXLAN header, as in Calico's MTU table
+    (calico docs v3.32 networking/configuring/mtu.mdx: 1450 OpenStack VXLAN -> 1400 with VXLAN).
+    None (Neutron without the net-mtu extension) leaves it to Calico's auto-detection."""
+    if network_mtu is None:
+        return None
+    mtu = int(network_mtu) - v.VXLAN_OVERHEAD
+    if mtu < MIN_IPV4_MTU:
+        raise ValueError(
+            f"the OpenStack network MTU {network_mtu} leaves {mtu} bytes for pods after "
+            f"{v.VXLAN_OVERHEAD} bytes of VXLAN; use a network with an MTU of at least "
+            f"{MIN_IPV4_MTU + v.VXLAN_OVERHEAD}"
+        )
+    return mtu
+
+
+def installation_spec(cfg: ClusterConfig, mtu: int | None) -> dict[str, Any]:
+    """operator.tigera.io/v1 Installation spec (fields: tigera/docs version-3.32
+    reference/installation/_api.mdx). VXLAN (not IPIP, not CrossSubnet) and BGP off: pod
+    traffic leaves the VM with node IPs only, which Neutron port security lets through;
+    only UDP 4789 is needed between nodes (upstream-bootstrap.md §8.3)."""
+    network: dict[str, Any] = {
+        "bgp": "Disabled",
+        "ipPools": [
+            {
+                "name": "default-ipv4-ippool",
+                "cidr": cfg.pod_cidr,  # equal to kubeadm's podSubnet, or the operator refuses it
+                "encapsulation": "VXLAN",
+                "natOutgoing": "Enabled",
+                "nodeSelector": "all()",
+                "blockSize": 26,
+            }
+        ],
+        "nodeAddressAutodetectionV4": {"kubernetes": "NodeInternalIP"},  # = kubelet --node-ip
+    }
+    if mtu is not None:
+        network["mtu"] = mtu
+    return {"calicoNetwork": network}
+
+
+class Calico(pulumi.ComponentResource):
+    """CRDs -> operator -> Installation/default; `.ready` is Calico serving pod networks."""
+
+    def __init__(
+        self,
+        name: str,
+        cfg: ClusterConfig,
+        *,
+        network_mtu: pulumi.Input[int],
+        provider: k8s.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__(type_token("kubernetes", "Calico"), name, None, opts)
+        repo = k8s.helm.v3.RepositoryOptsArgs(repo=v.CALICO_CHART_REPO)
+
+        def child(*after: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after))
+
+        self.crds = k8s.helm.v3.Release(
+            f"{name}-crds",
+            name="calico-crds",
+            chart=CRD_CHART,
+            version=chart_version(cfg),
+            repository_opts=repo,
+            namespace=OPERATOR_NAMESPACE,
+            create_namespace=True,
+            timeout=RELEASE_TIMEOUT_SECONDS,
+            opts=child(),
+        )
+        self.operator = k8s.helm.v3.Release(
+            f"{name}-operator",
+            name="calico",
+            chart=OPERATOR_CHART,
+            version=chart_version(cfg),
+            repository_opts=repo,
+            namespace=OPERATOR_NAMESPACE,
+            create_namespace=True,
+            values=operator_values(),
+            timeout=RELEASE_TIMEOUT_SECONDS,
+            opts=child(self.crds),
+        )
+        spec = pulumi.Output.from_input(network_mtu).apply(lambda m: installation_spec(cfg, pod_mtu(m)))
+        self.installation = k8s.apiextensions.CustomResource(
+            f"{name}-installation",
+            api_version="operator.tigera.io/v1",
+            kind="Installation",
+            metadata={
+                "name": "default",  # the operator only reconciles Installation/default
+                # pulumi-kubernetes >= 4.18 waits for a custom condition (pulumi-kubernetes #1260,
+                # "Improved Kubernetes await logic"); the operator mirrors its TigeraStatus
+                # into Installation status.conditions as Ready/Progressing/Degraded
+                # (_api.mdx InstallationStatus). So "created" means "Calico is up".
+                "annotations": {
+                    "pulumi.com/waitFor": "condition=Ready",
+                    "pulumi.com/timeoutSeconds": str(INSTALLATION_TIMEOUT_SECONDS),
+                },
+            },
+            spec=spec,
+            opts=child(self.operator),
+        )
+        self.ready: list[pulumi.Resource] = [self.installation]
+        self.register_outputs(
+            {"installation": self.installation.metadata, "operatorStatus": self.operator.status}
+        )

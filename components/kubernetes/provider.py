@@ -1,0 +1,60 @@
+"""The one explicit Kubernetes provider, built from the cluster's secret kubeconfig."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import ClusterConfig
+
+
+def checked_kubeconfig(text: str | None) -> str:
+    """The kubeconfig text, or a clear error.
+
+    An empty kubeconfig makes the provider plugin fall back to ambient loading
+    ($KUBECONFIG, ~/.kube/config): objects would land in whatever cluster the operator's
+    shell points at (pulumi-sdk.md §3.1). Refuse that instead.
+    """
+    if not text or not text.strip() or "clusters:" not in text:
+        raise ValueError(
+            "the cluster's kubeconfig output is empty or has no 'clusters:' section; "
+            "check the kubeconfig step of KubeadmCluster (it reads /etc/kubernetes/admin.conf "
+            "on the first control plane) before `pulumi up` again"
+        )
+    return text
+
+
+def cluster_provider(
+    name: str,
+    cfg: ClusterConfig,
+    *,
+    kubeconfig: pulumi.Input[str],
+    depends_on: Sequence[pulumi.Resource],
+    parent: pulumi.Resource | None,
+) -> k8s.Provider:
+    """`pulumi_kubernetes.Provider` for this stack's cluster.
+
+    - kubeconfig stays a secret end to end: the SDK does not mark it (pulumi-sdk.md §3.1),
+      so it is wrapped in Output.secret here whatever the caller passed.
+    - cluster_identifier: "the provider will only be replaced when clusterIdentifier
+      changes; all other changes to provider configuration will be treated as updates"
+      (provider.py docstring, pulumi-kubernetes 4.34.2). The cluster name is stable for
+      the stack's life, so a re-issued kubeconfig (new endpoint, rotated client cert)
+      updates the provider instead of replacing every object in the cluster.
+    - delete_unreachable is left unset on purpose. A normal `pulumi destroy` deletes
+      these objects before the cluster (they depend on it), so the cluster is reachable.
+      Setting it true would drop objects from state on a transient partition during a
+      refresh (the reason it is opt-in: pulumi-kubernetes #1379, #2489), and it would not
+      help the Helm releases anyway (#2675; fix PR #4593 still open). For a cluster that
+      is already gone, docs/kubernetes.md gives the procedure
+      (PULUMI_K8S_DELETE_UNREACHABLE=true, then `pulumi state delete` for the releases).
+    - server-side apply stays on (the SDK default).
+    """
+    return k8s.Provider(
+        name,
+        kubeconfig=pulumi.Output.secret(pulumi.Output.from_input(kubeconfig).apply(checked_kubeconfig)),
+        cluster_identifier=cfg.cluster_name,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )

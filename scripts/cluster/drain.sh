@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Scale-in of one node, run from the first control plane before the node's server is
+# deleted: cordon, drain (through the eviction API, so PodDisruptionBudgets hold; bounded
+# by DRAIN_TIMEOUT), then delete the Node object. A drain that fails or times out stops
+# here with a non-zero exit, so Pulumi stops the deletion: nothing is forced.
+# inputs: NODE_NAME, DRAIN_TIMEOUT (seconds)
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+# shellcheck source=/dev/null
+source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+
+ADMIN_CONF="${KATAK8S_ROOT}/etc/kubernetes/admin.conf"
+
+kube() { KUBECONFIG="${ADMIN_CONF}" kubectl "$@"; }
+
+# node_present: true when the Node exists; an unreachable API is an error, not "absent".
+node_present() {
+  local out
+  [[ -f "${ADMIN_CONF}" ]] || fatal "no ${ADMIN_CONF#"${KATAK8S_ROOT}"} here: cannot drain ${NODE_NAME}"
+  out=$(retry 5 kube get node "${NODE_NAME}" --ignore-not-found -o name) \
+    || fatal "cannot reach the API to drain ${NODE_NAME}; nothing was deleted. Fix the control" \
+      "plane, then run 'pulumi up' again"
+  [[ -n "${out}" ]]
+}
+
+# drain: cordon, then evict everything but DaemonSet pods. No --force (bare pods stop the
+# drain) and no --disable-eviction (PDBs hold). emptyDir data is node-local: it goes with
+# the node either way.
+drain() {
+  kube cordon "${NODE_NAME}" >&2
+  if ! kube drain "${NODE_NAME}" --ignore-daemonsets --delete-emptydir-data \
+    --timeout="${DRAIN_TIMEOUT}s" >&2; then
+    fatal "draining ${NODE_NAME} failed or did not finish within ${DRAIN_TIMEOUT}s, so its removal" \
+      "stopped here: the node stays cordoned and in the cluster, and its server was NOT deleted." \
+      "Usual causes: a PodDisruptionBudget that allows no disruption now, or a pod without a" \
+      "controller (see the kubectl output above). Fix the cause and run 'pulumi up' again; or," \
+      "to keep the node, 'kubectl uncordon ${NODE_NAME}' and raise workerCount back. Forcing is" \
+      "your call, never ours: 'kubectl drain ${NODE_NAME} --ignore-daemonsets" \
+      "--delete-emptydir-data --force' then 'pulumi up'"
+  fi
+}
+
+main() {
+  require_root
+  if ! node_present; then
+    log_info "${NODE_NAME} is not in the cluster: nothing to drain"
+    return 0
+  fi
+  drain
+  kube delete node "${NODE_NAME}" --ignore-not-found >&2
+  log_info "${NODE_NAME} drained and removed from the cluster"
+}
+
+main "$@"

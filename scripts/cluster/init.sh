@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# kubeadm init on the first control plane, exactly once. A node that already has
+# /etc/kubernetes/admin.conf is never initialised again: it is checked against the stack
+# instead, and a different Kubernetes version or API endpoint is refused with the upgrade
+# path (katak8s does not upgrade in place). Ends with a bounded wait on /readyz.
+# inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), READYZ_TIMEOUT (seconds);
+# stdin: the rendered kubeadm config (components/kubeadm.py render_init_config).
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+# shellcheck source=/dev/null
+source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+
+K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
+ADMIN_CONF="${K8S_DIR}/admin.conf"
+APISERVER_MANIFEST="${K8S_DIR}/manifests/kube-apiserver.yaml"
+CONFIG="${K8S_DIR}/katak8s/kubeadm-init.yaml"
+LOG="${KATAK8S_ROOT}/var/log/katak8s/kubeadm-init.log"
+UPGRADE_DOCS="https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/"
+
+# config_value KEY: a top-level scalar of the requested config (quotes stripped).
+config_value() {
+  sed -n "s/^$1:[[:space:]]*//p" <<<"${REQUESTED}" | head -n1 | tr -d "\"'"
+}
+
+# live_version: the Kubernetes version the API server static pod runs (from its image tag).
+live_version() {
+  [[ -f "${APISERVER_MANIFEST}" ]] || return 0
+  sed -n 's#^[[:space:]-]*image:.*/kube-apiserver:\(v[0-9][0-9a-z.+-]*\).*#\1#p' "${APISERVER_MANIFEST}" | head -n1
+}
+
+# check_live_cluster: an initialised node must run what the stack asks for.
+check_live_cluster() {
+  local live want_endpoint live_endpoint
+  live=$(live_version)
+  [[ -n "${live}" ]] || fatal "${ADMIN_CONF#"${KATAK8S_ROOT}"} exists but no kube-apiserver manifest" \
+    "names a version: a previous kubeadm init stopped half-way. Run 'sudo kubeadm reset -f' on" \
+    "${NODE_NAME} (this wipes that half-made control plane), then 'pulumi up' again"
+  if [[ "${live}" != "${KUBERNETES_VERSION}" ]]; then
+    fatal "the cluster runs Kubernetes ${live} but the stack asks for ${KUBERNETES_VERSION}." \
+      "katak8s never re-runs kubeadm init on a live cluster and does not upgrade in place." \
+      "Either keep the cluster: pulumi config set katak8s:kubernetesVersion ${live#v};" \
+      "or upgrade it by hand, one minor at a time (${UPGRADE_DOCS}): 'kubeadm upgrade apply" \
+      "${KUBERNETES_VERSION}' here, 'kubeadm upgrade node' plus the kubeadm/kubelet/kubectl" \
+      "packages on every other node, then set kubernetesVersion to ${KUBERNETES_VERSION#v}" \
+      "and run 'pulumi up' again"
+  fi
+  want_endpoint=$(config_value controlPlaneEndpoint)
+  live_endpoint=$(sed -n 's#^[[:space:]]*server:[[:space:]]*https://##p' "${ADMIN_CONF}" | head -n1)
+  if [[ "${live_endpoint}" != "${want_endpoint}" ]]; then
+    fatal "the cluster's API endpoint is ${live_endpoint} but the stack now asks for" \
+      "${want_endpoint}. kubeadm cannot move controlPlaneEndpoint of a live cluster (it is in" \
+      "every certificate and kubeconfig): restore the previous controlPlaneCount / API" \
+      "endpoint, or rebuild the cluster (pulumi destroy, then pulumi up)"
+  fi
+  log_info "${NODE_NAME} already runs Kubernetes ${live} at ${live_endpoint}: nothing to initialise"
+}
+
+# save_config: the exact config kubeadm init reads, root-only.
+save_config() {
+  [[ -n "${REQUESTED}" ]] || fatal "no kubeadm configuration on stdin; run this phase through 'pulumi up'"
+  [[ "$(config_value kubernetesVersion)" == "${KUBERNETES_VERSION}" ]] \
+    || fatal "the kubeadm configuration on stdin is not for ${KUBERNETES_VERSION}"
+  printf '%s\n' "${REQUESTED}" | write_file "${CONFIG}" 0600 || true
+}
+
+# redacted_tail FILE: the end of kubeadm's log with bootstrap tokens and keys masked.
+redacted_tail() {
+  tail -n 25 "$1" | sed -E 's/[a-z0-9]{6}\.[a-z0-9]{16}/<token>/g; s/[0-9a-f]{64}/<hex>/g' >&2
+}
+
+# initialise: kubeadm init. Its output names a bootstrap token, so it goes to a root-only
+# log file on the node, never to Pulumi's log.
+initialise() {
+  log_info "kubeadm init on ${NODE_NAME} (Kubernetes ${KUBERNETES_VERSION}); log: ${LOG#"${KATAK8S_ROOT}"}"
+  mkdir -p "$(dirname "${LOG}")"
+  if ! (umask 077 && kubeadm init --config "${CONFIG}" >"${LOG}" 2>&1); then
+    redacted_tail "${LOG}"
+    fatal "kubeadm init failed on ${NODE_NAME} (last lines above; full log in" \
+      "${LOG#"${KATAK8S_ROOT}"} there). Fix the cause, run 'sudo kubeadm reset -f' on" \
+      "${NODE_NAME}, then 'pulumi up' again"
+  fi
+  mark_done kubeadm-init
+}
+
+# apiserver_ready: one /readyz probe through the admin kubeconfig.
+apiserver_ready() {
+  [[ "$(KUBECONFIG="${ADMIN_CONF}" kubectl get --raw=/readyz 2>/dev/null)" == "ok" ]]
+}
+
+wait_ready() {
+  wait_for "${READYZ_TIMEOUT}" "kube-apiserver /readyz on ${NODE_NAME}" apiserver_ready \
+    || fatal "the API server on ${NODE_NAME} is not ready after ${READYZ_TIMEOUT}s; inspect" \
+      "'crictl ps -a' and 'journalctl -u kubelet' there. If kubeadm init never finished," \
+      "run 'sudo kubeadm reset -f' on ${NODE_NAME} and 'pulumi up' again"
+}
+
+main() {
+  require_root
+  REQUESTED=$(cat)
+  if [[ -f "${ADMIN_CONF}" ]]; then
+    check_live_cluster
+  else
+    save_config
+    initialise
+  fi
+  wait_ready
+}
+
+main "$@"

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# kubeadm join of one node (a worker, or an extra control plane), once. The rendered
+# JoinConfiguration arrives on stdin because it holds a bootstrap token (and for a control
+# plane a certificate key): it is written root-only, used, and removed; never echoed.
+# A node that already has /etc/kubernetes/kubelet.conf is not joined again; it is checked
+# against the stack instead (Kubernetes version, container runtime) and drift is refused.
+# inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), CRI_SOCKET, CONTROL_PLANE (true|false),
+#         MINT_RESOURCE (the Pulumi name of this node's join-credentials command);
+# stdin: the rendered JoinConfiguration (components/kubeadm.py render_join_config).
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+# shellcheck source=/dev/null
+source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+
+K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
+KUBELET_CONF="${K8S_DIR}/kubelet.conf"
+CONFIG="${K8S_DIR}/katak8s/kubeadm-join.yaml"
+LOG="${KATAK8S_ROOT}/var/log/katak8s/kubeadm-join.log"
+UPGRADE_DOCS="https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/"
+
+# check_runtime: the requested runtime's socket must exist (the runtime phase made it).
+check_runtime() {
+  local socket="${KATAK8S_ROOT}${CRI_SOCKET#unix://}"
+  [[ -e "${socket}" ]] || fatal "${NODE_NAME} has no ${CRI_SOCKET}: its container runtime is not" \
+    "the one the stack asks for. Changing containerRuntime on a deployed node is refused;" \
+    "restore the previous value, or scale the node in and out again"
+}
+
+# check_joined_node: a joined node must be registered, run the requested kubelet version
+# and use the requested runtime.
+check_joined_node() {
+  local have endpoint
+  retry 3 env KUBECONFIG="${KUBELET_CONF}" kubectl get node "${NODE_NAME}" -o name >/dev/null \
+    || fatal "${NODE_NAME} has ${KUBELET_CONF#"${KATAK8S_ROOT}"} but cannot read its Node object: the" \
+      "API is unreachable, a previous join stopped half-way, or the node was deleted from the" \
+      "cluster. In the last two cases run 'sudo kubeadm reset -f' on ${NODE_NAME}, then 'pulumi up'"
+  have=$(kubelet --version | awk '{print $2}')
+  [[ "${have}" == "${KUBERNETES_VERSION}" ]] || fatal "${NODE_NAME} runs kubelet ${have} but the" \
+    "stack asks for ${KUBERNETES_VERSION}; katak8s does not upgrade joined nodes in place. Keep" \
+    "the version (pulumi config set katak8s:kubernetesVersion ${have#v}) or upgrade by hand" \
+    "(${UPGRADE_DOCS}) and then set kubernetesVersion to match"
+  endpoint=$(joined_runtime_endpoint)
+  if [[ -n "${endpoint}" ]] && ! same_socket "${endpoint}" "${CRI_SOCKET}"; then
+    fatal "${NODE_NAME} joined with the runtime at ${endpoint}, but the stack asks for ${CRI_SOCKET}." \
+      "Changing containerRuntime on a joined node is refused; restore the previous value, or" \
+      "scale the node in and out again"
+  fi
+  check_runtime
+  log_info "${NODE_NAME} already joined (kubelet ${have}): nothing to do"
+}
+
+# save_config: the JoinConfiguration, readable by root only.
+save_config() {
+  [[ -n "${JOIN_CONFIG}" ]] || fatal "no JoinConfiguration on stdin; run this phase through 'pulumi up'"
+  (umask 077 && mkdir -p "$(dirname "${CONFIG}")")
+  printf '%s\n' "${JOIN_CONFIG}" | write_file "${CONFIG}" 0600 || true
+}
+
+# explain_failure: turn kubeadm's known join errors into what the operator must do.
+explain_failure() {
+  if grep -qiE 'JWS signature|token id .* is invalid|expired' "${LOG}"; then
+    log_warn "the bootstrap token was refused: it expired (it lives a short while) before the join" \
+      "ran. Mint a fresh one: find the URN of ${MINT_RESOURCE} with 'pulumi stack --show-urns'" \
+      "and run 'pulumi up --replace <that URN>'"
+  elif grep -qi 'already exists in the cluster' "${LOG}"; then
+    log_warn "a Node named ${NODE_NAME} is still registered; drain and delete it first:" \
+      "kubectl drain ${NODE_NAME} --ignore-daemonsets --delete-emptydir-data; kubectl delete node ${NODE_NAME}"
+  fi
+}
+
+# join: kubeadm join; its output goes to a root-only log. A failed join is reset at once:
+# the node had no kubelet.conf before, so this only undoes the failed attempt.
+join() {
+  log_info "kubeadm join of ${NODE_NAME} (control plane: ${CONTROL_PLANE}); log: ${LOG#"${KATAK8S_ROOT}"}"
+  mkdir -p "$(dirname "${LOG}")"
+  if ! (umask 077 && kubeadm join --config "${CONFIG}" >"${LOG}" 2>&1); then
+    tail -n 25 "${LOG}" | sed -E 's/[a-z0-9]{6}\.[a-z0-9]{16}/<token>/g; s/[0-9a-f]{64}/<hex>/g' >&2
+    explain_failure
+    log_warn "undoing the partial join with 'kubeadm reset -f' so the next 'pulumi up' starts clean"
+    kubeadm reset -f --cri-socket "${CRI_SOCKET}" >>"${LOG}" 2>&1 || log_warn "kubeadm reset failed too"
+    rm -f "${CONFIG}"
+    fatal "kubeadm join failed on ${NODE_NAME} (see above and ${LOG#"${KATAK8S_ROOT}"} there)"
+  fi
+  rm -f "${CONFIG}"
+  mark_done kubeadm-join
+}
+
+main() {
+  require_root
+  JOIN_CONFIG=$(cat)
+  if [[ -f "${KUBELET_CONF}" ]]; then
+    check_joined_node
+    return 0
+  fi
+  check_runtime
+  save_config
+  join
+}
+
+main "$@"

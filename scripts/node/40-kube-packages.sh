@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# kubeadm, kubelet and kubectl from pkgs.k8s.io for the Kubernetes minor, at the exact patch
+# (the Debian revision read from `apt-cache madison`, never constructed) and held. A node
+# that already joined a cluster at another version is refused, not changed: that is a
+# kubeadm upgrade. Control-plane nodes pre-pull their images.
+# inputs: KUBERNETES_VERSION (1.M.P), KUBERNETES_REPO_URL, CRI_SOCKET, PREPULL_IMAGES
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+# shellcheck source=/dev/null
+source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+
+PACKAGES=(kubeadm kubelet kubectl)
+
+# --- a joined node changes version only through kubeadm upgrade, one node at a time ---
+refuse_version_change() {
+  local have
+  [[ -f "${KATAK8S_ROOT}/etc/kubernetes/kubelet.conf" ]] || return 0
+  have=$(pkg_version kubeadm)
+  [[ -z ${have} || ${have%%-*} == "${KUBERNETES_VERSION}" ]] && return 0
+  fatal "this node joined the cluster with kubeadm ${have%%-*}; it will not be switched to" \
+    "${KUBERNETES_VERSION} behind kubeadm's back. Upgrade with kubeadm, one minor at a time and node by" \
+    "node (https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/): on the first" \
+    "control plane 'kubeadm upgrade plan' and 'kubeadm upgrade apply v${KUBERNETES_VERSION}', on the" \
+    "others 'kubeadm upgrade node', each after 'kubectl drain' and followed by the kubelet/kubectl" \
+    "packages; or replace the node with a new one"
+}
+
+# --- pkgs.k8s.io has one repository per minor (upstream-bootstrap.md §2.4) ---
+add_repository() {
+  apt_source kubernetes "${KUBERNETES_REPO_URL}" || return 0
+  apt_get update || fatal "apt-get update failed after adding ${KUBERNETES_REPO_URL}"
+}
+
+# --- true when all three packages are already at the wanted patch ---
+installed_at_patch() {
+  local pkg have
+  for pkg in "${PACKAGES[@]}"; do
+    have=$(pkg_version "${pkg}")
+    [[ ${have%%-*} == "${KUBERNETES_VERSION}" ]] || return 1
+  done
+}
+
+# --- the repository's exact Debian revision for the patch, e.g. 1.36.4-1.1 ---
+resolve_revision() {
+  apt-cache madison kubeadm | awk -F'|' -v want="${KUBERNETES_VERSION}" \
+    '{ gsub(/ /, "", $2); split($2, v, "-"); if (v[1] == want) { print $2; exit } }'
+}
+
+install_packages() {
+  local rev pkgs=() pkg
+  installed_at_patch && return 0
+  rev=$(resolve_revision)
+  if [[ -z ${rev} ]]; then
+    apt_get update || true
+    rev=$(resolve_revision)
+  fi
+  [[ -n ${rev} ]] || fatal "kubeadm ${KUBERNETES_VERSION} is not in ${KUBERNETES_REPO_URL};" \
+    "available: $(apt-cache madison kubeadm | awk -F'|' '{gsub(/ /, "", $2); printf "%s ", $2}')." \
+    "Set katak8s:kubernetesVersion to one of them"
+  for pkg in "${PACKAGES[@]}"; do pkgs+=("${pkg}=${rev}"); done
+  apt_get install --allow-change-held-packages "${pkgs[@]}" || fatal "apt-get install ${pkgs[*]} failed"
+}
+
+# --- hold: an unattended upgrade must never move the cluster's version ---
+hold_packages() {
+  local held missing=() pkg
+  held=$(apt-mark showhold)
+  for pkg in "${PACKAGES[@]}"; do
+    grep -qx "${pkg}" <<<"${held}" || missing+=("${pkg}")
+  done
+  (( ${#missing[@]} == 0 )) || apt-mark hold "${missing[@]}" >/dev/null
+  systemctl is-enabled --quiet kubelet || systemctl enable kubelet
+}
+
+# --- control planes pull their images before kubeadm init/join (once per version) ---
+prepull_images() {
+  [[ ${PREPULL_IMAGES} == true ]] || return 0
+  step_done images "${KUBERNETES_VERSION}" && return 0
+  retry 3 kubeadm config images pull --kubernetes-version "v${KUBERNETES_VERSION}" \
+    --cri-socket "${CRI_SOCKET}" >&2 || fatal "cannot pull the control-plane images; check the" \
+    "node's route to registry.k8s.io"
+  mark_step images "${KUBERNETES_VERSION}"
+}
+
+main() {
+  require_root
+  refuse_version_change
+  add_repository
+  install_packages
+  hold_packages
+  prepull_images
+  log_info "kubeadm, kubelet and kubectl ${KUBERNETES_VERSION} installed and held"
+}
+
+main "$@"

@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# katak8s phase kernel: generated from scripts/node/10-kernel.sh and scripts/lib/common.sh.
+# Do not edit on the node: the next `pulumi up` replaces it.
+set -euo pipefail
+# --- parameters ---
+KATAK8S_PHASE=kernel
+KATAK8S_LIB=/dev/null
+KATAK8S_PARAMS=/dev/null
+CLOUD_INIT_TIMEOUT=900
+# --- scripts/lib/common.sh ---
+# katak8s common library: sourced by every phase script, and inlined ahead of it in the
+# phase bundle that reaches a node (components/phase.py). Functions only, no side effects.
+#
+# Conventions:
+#   - logs go to stderr, prefixed with the phase name and a level;
+#   - KATAK8S_ROOT (unset on real nodes) prefixes every path the scripts write, so the
+#     test sandbox can run them for real inside a temporary directory;
+#   - nothing here echoes its arguments on failure: callers may pass secrets on stdin.
+set -euo pipefail
+
+KATAK8S_ROOT="${KATAK8S_ROOT:-}"
+KATAK8S_STATE_DIR="${KATAK8S_ROOT}/var/lib/katak8s"
+
+log_info() { printf '[katak8s %s] INFO  %s\n' "${KATAK8S_PHASE:-?}" "$*" >&2; }
+log_warn() { printf '[katak8s %s] WARN  %s\n' "${KATAK8S_PHASE:-?}" "$*" >&2; }
+# fatal MESSAGE: stop the phase with a message that tells the operator what to do.
+fatal() {
+  printf '[katak8s %s] ERROR %s\n' "${KATAK8S_PHASE:-?}" "$*" >&2
+  exit 1
+}
+
+# require_root: phases change system state and must run through sudo.
+require_root() {
+  [[ -n "${KATAK8S_ROOT}" || "$(id -u)" == 0 ]] || fatal "run this phase as root (sudo)"
+}
+
+# retry ATTEMPTS COMMAND...: run COMMAND until it succeeds, backing off 2, 4, 8 ... 30 s.
+retry() {
+  local attempts=$1 n=1 delay=2
+  shift
+  until "$@"; do
+    if (( n >= attempts )); then
+      log_warn "gave up after ${attempts} attempts: $1"
+      return 1
+    fi
+    log_warn "attempt ${n}/${attempts} failed: $1; retrying in ${delay}s"
+    sleep "${delay}"
+    n=$(( n + 1 ))
+    delay=$(( delay * 2 > 30 ? 30 : delay * 2 ))
+  done
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: poll a real probe every 2 s until it succeeds
+# or SECONDS have passed; never a blind sleep. The attempt count is bounded too
+# (SECONDS/2), so the wait stays bounded even where `sleep` returns at once (test sandbox).
+wait_for() {
+  local limit=$1 what=$2 start=$SECONDS tries=0
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    tries=$(( tries + 1 ))
+    if (( SECONDS - start >= limit || tries * 2 >= limit )); then
+      log_warn "timed out after ${limit}s waiting for ${what}"
+      return 1
+    fi
+    sleep 2
+  done
+  log_info "${what}: ready after $(( SECONDS - start ))s"
+}
+
+# write_file PATH MODE: write stdin to PATH only when the content differs.
+# Returns 0 when the file changed, 1 when it was already up to date.
+write_file() {
+  local path=$1 mode=$2 tmp
+  tmp=$(mktemp)
+  cat >"${tmp}"
+  if [[ -f "${path}" ]] && cmp -s "${tmp}" "${path}"; then
+    rm -f "${tmp}"
+    return 1
+  fi
+  mkdir -p "$(dirname "${path}")"
+  install -m "${mode}" "${tmp}" "${path}"
+  rm -f "${tmp}"
+  log_info "wrote ${path#"${KATAK8S_ROOT}"}"
+}
+
+# apt_get ARGS...: apt-get that waits for dpkg locks (cloud-init, unattended-upgrades)
+# and retries network failures.
+apt_get() {
+  retry 5 env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -y -q "$@"
+}
+
+# sha256_of FILE: print the sha256 of FILE.
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# mark_done NAME: record that a step finished, with the parameters' hash it ran with.
+mark_done() {
+  mkdir -p "${KATAK8S_STATE_DIR}"
+  printf '%s\n' "${KATAK8S_BUNDLE_SHA256:-unknown}" >"${KATAK8S_STATE_DIR}/$1.done"
+}
+
+# pkg_version PKG: print the installed version of a Debian package, or nothing.
+pkg_version() {
+  local out
+  # shellcheck disable=SC2016  # ${...} is dpkg-query's format syntax, not the shell's
+  out=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$1" 2>/dev/null) || return 0
+  if [[ ${out} == ii* ]]; then printf '%s\n' "${out#*|}"; fi
+}
+
+# ensure_packages PKG...: install the packages that are missing (one update, one install);
+# installed ones are left alone, so a second run issues no apt command at all.
+ensure_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    [[ -n "$(pkg_version "${pkg}")" ]] || missing+=("${pkg}")
+  done
+  (( ${#missing[@]} )) || return 0
+  log_info "installing ${missing[*]}"
+  apt_get update || fatal "apt-get update failed; check the node's DNS and its route to the Ubuntu mirror"
+  apt_get install "${missing[@]}" || fatal "apt-get install ${missing[*]} failed (see the apt output above)"
+}
+
+# apt_source NAME URL: the signed deb822 source for a flat repository (pkgs.k8s.io, the
+# CRI-O repository on download.opensuse.org): /etc/apt/sources.list.d/NAME.sources, keyed by
+# /etc/apt/keyrings/NAME-apt-keyring.gpg from URL/Release.key. The key is fetched again
+# whenever the source changes, because keys of older minors expire (kubernetes/release
+# #3818). Returns 0 when something changed (the caller runs apt-get update), 1 otherwise.
+apt_source() {
+  local name=$1 url=$2 keyring="/etc/apt/keyrings/$1-apt-keyring.gpg" tmp source
+  source="${KATAK8S_ROOT}/etc/apt/sources.list.d/${name}.sources"
+  tmp=$(mktemp -d)
+  printf 'Types: deb\nURIs: %s\nSuites: /\nSigned-By: %s\n' "${url}" "${keyring}" >"${tmp}/sources"
+  if [[ -s "${KATAK8S_ROOT}${keyring}" ]] && cmp -s "${tmp}/sources" "${source}"; then
+    rm -rf "${tmp}"
+    return 1
+  fi
+  retry 5 curl -fsSL --connect-timeout 20 --max-time 120 -o "${tmp}/Release.key" "${url}Release.key" \
+    || fatal "cannot download ${url}Release.key; check the node's route to $(cut -d/ -f3 <<<"${url}")"
+  gpg --batch --yes --dearmor -o "${tmp}/keyring.gpg" <"${tmp}/Release.key"
+  write_file "${KATAK8S_ROOT}${keyring}" 0644 <"${tmp}/keyring.gpg" || true
+  write_file "${source}" 0644 <"${tmp}/sources" || true
+  rm -rf "${tmp}"
+}
+
+# kubelet_runs_pods: true when a kubelet is active and the runtime holds pod sandboxes,
+# i.e. restarting the runtime now would disrupt workloads. Without crictl we cannot tell,
+# so an active kubelet counts as running pods.
+kubelet_runs_pods() {
+  systemctl is-active --quiet kubelet || return 1
+  command -v crictl >/dev/null || return 0
+  [[ -n "$(crictl --runtime-endpoint "${CRI_SOCKET:-}" pods -q 2>/dev/null)" ]]
+}
+
+# joined_runtime_endpoint: the CRI socket a node that already joined a cluster uses (from
+# the kubelet's files written by kubeadm), or nothing on a node that never joined.
+joined_runtime_endpoint() {
+  [[ -f "${KATAK8S_ROOT}/etc/kubernetes/kubelet.conf" ]] || return 0
+  grep -hoE 'unix://[^" ]+' "${KATAK8S_ROOT}/var/lib/kubelet/config.yaml" \
+    "${KATAK8S_ROOT}/var/lib/kubelet/kubeadm-flags.env" 2>/dev/null | head -n1 || true
+}
+
+# same_socket A B: CRI endpoints are equal up to the unix:// scheme and /var/run == /run.
+same_socket() {
+  local a=${1#unix://} b=${2#unix://}
+  [[ "${a#/var}" == "${b#/var}" ]]
+}
+
+# mark_step NAME VALUE / step_done NAME VALUE: remember that step NAME finished for VALUE
+# (a version, a config hash), so an expensive or disruptive step runs once per VALUE.
+mark_step() {
+  mkdir -p "${KATAK8S_STATE_DIR}"
+  printf '%s\n' "$2" >"${KATAK8S_STATE_DIR}/$1.done"
+}
+step_done() { [[ "$(cat "${KATAK8S_STATE_DIR}/$1.done" 2>/dev/null)" == "$2" ]]; }
+
+# apply_runtime_config UNIT CHANGED: enable and start the container runtime UNIT; restart it
+# when its config changed (CHANGED=1) or a restart refused earlier is still pending. A
+# kubelet that runs pods blocks the restart unless ALLOW_RUNTIME_RESTART=true.
+apply_runtime_config() {
+  local unit=$1 pending="${KATAK8S_STATE_DIR}/$1.restart-pending"
+  mkdir -p "${KATAK8S_STATE_DIR}"
+  if [[ $2 == 1 ]]; then touch "${pending}"; fi
+  systemctl is-enabled --quiet "${unit}" || systemctl enable "${unit}"
+  if ! systemctl is-active --quiet "${unit}"; then
+    systemctl start "${unit}"
+  elif [[ -f ${pending} ]]; then
+    if [[ ${ALLOW_RUNTIME_RESTART:-false} != true ]] && kubelet_runs_pods; then
+      fatal "the ${unit} config changed but the kubelet runs pods on this node; drain it" \
+        "(kubectl drain) and re-run, or set katak8s:allowRuntimeRestart true to restart anyway"
+    fi
+    log_info "restarting ${unit} for its new config"
+    systemctl restart "${unit}"
+  fi
+  rm -f "${pending}"
+}
+
+# refuse_runtime_switch RUNTIME: stop when this node joined a cluster with another runtime.
+refuse_runtime_switch() {
+  local joined
+  joined=$(joined_runtime_endpoint)
+  [[ -z ${joined} ]] || same_socket "${joined}" "${CRI_SOCKET}" || fatal "this node joined the cluster" \
+    "with the runtime at ${joined}; switching it in place to $1 would orphan its pods, images and" \
+    "kubelet state. Replace the node instead: remove it (lower workerCount: drain, delete node," \
+    "kubeadm reset), then add a new node with containerRuntime=$1"
+}
+# --- scripts/node/10-kernel.sh ---
+# Kernel prerequisites for the kubelet, the CNI and Kata: wait for cloud-init (it holds the
+# apt/dpkg locks on first boot), load and persist overlay, br_netfilter, vhost_vsock and
+# vhost_net, set forwarding and bridge-netfilter sysctls, and turn swap off now and after
+# reboot. Every step compares before it changes anything.
+# inputs: CLOUD_INIT_TIMEOUT (seconds)
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+# shellcheck source=/dev/null
+source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+
+# overlay + br_netfilter: container runtimes and kube-proxy/Calico (upstream-bootstrap.md
+# §2.1, Kata CI tests/gha-run-k8s-common.sh); vhost_*: Kata's agent channel and VM network
+# (Kata docs/installation.md).
+MODULES=(overlay br_netfilter vhost_vsock vhost_net)
+# Only ip_forward is required by kubeadm's preflight; the bridge keys are what Kata's CI and
+# most CNIs expect (kubernetes PR #123464 leaves them to the network plugin).
+SYSCTLS=(
+  "net.ipv4.ip_forward = 1"
+  "net.bridge.bridge-nf-call-iptables = 1"
+  "net.bridge.bridge-nf-call-ip6tables = 1"
+)
+
+# --- cloud-init first: its package installs hold the dpkg lock ---
+wait_cloud_init() {
+  local rc=0
+  command -v cloud-init >/dev/null || return 0
+  timeout "${CLOUD_INIT_TIMEOUT}" cloud-init status --wait >/dev/null || rc=$?
+  case ${rc} in
+    0) ;;
+    124) fatal "cloud-init still running after ${CLOUD_INIT_TIMEOUT}s; inspect 'cloud-init status --long'" \
+      "and /var/log/cloud-init-output.log on the node, then run 'pulumi up' again" ;;
+    # 1 = error, 2 = done with recoverable errors (cloud-init >= 23.4): finished either way.
+    *) log_warn "cloud-init finished with errors (exit ${rc}); see 'cloud-init status --long'" ;;
+  esac
+}
+
+# --- kernel modules: now, and on every boot via modules-load.d ---
+load_modules() {
+  local mod
+  printf '%s\n' "# katak8s: container runtime, CNI and Kata modules" "${MODULES[@]}" \
+    | write_file "${KATAK8S_ROOT}/etc/modules-load.d/katak8s.conf" 0644 || true
+  for mod in "${MODULES[@]}"; do
+    [[ -d "${KATAK8S_ROOT}/sys/module/${mod}" ]] && continue
+    modprobe "${mod}" || fatal "modprobe ${mod} failed; install linux-modules-extra-\$(uname -r) or use" \
+      "Ubuntu's generic cloud kernel"
+  done
+}
+
+# --- sysctls: persisted in sysctl.d, applied only when the live values differ ---
+apply_sysctls() {
+  local line key want have stale=0
+  printf '%s\n' "# katak8s: kubelet and CNI requirements" "${SYSCTLS[@]}" \
+    | write_file "${KATAK8S_ROOT}/etc/sysctl.d/99-katak8s.conf" 0644 || true
+  for line in "${SYSCTLS[@]}"; do
+    key=${line%% =*}
+    want=${line##*= }
+    have=$(cat "${KATAK8S_ROOT}/proc/sys/${key//.//}" 2>/dev/null || true)
+    [[ ${have} == "${want}" ]] || stale=1
+  done
+  (( stale )) || return 0
+  sysctl --system >/dev/null || fatal "sysctl --system failed; check /etc/sysctl.d for a bad file"
+}
+
+# --- swap: the kubelet's failSwapOn defaults to true (upstream-bootstrap.md §2.2) ---
+disable_swap() {
+  local fstab="${KATAK8S_ROOT}/etc/fstab"
+  if [[ $(wc -l <"${KATAK8S_ROOT}/proc/swaps") -gt 1 ]]; then
+    swapoff -a || fatal "swapoff -a failed; free memory or remove the swap device by hand"
+  fi
+  if [[ -f ${fstab} ]] && grep -qE '^[^#].*[[:space:]]swap[[:space:]]' "${fstab}"; then
+    sed -ri 's/^([^#].*[[:space:]]swap[[:space:]].*)$/# katak8s: swap off for the kubelet: \1/' "${fstab}"
+    log_info "commented out the swap entries in /etc/fstab"
+  fi
+}
+
+main() {
+  require_root
+  wait_cloud_init
+  load_modules
+  apply_sysctls
+  disable_swap
+  log_info "kernel prerequisites in place"
+}
+
+main "$@"

@@ -1,0 +1,773 @@
+"""Run node scripts FOR REAL with bash inside a temporary root, with system commands stubbed.
+
+A `Sandbox` is a throw-away directory:
+
+    <base>/root     KATAK8S_ROOT: fake system files (etc/os-release, proc/cpuinfo,
+                    proc/meminfo, dev/kvm, sys/module/..., etc/fstab); scripts write here
+    <base>/bin      the ONLY directory on PATH: one stub per system/network command plus
+                    symlinks to the real core utilities (cat, grep, sed, awk, install,
+                    mkdir, cmp, sha256sum, tar, zstd, mktemp, ...), which run for real.
+                    Anything else is "command not found" (exit 127), so a script can never
+                    reach the host's systemctl or apt-get by accident.
+    <base>/state    what the default stubs remember: installed packages (state/dpkg/<pkg>
+                    holds the version), held packages, unit states, served URLs, facts
+    <base>/calls.log  one line per stub invocation: the command name then each argument
+                    shell-quoted with printf %q (parsed back with shlex; an argument
+                    holding a newline is logged as $'...', which shlex does not parse)
+
+API (all paths given to the API are relative to the fake root unless they say otherwise):
+
+    sb = Sandbox(tmp_path, ubuntu="24.04", arch="x86_64", cpu_flags=("vmx",), kvm=True,
+                 mem_mib=16384, disk_gib=100, cpus=4, host_kernel="6.8.0-45-generic",
+                 guest_kernel="6.12.28-kata")
+    sb.stub("systemctl", "is-active*kubelet*", exit=3, stdout="inactive\\n")
+        Program one command: `pattern` is a bash glob matched against the arguments
+        joined by spaces ("$*"). The newest matching rule wins, then the default
+        behaviour. A rule may set exit, stdout, stderr, files ({root-relative path: text},
+        written into the root when the stub runs), run (bash code sourced by the stub with
+        the original "$@", $ROOT, $STATE, $SB set; its status is the exit code) and
+        times (the rule applies that many times, then falls through: flaky networks).
+    sb.serve(url, data)              curl answers `url` with `data` (bytes or str); other
+                                     URLs fail like `curl -f` on a 404 (exit 22)
+    sb.package(name, *versions, files=None)
+                                     apt-cache madison lists `versions` (newest first);
+                                     `apt-get install name[=v]` records it as installed
+                                     (state/dpkg/<name>) and copies `files` into the root;
+                                     a version not listed fails like apt (exit 100)
+    sb.installed(name, version)      pretend a package is already installed
+    sb.unit(name, active=True, enabled=True)   pretend a systemd unit's state
+    sb.module(name, loadable=True)   modprobe of an unloadable module fails like the kernel
+    sb.write(path, text, mode=0o644) / sb.read(path) / sb.exists(path) / sb.path(path)
+    sb.snapshot()                    {root-relative path: (mtime_ns, sha256)} of every
+                                     file, to prove a second run rewrote nothing
+    sb.stub_program()                the stub's bash text (to place fake binaries inside
+                                     archives, e.g. opt/kata/bin/kata-ctl: a copy logs and
+                                     answers under its own file name)
+    res = sb.run("node/10-kernel.sh", params, env=None, stdin=None, timeout=60)
+        Render `params` (a dataclass, via components.phase.render_env, or a mapping of
+        NAME -> value) to a params file and run `bash scripts/<script> <params file>`.
+    res = sb.run_bundle(text)        run a rendered bundle (components.phase.render_bundle)
+    res = sb.run_command(cmdline)    run a command line with bash -c (e.g. a Command's
+                                     `delete` text: `sudo -n timeout 1800 bash -c '...'`)
+
+    res.rc, res.stdout, res.stderr, res.ok
+    res.calls                        [Call] of THIS run, in order; Call.argv, .name, .line
+    res.called(name, pattern="*")    the calls of `name` whose arguments match the glob
+    res.changing()                   calls that change the system or use the network
+                                     (install, hold, restart, enable, modprobe, sysctl
+                                     --system, swapoff, curl, gpg, ctr run, crictl runp,
+                                     kubeadm init/join/pull, kubectl apply...); a second
+                                     idempotent run must return []
+
+Default stub behaviour (overridable per command with `stub`): see STUB_PROGRAM. Every run
+gets KATAK8S_ROOT, KATAK8S_SANDBOX, PATH=<base>/bin, HOME, LANG=C and a fresh log offset.
+`sleep` is a logged no-op so retries and waits cost no wall time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components import phase
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+
+# Core utilities that run for real (symlinked into the sandbox's bin/ when present).
+REAL_TOOLS = (
+    "awk", "base64", "basename", "bash", "cat", "chmod", "chown", "cmp", "comm", "cp", "cut",
+    "date", "diff", "dirname", "env", "expr", "find", "grep", "gzip", "head", "id", "install",
+    "ln", "ls", "mkdir", "mktemp", "mv", "od", "paste", "readlink", "realpath", "rm", "rmdir",
+    "sed", "seq", "sh", "sha256sum", "sort", "stat", "tail", "tar", "tee", "touch", "tr",
+    "uniq", "wc", "xargs", "zstd", "unzstd",
+)
+
+# System and network commands the scripts may call; each is a copy of STUB_PROGRAM.
+STUBS = (
+    "apt-cache", "apt-get", "apt-key", "apt-mark", "cloud-init", "containerd", "crictl", "crio",
+    "ctr", "curl", "df", "dpkg", "dpkg-query", "gpg", "hostname", "journalctl", "kata-ctl",
+    "kata-runtime", "kubeadm", "kubectl", "kubelet", "modprobe", "mount", "reboot", "runc",
+    "sleep", "sudo", "swapoff", "swapon", "sysctl", "systemctl", "timeout", "udevadm", "uname",
+    "update-ca-certificates", "wget",
+)
+
+# (command, glob over the arguments) pairs that do NOT change the system; every other call
+# of a command in CHANGING_COMMANDS counts as changing.
+CHANGING_COMMANDS = frozenset({
+    "apt-get", "apt-key", "apt-mark", "crictl", "ctr", "curl", "dpkg", "gpg", "kubeadm", "kubectl",
+    "modprobe", "mount", "reboot", "swapoff", "swapon", "sysctl", "systemctl", "wget",
+    "update-ca-certificates", "udevadm",
+})
+READ_ONLY = (
+    ("apt-get", "*--simulate*"), ("apt-get", "*-s *"),
+    ("apt-mark", "*showhold*"),
+    ("crictl", "*info*"), ("crictl", "*version*"), ("crictl", "*pods*"), ("crictl", "*ps*"),
+    ("crictl", "*images*"), ("crictl", "*inspect*"), ("crictl", "*logs*"),
+    ("ctr", "*version*"), ("ctr", "*plugins*"), ("ctr", "*images ls*"), ("ctr", "*image ls*"),
+    ("ctr", "*images check*"), ("ctr", "*containers ls*"), ("ctr", "*tasks ls*"),
+    ("dpkg", "*--print-architecture*"), ("dpkg", "-l*"), ("dpkg", "-s*"),
+    ("kubeadm", "version*"), ("kubeadm", "config images list*"), ("kubeadm", "config print*"),
+    ("kubectl", "get*"), ("kubectl", "version*"), ("kubectl", "wait*"), ("kubectl", "config view*"),
+    ("kubectl", "*--dry-run*"), ("kubectl", "cluster-info*"),
+    ("modprobe", "*-n *"), ("modprobe", "*--dry-run*"), ("modprobe", "*--show-depends*"),
+    ("sysctl", "-n *"), ("sysctl", "-a*"), ("swapon", "--show*"), ("swapon", "-s*"),
+    ("systemctl", "*is-active*"), ("systemctl", "*is-enabled*"), ("systemctl", "*is-failed*"),
+    ("systemctl", "*show*"), ("systemctl", "*status*"), ("systemctl", "*cat *"),
+    ("systemctl", "*list-units*"), ("systemctl", "*list-unit-files*"),
+)
+
+OS_RELEASE = {
+    "24.04": ("noble", "Ubuntu 24.04.3 LTS", "24.04.3 LTS (Noble Numbat)"),
+    "26.04": ("resolute", "Ubuntu 26.04 LTS", "26.04 LTS (Resolute Raccoon)"),
+}
+
+STUB_PROGRAM = r'''#!/usr/bin/env bash
+# katak8s test sandbox stub (tests/sandbox.py): log the call, then answer from the rules a
+# test programmed (newest first) or from the default behaviour of this command.
+set -uo pipefail
+name=${0##*/}
+SB=${KATAK8S_SANDBOX:?stub called outside a sandbox}
+ROOT=$SB/root
+STATE=$SB/state
+{ printf '%s' "${name}"; printf ' %q' "$@"; printf '\n'; } >>"${SB}/calls.log"
+
+fact() { cat "${STATE}/facts/$1" 2>/dev/null || printf '%s' "${2:-}"; }
+
+find_rule() {
+  local rules=() rule pattern left i
+  [[ -d ${SB}/rules/${name} ]] || return 1
+  rules=("${SB}/rules/${name}"/*)
+  # Rule directories are numbered in creation order: newest first.
+  for (( i = ${#rules[@]} - 1; i >= 0; i-- )); do
+    rule=${rules[i]}
+    pattern=$(cat "${rule}/pattern")
+    # shellcheck disable=SC2053  # the pattern is a glob on purpose
+    [[ "$*" == ${pattern} ]] || continue
+    if [[ -f ${rule}/times ]]; then
+      left=$(cat "${rule}/times")
+      (( left > 0 )) || continue
+      echo $(( left - 1 )) >"${rule}/times"
+    fi
+    RULE=${rule}
+    return 0
+  done
+  return 1
+}
+
+# Positional arguments, skipping options and the values of options listed in $1.
+positional() {
+  local takes=" $1 " a skip=0
+  shift
+  POS=()
+  for a; do
+    if (( skip )); then skip=0; continue; fi
+    case ${a} in
+      --*=*) ;;
+      -*) [[ ${takes} == *" ${a} "* ]] && skip=1 ;;
+      *) POS+=("${a}") ;;
+    esac
+  done
+}
+
+do_apt_get() {
+  positional "-o -c -t --target-release" "$@"
+  local a pkg ver avail
+  case ${POS[0]:-} in
+    install|reinstall)
+      for a in "${POS[@]:1}"; do
+        pkg=${a%%=*}
+        avail=${STATE}/apt/${pkg}
+        if [[ ${a} == *=* ]]; then
+          ver=${a#*=}
+          if [[ -f ${avail} ]] && ! grep -qxF -- "${ver}" "${avail}"; then
+            echo "E: Version '${ver}' for '${pkg}' was not found" >&2
+            return 100
+          fi
+        elif [[ -f ${avail} ]]; then
+          ver=$(head -n1 "${avail}")
+        else
+          ver=1.0-stub
+        fi
+        mkdir -p "${STATE}/dpkg"
+        printf '%s\n' "${ver}" >"${STATE}/dpkg/${pkg}"
+        if [[ -d ${STATE}/payload/${pkg} ]]; then cp -a "${STATE}/payload/${pkg}/." "${ROOT}/"; fi
+      done ;;
+    remove|purge)
+      for a in "${POS[@]:1}"; do rm -f "${STATE}/dpkg/${a}"; done ;;
+  esac
+  return 0
+}
+
+# shellcheck disable=SC2016  # ${Version} and friends are dpkg-query's format, not the shell's
+do_dpkg_query() {
+  local fmt='${Package}\t${Version}\n' a pkg ver out rc=0 status=0
+  local args=("$@") i
+  POS=()
+  for (( i = 0; i < ${#args[@]}; i++ )); do
+    a=${args[i]}
+    case ${a} in
+      -f|--showformat) i=$(( i + 1 )); fmt=${args[i]} ;;
+      --showformat=*|-f=*) fmt=${a#*=} ;;
+      -s|--status) status=1 ;;
+      -*) ;;
+      *) POS+=("${a}") ;;
+    esac
+  done
+  for pkg in "${POS[@]}"; do
+    if [[ ! -f ${STATE}/dpkg/${pkg} ]]; then
+      echo "dpkg-query: no packages found matching ${pkg}" >&2
+      rc=1
+      continue
+    fi
+    ver=$(cat "${STATE}/dpkg/${pkg}")
+    if (( status )); then
+      printf 'Package: %s\nStatus: install ok installed\nVersion: %s\n' "${pkg}" "${ver}"
+      continue
+    fi
+    out=${fmt//'${Package}'/${pkg}}
+    out=${out//'${Version}'/${ver}}
+    out=${out//'${Status}'/install ok installed}
+    out=${out//'${db:Status-Abbrev}'/ii }
+    printf '%b' "${out}"
+  done
+  return "${rc}"
+}
+
+do_apt_mark() {
+  positional "" "$@"
+  local a
+  mkdir -p "${STATE}/hold"
+  case ${POS[0]:-} in
+    hold) for a in "${POS[@]:1}"; do touch "${STATE}/hold/${a}"; done ;;
+    unhold) for a in "${POS[@]:1}"; do rm -f "${STATE}/hold/${a}"; done ;;
+    showhold) ls "${STATE}/hold" ;;
+  esac
+}
+
+do_apt_cache() {
+  positional "-o -c" "$@"
+  local pkg=${POS[1]:-} v
+  case ${POS[0]:-} in
+    madison)
+      [[ -f ${STATE}/apt/${pkg} ]] || return 0
+      while read -r v; do
+        printf '%10s | %s | %s\n' "${pkg}" "${v}" "$(fact "repo-${pkg}" "https://stub.invalid/deb  Packages")"
+      done <"${STATE}/apt/${pkg}" ;;
+    policy)
+      printf '%s:\n  Installed: %s\n  Candidate: %s\n' "${pkg}" \
+        "$(cat "${STATE}/dpkg/${pkg}" 2>/dev/null || echo '(none)')" \
+        "$(head -n1 "${STATE}/apt/${pkg}" 2>/dev/null || echo '(none)')" ;;
+  esac
+}
+
+do_systemctl() {
+  positional "-p --property -t --type" "$@"
+  local verb=${POS[0]:-} quiet=0 now=0 u rc=0 a
+  for a; do
+    case ${a} in -q|--quiet) quiet=1 ;; --now) now=1 ;; esac
+  done
+  mkdir -p "${STATE}/units"
+  for u in "${POS[@]:1}"; do
+    u=${u%.service}
+    case ${verb} in
+      is-active)
+        if [[ -f ${STATE}/units/${u}.active ]]; then (( quiet )) || echo active
+        else (( quiet )) || echo inactive; rc=3; fi ;;
+      is-enabled)
+        if [[ -f ${STATE}/units/${u}.enabled ]]; then (( quiet )) || echo enabled
+        else (( quiet )) || echo disabled; rc=1; fi ;;
+      start|restart|reload-or-restart) touch "${STATE}/units/${u}.active" ;;
+      try-restart) ;;
+      reload) [[ -f ${STATE}/units/${u}.active ]] || rc=1 ;;
+      stop) rm -f "${STATE}/units/${u}.active" ;;
+      enable)
+        touch "${STATE}/units/${u}.enabled"
+        if (( now )); then touch "${STATE}/units/${u}.active"; fi ;;
+      disable)
+        rm -f "${STATE}/units/${u}.enabled"
+        if (( now )); then rm -f "${STATE}/units/${u}.active"; fi ;;
+    esac
+  done
+  return "${rc}"
+}
+
+do_modprobe() {
+  positional "-C --config -d --dirname -S --set-version" "$@"
+  local dry=0 all=0 a m mods
+  for a; do
+    case ${a} in -n|--dry-run|--show) dry=1 ;; -a|--all) all=1 ;; -*) [[ ${a} == -*a* && ${a} != --* ]] && all=1 ;; esac
+  done
+  if (( all )); then mods=("${POS[@]}"); else mods=("${POS[@]:0:1}"); fi
+  for m in "${mods[@]}"; do
+    m=${m//-/_}
+    if [[ -f ${STATE}/modules/${m}.missing ]]; then
+      echo "modprobe: FATAL: Module ${m} not found in directory /lib/modules/$(fact kernel)" >&2
+      return 1
+    fi
+    (( dry )) || mkdir -p "${ROOT}/sys/module/${m}"
+  done
+}
+
+sysctl_apply() {
+  local line key value
+  while IFS= read -r line || [[ -n ${line} ]]; do
+    line=${line%%#*}
+    [[ ${line} == *=* ]] || continue
+    key=$(printf '%s' "${line%%=*}" | tr -d ' \t')
+    value=$(printf '%s' "${line#*=}" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
+    mkdir -p "$(dirname "${ROOT}/proc/sys/${key//.//}")"
+    printf '%s\n' "${value}" >"${ROOT}/proc/sys/${key//.//}"
+  done
+}
+
+do_sysctl() {
+  local a f
+  case ${1:-} in
+    -n) for a in "${@:2}"; do cat "${ROOT}/proc/sys/${a//.//}" || return 255; done ;;
+    --system)
+      for f in "${ROOT}"/etc/sysctl.d/*.conf; do [[ -f ${f} ]] && sysctl_apply <"${f}"; done; return 0 ;;
+    -p) sysctl_apply <"${ROOT}${2:-/etc/sysctl.conf}" ;;
+    -w) for a in "${@:2}"; do printf '%s\n' "${a}" | sysctl_apply; done ;;
+  esac
+}
+
+do_curl() {
+  positional "-o --output -m --max-time --connect-timeout --retry --retry-delay --retry-max-time -H --header -w --write-out -A --user-agent --proto -u --user -d --data -X --request --cacert" "$@"
+  local out="" args=("$@") i url key
+  for (( i = 0; i < ${#args[@]}; i++ )); do
+    case ${args[i]} in -o|--output) out=${args[i+1]} ;; --output=*) out=${args[i]#*=} ;; esac
+  done
+  url=${POS[0]:-}
+  key=$(printf '%s' "${url}" | sha256sum | cut -d' ' -f1)
+  if [[ ! -f ${STATE}/urls/${key} ]]; then
+    echo "curl: (22) The requested URL returned error: 404" >&2
+    return 22
+  fi
+  if [[ -n ${out} ]]; then cp "${STATE}/urls/${key}" "${out}"; else cat "${STATE}/urls/${key}"; fi
+}
+
+do_gpg() {
+  local out="" args=("$@") i
+  for (( i = 0; i < ${#args[@]}; i++ )); do
+    case ${args[i]} in -o|--output) out=${args[i+1]} ;; esac
+  done
+  if [[ -n ${out} ]]; then cat >"${out}"; else cat; fi
+}
+
+do_crictl() {
+  positional "-r --runtime-endpoint -i --image-endpoint -t --timeout --runtime -o --output" "$@"
+  case ${POS[0]:-} in
+    info|version)
+      [[ -f ${STATE}/units/crio.active || -f ${STATE}/units/containerd.active ]] || {
+        echo "crictl: connect: connection refused" >&2; return 1; }
+      [[ ${POS[0]} == version ]] && echo "RuntimeName: stub" || echo '{"status":{"conditions":[]}}' ;;
+    runp) echo "pod0000000000000000000000000000000000000000000000000000000000001" ;;
+    create) echo "ctr0000000000000000000000000000000000000000000000000000000000001" ;;
+    start) echo "${POS[1]:-}" ;;
+    logs) fact guest_kernel; echo ;;
+    inspect) echo '{"status":{"state":"CONTAINER_EXITED","exitCode":0}}' ;;
+  esac
+  return 0
+}
+
+do_ctr() {
+  positional "-n --namespace -a --address --runtime --runtime-config-path --snapshotter --label --env" "$@"
+  case ${POS[0]:-} in
+    version)
+      [[ -f ${STATE}/units/containerd.active ]] || {
+        echo "ctr: failed to dial \"/run/containerd/containerd.sock\": connection refused" >&2; return 1; }
+      printf 'Client:\n  Version:  %s\n\nServer:\n  Version:  %s\n' "$(fact containerd_version 2.2.1)" "$(fact containerd_version 2.2.1)" ;;
+    plugins|plugin)
+      printf '%-40s%-25s%-15s%s\n' TYPE ID PLATFORMS STATUS io.containerd.grpc.v1 cri - "$(fact cri_status ok)" ;;
+    run)
+      [[ "$*" == *uname* ]] && { fact guest_kernel; echo; } ;;
+  esac
+  return 0
+}
+
+do_containerd() {
+  positional "-c --config -a --address -l --log-level" "$@"
+  case "${POS[*]}" in
+    "config default")
+      cat "${STATE}/containerd/default.toml" 2>/dev/null || {
+        echo "containerd: no default config programmed (sandbox.stub)" >&2; return 1; } ;;
+    *) [[ "$*" == *--version* || "$*" == *-v* ]] && \
+        echo "containerd github.com/containerd/containerd/v2 v$(fact containerd_version 2.2.1) stub" ;;
+  esac
+  return 0
+}
+
+do_uname() {
+  case ${1:-} in
+    -r) fact kernel; echo ;;
+    -m|-p|-i) fact arch; echo ;;
+    -n) fact hostname; echo ;;
+    -a) echo "Linux $(fact hostname) $(fact kernel) #1 SMP $(fact arch) GNU/Linux" ;;
+    *) echo Linux ;;
+  esac
+}
+
+do_df() {
+  local kib
+  kib=$(fact disk_kib 104857600)
+  printf 'Filesystem     1024-blocks      Used Available Capacity Mounted on\n'
+  printf '/dev/vda1      %s 1000000 %s 1%% /\n' "$(( kib + 1000000 ))" "${kib}"
+}
+
+do_timeout() {
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      -k|-s|--kill-after|--signal) shift 2 ;;
+      -*) shift ;;
+      *) shift; break ;;
+    esac
+  done
+  exec "$@"
+}
+
+do_sudo() {
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      -u|-g) shift 2 ;;
+      -*) shift ;;
+      *) break ;;
+    esac
+  done
+  exec "$@"
+}
+
+RULE=""
+if find_rule "$@"; then
+  if [[ -d ${RULE}/files ]]; then cp -a "${RULE}/files/." "${ROOT}/"; fi
+  if [[ -f ${RULE}/stdout ]]; then cat "${RULE}/stdout"; fi
+  if [[ -f ${RULE}/stderr ]]; then cat "${RULE}/stderr" >&2; fi
+  if [[ -f ${RULE}/run ]]; then
+    # shellcheck source=/dev/null
+    source "${RULE}/run"
+    exit $?
+  fi
+  exit "$(cat "${RULE}/exit")"
+fi
+
+case ${name} in
+  apt-get) do_apt_get "$@" ;;
+  apt-cache) do_apt_cache "$@" ;;
+  apt-mark) do_apt_mark "$@" ;;
+  dpkg-query) do_dpkg_query "$@" ;;
+  dpkg) [[ "$*" == *--print-architecture* ]] && echo amd64; true ;;
+  systemctl) do_systemctl "$@" ;;
+  modprobe) do_modprobe "$@" ;;
+  sysctl) do_sysctl "$@" ;;
+  swapoff) printf 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n' >"${ROOT}/proc/swaps" ;;
+  curl|wget) do_curl "$@" ;;
+  gpg) do_gpg "$@" ;;
+  crictl) do_crictl "$@" ;;
+  ctr) do_ctr "$@" ;;
+  containerd) do_containerd "$@" ;;
+  crio) [[ "$*" == *version* ]] && echo "crio version $(fact crio_version 1.36.0)"; true ;;
+  cloud-init) [[ "$*" == *status* ]] && echo "status: done"; true ;;
+  kata-ctl) [[ "$*" == *check* ]] && echo "System is capable of running Kata Containers"; true ;;
+  kubeadm) [[ "$*" == "version"* ]] && echo "v$(cut -d- -f1 "${STATE}/dpkg/kubeadm" 2>/dev/null)"; true ;;
+  uname) do_uname "$@" ;;
+  hostname) fact hostname; echo ;;
+  df) do_df "$@" ;;
+  timeout) do_timeout "$@" ;;
+  sudo) do_sudo "$@" ;;
+  *) exit 0 ;;
+esac
+'''
+
+
+@dataclass(frozen=True)
+class Call:
+    """One logged stub invocation."""
+
+    argv: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.argv[0]
+
+    @property
+    def args(self) -> str:
+        """The arguments joined by spaces: what `pattern` globs are matched against."""
+        return " ".join(self.argv[1:])
+
+    @property
+    def line(self) -> str:
+        return " ".join(self.argv)
+
+    def matches(self, name: str, pattern: str = "*") -> bool:
+        return self.name == name and fnmatch.fnmatchcase(self.args, pattern)
+
+    @property
+    def changing(self) -> bool:
+        if self.name not in CHANGING_COMMANDS:
+            return False
+        return not any(self.matches(n, p) for n, p in READ_ONLY)
+
+
+@dataclass(frozen=True)
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
+    calls: tuple[Call, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def called(self, name: str, pattern: str = "*") -> list[Call]:
+        return [c for c in self.calls if c.matches(name, pattern)]
+
+    def changing(self) -> list[Call]:
+        return [c for c in self.calls if c.changing]
+
+    def __str__(self) -> str:  # handy in assertion messages
+        calls = "\n".join(f"  {c.line}" for c in self.calls)
+        return f"rc={self.rc}\n--- stderr ---\n{self.stderr}\n--- calls ---\n{calls}"
+
+
+def _cpuinfo(cpus: int, flags: tuple[str, ...]) -> str:
+    base = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ss syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl xtopology cpuid tsc_known_freq pni pclmulqdq ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor lahf_lm abm"  # noqa: E501
+    blocks = []
+    for i in range(cpus):
+        blocks.append(f"processor\t: {i}\nvendor_id\t: GenuineIntel\nmodel name\t: Intel Xeon Processor "
+                      f"(Icelake)\nflags\t\t: {' '.join((base, *flags))}\n")
+    return "\n".join(blocks) + "\n"
+
+
+class Sandbox:
+    """A temporary root + stub PATH in which node scripts run for real (see module doc)."""
+
+    def __init__(self, base: Path, *, ubuntu: str = "24.04", arch: str = "x86_64",
+                 cpu_flags: tuple[str, ...] = ("vmx",), kvm: bool = True, mem_mib: int = 16384,
+                 disk_gib: int = 100, cpus: int = 4, host_kernel: str = "6.8.0-45-generic",
+                 guest_kernel: str = "6.12.28-kata", hostname: str = "demo-worker-0",
+                 swap: bool = False):
+        self.base = Path(base)
+        self.root = self.base / "root"
+        self.bin = self.base / "bin"
+        self.state = self.base / "state"
+        self.log = self.base / "calls.log"
+        self._rules = 0
+        self._runs = 0
+        for d in (self.root, self.bin, self.state / "facts", self.base / "home"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.log.write_text("")
+        stub = self.base / "stub"
+        stub.write_text(STUB_PROGRAM)
+        stub.chmod(0o755)
+        for name in STUBS:
+            (self.bin / name).symlink_to(stub)
+        for tool in REAL_TOOLS:
+            real = shutil.which(tool, path="/usr/local/bin:/usr/bin:/bin")
+            if real and not (self.bin / tool).exists():
+                (self.bin / tool).symlink_to(real)
+        self.fact("kernel", host_kernel)
+        self.fact("arch", arch)
+        self.fact("guest_kernel", guest_kernel)
+        self.fact("hostname", hostname)
+        self.fact("disk_kib", str(disk_gib * 1024 * 1024))
+        if ubuntu in OS_RELEASE:
+            code, pretty, version = OS_RELEASE[ubuntu]
+            self.write("etc/os-release", (
+                f'PRETTY_NAME="{pretty}"\nNAME="Ubuntu"\nVERSION_ID="{ubuntu}"\nVERSION="{version}"\n'
+                f"VERSION_CODENAME={code}\nID=ubuntu\nID_LIKE=debian\nUBUNTU_CODENAME={code}\n"))
+        else:  # e.g. "debian-12" for the unsupported-OS case
+            self.write("etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n'
+                       'VERSION_ID="12"\nVERSION_CODENAME=bookworm\n')
+        self.write("proc/cpuinfo", _cpuinfo(cpus, cpu_flags))
+        self.write("proc/meminfo", f"MemTotal:       {mem_mib * 1024} kB\nMemFree:        "
+                   f"{mem_mib * 512} kB\nMemAvailable:   {mem_mib * 800} kB\n")
+        self.write("proc/sys/kernel/osrelease", host_kernel + "\n")
+        self.write("proc/sys/net/ipv4/ip_forward", "0\n")
+        self.write("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n")
+        self.write("etc/hostname", hostname + "\n")
+        header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+        fstab = "LABEL=cloudimg-rootfs\t/\text4\tdiscard,errors=remount-ro\t0 1\n"
+        if swap:
+            header += "/swap.img                               file\t\t2097148\t\t0\t\t-2\n"
+            fstab += "/swap.img\tnone\tswap\tsw\t0\t0\n"
+        self.write("proc/swaps", header)
+        self.write("etc/fstab", fstab)
+        if kvm:
+            self.write("dev/kvm", "")
+
+    # --- programming the fake system ---------------------------------------------------------
+    def fact(self, name: str, value: str) -> None:
+        (self.state / "facts" / name).write_text(value)
+
+    def stub(self, command: str, pattern: str = "*", *, exit: int = 0, stdout: str = "",
+             stderr: str = "", files: Mapping[str, str] | None = None, run: str | None = None,
+             times: int | None = None) -> None:
+        if command not in STUBS:
+            raise ValueError(f"{command} is not stubbed; add it to sandbox.STUBS")
+        self._rules += 1
+        rule = self.state.parent / "rules" / command / f"{self._rules:05d}"
+        rule.mkdir(parents=True)
+        (rule / "pattern").write_text(pattern)
+        (rule / "exit").write_text(str(exit))
+        if stdout:
+            (rule / "stdout").write_text(stdout)
+        if stderr:
+            (rule / "stderr").write_text(stderr)
+        if run is not None:
+            (rule / "run").write_text(run)
+        if times is not None:
+            (rule / "times").write_text(str(times))
+        for rel, text in (files or {}).items():
+            p = rule / "files" / rel.lstrip("/")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+
+    def serve(self, url: str, data: bytes | str) -> None:
+        key = hashlib.sha256(url.encode()).hexdigest()
+        d = self.state / "urls"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / key).write_bytes(data.encode() if isinstance(data, str) else data)
+
+    def package(self, name: str, *versions: str, files: Mapping[str, str] | None = None,
+                repo: str | None = None) -> None:
+        d = self.state / "apt"
+        d.mkdir(parents=True, exist_ok=True)
+        if versions:
+            (d / name).write_text("".join(f"{v}\n" for v in versions))
+        if repo:
+            self.fact(f"repo-{name}", repo)
+        for rel, text in (files or {}).items():
+            p = self.state / "payload" / name / rel.lstrip("/")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+
+    def installed(self, name: str, version: str) -> None:
+        d = self.state / "dpkg"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / name).write_text(version + "\n")
+
+    def held(self) -> list[str]:
+        d = self.state / "hold"
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+    def installed_version(self, name: str) -> str | None:
+        p = self.state / "dpkg" / name
+        return p.read_text().strip() if p.exists() else None
+
+    def unit(self, name: str, *, active: bool = True, enabled: bool = True) -> None:
+        d = self.state / "units"
+        d.mkdir(parents=True, exist_ok=True)
+        for suffix, on in (("active", active), ("enabled", enabled)):
+            p = d / f"{name}.{suffix}"
+            if on:
+                p.touch()
+            else:
+                p.unlink(missing_ok=True)
+
+    def unit_active(self, name: str) -> bool:
+        return (self.state / "units" / f"{name}.active").exists()
+
+    def module(self, name: str, *, loadable: bool = True, loaded: bool = False) -> None:
+        d = self.state / "modules"
+        d.mkdir(parents=True, exist_ok=True)
+        marker = d / f"{name}.missing"
+        if loadable:
+            marker.unlink(missing_ok=True)
+        else:
+            marker.touch()
+        if loaded:
+            (self.root / "sys" / "module" / name).mkdir(parents=True, exist_ok=True)
+
+    # --- files under the fake root -----------------------------------------------------------
+    def path(self, rel: str) -> Path:
+        return self.root / rel.lstrip("/")
+
+    def write(self, rel: str, text: str | bytes, mode: int = 0o644) -> Path:
+        p = self.path(rel)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            p.write_bytes(text)
+        else:
+            p.write_text(text)
+        p.chmod(mode)
+        return p
+
+    def read(self, rel: str) -> str:
+        return self.path(rel).read_text()
+
+    def exists(self, rel: str) -> bool:
+        return os.path.lexists(self.path(rel))
+
+    def snapshot(self) -> dict[str, tuple[int, str]]:
+        out = {}
+        for p in sorted(self.root.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                out[str(p.relative_to(self.root))] = (p.stat().st_mtime_ns,
+                                                      hashlib.sha256(p.read_bytes()).hexdigest())
+        return out
+
+    @staticmethod
+    def stub_program() -> str:
+        return STUB_PROGRAM
+
+    # --- running -----------------------------------------------------------------------------
+    def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        env = {
+            "PATH": str(self.bin),
+            "HOME": str(self.base / "home"),
+            "LANG": "C",
+            "LC_ALL": "C",
+            "TMPDIR": str(self.base / "tmp"),
+            "KATAK8S_ROOT": str(self.root),
+            "KATAK8S_SANDBOX": str(self.base),
+        }
+        (self.base / "tmp").mkdir(exist_ok=True)
+        env.update(extra or {})
+        return env
+
+    def _exec(self, argv: list[str], env: Mapping[str, str] | None, stdin: str | None,
+              timeout: float) -> Result:
+        offset = len(self.log.read_text())
+        proc = subprocess.run(argv, env=self._env(env), input=stdin if stdin is not None else "",
+                              capture_output=True, text=True, timeout=timeout, cwd=self.base)
+        lines = self.log.read_text()[offset:].splitlines()
+        calls = tuple(Call(tuple(shlex.split(line))) for line in lines if line)
+        return Result(proc.returncode, proc.stdout, proc.stderr, calls)
+
+    def _params_file(self, params: Any) -> Path:
+        self._runs += 1
+        if dataclasses.is_dataclass(params):
+            text = phase.render_env(params)
+        else:
+            text = "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in (params or {}).items())
+        p = self.base / f"params-{self._runs}.env"
+        p.write_text(text)
+        return p
+
+    def run(self, script: str, params: Any = None, *, env: Mapping[str, str] | None = None,
+            stdin: str | None = None, timeout: float = 60) -> Result:
+        """bash scripts/<script> <rendered params>, with KATAK8S_PHASE = the script's stem."""
+        pfile = self._params_file(params)
+        extra = {"KATAK8S_PHASE": Path(script).stem, **(env or {})}
+        return self._exec(["bash", str(SCRIPTS / script), str(pfile)], extra, stdin, timeout)
+
+    def run_bundle(self, bundle: str, *, env: Mapping[str, str] | None = None,
+                   stdin: str | None = None, timeout: float = 60) -> Result:
+        self._runs += 1
+        p = self.base / f"bundle-{self._runs}.sh"
+        p.write_text(bundle)
+        return self._exec(["bash", str(p)], env, stdin, timeout)
+
+    def run_command(self, cmdline: str, *, env: Mapping[str, str] | None = None,
+                    stdin: str | None = None, timeout: float = 60) -> Result:
+        return self._exec(["bash", "-c", cmdline], env, stdin, timeout)

@@ -1,0 +1,113 @@
+"""NodeBootstrap under Pulumi mocks: per-node chains, parallel nodes, stable inputs on scale
+out, bundles carrying the one runtime handler."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pulumi
+import pulumi_command as command
+import pytest
+
+from components import naming, phase
+from components import versions as v
+from components.bootstrap import PHASES, NodeBootstrap
+from components.config import load_config
+from components.phase import NodeTarget
+from harness import run_program
+
+COPY, CMD = "command:remote:CopyToRemote", "command:remote:Command"
+
+
+def _program(workers: int, control_planes: int = 1):
+    def program():
+        cfg = load_config()
+
+        def target(role: str, i: int) -> NodeTarget:
+            name = naming.node_name(cfg.cluster_name, role, i)
+            server = pulumi.CustomResource("katak8s:test:Server", name, {})
+            return NodeTarget(name=name, role=role, index=i, flavor=f"{role}-flavor", ssh_user="ubuntu",
+                              connection=command.remote.ConnectionArgs(host=f"203.0.113.{i}", user="ubuntu"),
+                              private_ip=pulumi.Output.from_input(f"10.42.0.{i}"), server=server)
+
+        nodes = SimpleNamespace(
+            control_planes=[target(naming.CONTROL_PLANE, i) for i in range(control_planes)],
+            workers=[target(naming.WORKER, i) for i in range(workers)])
+        b = NodeBootstrap("bootstrap", cfg, nodes=nodes)
+        assert list(b.phases) == [t.name for t in [*nodes.control_planes, *nodes.workers]]
+        assert all(b.ready[n] is b.phases[n][-1].command for n in b.phases)
+    return program
+
+
+def _bundle(reg) -> str:
+    return reg.plain("source")["text"]
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return run_program({"containerRuntime": "crio"}, fn=_program(workers=2, control_planes=3))
+
+
+def test_each_node_runs_its_five_phases_in_order_under_the_component(graph):
+    comp = graph.of_type(naming.type_token("bootstrap", "NodeBootstrap"))[0]
+    for node in ("dev-cp-0", "dev-cp-2", "dev-worker-1"):
+        cmds = [graph.named(f"{node}-{p}") for p in PHASES]
+        for reg in cmds + [graph.named(f"{node}-{p}-copy") for p in PHASES]:
+            assert reg.parent == comp.urn
+        for earlier, later in zip(cmds, cmds[1:]):
+            assert graph.depends_on(later, earlier), f"{later.name} must wait for {earlier.name}"
+        for p, cmd in zip(PHASES, cmds):
+            copy = graph.named(f"{node}-{p}-copy")
+            assert cmd.plain("triggers") == [phase.sha256(_bundle(copy))]
+            assert cmd.plain("create") == f"sudo -n timeout 1800 bash /home/ubuntu/.katak8s/{p}.sh"
+
+
+def test_no_node_waits_for_another(graph):
+    nodes = ["dev-cp-0", "dev-cp-1", "dev-cp-2", "dev-worker-0", "dev-worker-1"]
+    for a in nodes:
+        for b in nodes:
+            if a != b:
+                assert not graph.depends_on(graph.named(f"{a}-kube-packages"), graph.named(f"{b}-preflight"))
+
+
+def test_bundles_carry_the_single_kata_handler(graph):
+    runtime = _bundle(graph.named("dev-worker-0-runtime-copy"))
+    assert "# --- scripts/node/20-crio.sh ---" in runtime
+    assert re.findall(r"^KATA_HANDLER=(.*)$", runtime, re.M) == [v.KATA_HANDLER]
+    kata = _bundle(graph.named("dev-worker-0-kata-copy"))
+    assert re.findall(r"^KATA_HANDLER=(.*)$", kata, re.M) == [v.KATA_HANDLER]
+    assert "FLAVOR=worker-flavor" in _bundle(graph.named("dev-worker-0-preflight-copy"))
+    assert "PREPULL_IMAGES=true" in _bundle(graph.named("dev-cp-1-kube-packages-copy"))
+    assert "PREPULL_IMAGES=false" in _bundle(graph.named("dev-worker-1-kube-packages-copy"))
+
+
+def test_adding_a_worker_changes_no_existing_input():
+    before = run_program(fn=_program(workers=2))
+    after = run_program(fn=_program(workers=3))
+    old = {r.name: r.inputs for r in before if r.type in (COPY, CMD)}
+    new = {r.name: r.inputs for r in after if r.type in (COPY, CMD)}
+    assert {n: new[n] for n in old} == old
+    assert sorted(set(new) - set(old)) == sorted(
+        [f"dev-worker-2-{p}" for p in PHASES] + [f"dev-worker-2-{p}-copy" for p in PHASES])
+
+
+@pytest.mark.parametrize("runtime", ["containerd", "crio"])
+def test_whole_program_runtime_table_runtimeclass_and_workloads_agree(runtime):
+    """Pitfall 1 (upstream-bootstrap.md §10): the RuntimeClass handler must equal the CRI
+    runtime table name, and workloads must name that class."""
+    g = run_program({"containerRuntime": runtime, "sampleWorkloads": True})
+    handlers = set()
+    for reg in g.find(lambda r: r.type == COPY and r.name.endswith("-runtime-copy")):
+        handlers.update(re.findall(r"^KATA_HANDLER=(.*)$", _bundle(reg), re.M))
+    rcs = g.of_type("kubernetes:node.k8s.io/v1:RuntimeClass")
+    classes = {r.plain("handler") for r in rcs}
+    assert {r.plain("metadata")["name"] for r in rcs} == {v.KATA_HANDLER}
+    used = set()
+    for reg in g.find(lambda r: r.type in ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Pod")):
+        spec = reg.plain("spec") or {}
+        pod = spec.get("template", {}).get("spec", spec)
+        if pod.get("runtimeClassName"):
+            used.add(pod["runtimeClassName"])
+    assert handlers == classes == {v.KATA_HANDLER}
+    assert used <= {v.KATA_HANDLER} and used, "no sample workload runs in Kata"

@@ -1,0 +1,128 @@
+"""30-kata.sh, run for real in the stub sandbox with .tar.zst archives built by real zstd."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import hashlib
+
+import pytest
+
+from components import phase
+from components import versions as v
+from sandbox import Sandbox
+from test_bootstrap_cases import UBUNTUS, RUNTIMES, bundle, cfg_for, fake_kata_archives, run_twice, spec
+
+VERSION = v.DEFAULT_KATA_VERSION
+BASE = f"{v.KATA_RELEASE_URL}/{VERSION}"
+STATIC = f"{BASE}/kata-static-{VERSION}-amd64.tar.zst"
+TOOLS = f"{BASE}/kata-tools-static-{VERSION}-amd64.tar.zst"
+QEMU_CONFIG = f"{v.KATA_PREFIX}/{v.HYPERVISORS['qemu'].config_path}"
+
+
+@pytest.fixture(scope="module")
+def archives():
+    return fake_kata_archives()
+
+
+@pytest.fixture
+def pinned(archives, monkeypatch):
+    """kata-static pinned through the stack (kataSha256), kata-tools through versions.py."""
+    static, tools = archives
+    monkeypatch.setitem(v.KATA_TOOLS_SHA256, VERSION, hashlib.sha256(tools).hexdigest())
+    return {"kataSha256": hashlib.sha256(static).hexdigest()}
+
+
+def kata_sandbox(tmp_path, archives, ubuntu="24.04", runtime="containerd") -> Sandbox:
+    sb = Sandbox(tmp_path, ubuntu=ubuntu)
+    sb.serve(STATIC, archives[0])
+    sb.serve(TOOLS, archives[1])
+    sb.unit("crio" if runtime == "crio" else "containerd")
+    return sb
+
+
+@pytest.mark.parametrize("ubuntu", UBUNTUS)
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_kata_installs_verifies_checks_and_boots_a_real_sandbox(tmp_path, archives, pinned, golden,
+                                                                ubuntu, runtime):
+    sb = kata_sandbox(tmp_path, archives, ubuntu, runtime)
+    cfg = cfg_for(containerRuntime=runtime, **pinned)
+    first, second = run_twice(sb, bundle(cfg, "kata"))
+    assert first.called("apt-get", "*install zstd")
+    assert [c.args.split()[-1] for c in first.called("curl")] == [STATIC, TOOLS]
+    assert sb.path(v.KATA_SHIM_PATH).is_file() and sb.path(QEMU_CONFIG).is_file()
+    assert sb.read(f"{v.KATA_PREFIX}/.katak8s-release").startswith(VERSION + " ")
+    assert sb.path("usr/local/bin/containerd-shim-kata-v2").readlink().as_posix() == v.KATA_SHIM_PATH
+    dropin = f"{v.KATA_PREFIX}/share/defaults/kata-containers/runtime-rs/config.d/50-katak8s-nested.toml"
+    golden("bootstrap-kata-nested.toml", sb.read(dropin))
+    assert first.called("kata-ctl", "check no-network-checks")
+    if runtime == "containerd":
+        run = first.called("ctr", "*run*")
+        assert len(run) == 1 and "--runtime io.containerd.kata.v2" in run[0].args
+        assert f"--runtime-config-path {QEMU_CONFIG}" in run[0].args and run[0].argv[-2:] == ("uname", "-r")
+    else:
+        runp = first.called("crictl", "*runp*")
+        assert len(runp) == 1 and f"--runtime {v.KATA_HANDLER}" in runp[0].args
+        assert first.called("crictl", "*rmp -f*"), "the smoke pod is removed"
+        assert not sb.exists("etc/cni/net.d/00-katak8s-smoke.conflist"), "the lent CNI config is removed"
+    assert "guest kernel 6.12.28-kata, host kernel 6.8.0-45-generic" in first.stderr
+    # Second run: no download, no sandbox, only the read-only host check.
+    assert [c.line for c in second.calls] == ["kata-ctl check no-network-checks"]
+
+
+def test_kata_fails_when_the_sandbox_reports_the_host_kernel(tmp_path, archives, pinned):
+    sb = kata_sandbox(tmp_path, archives)
+    sb.fact("guest_kernel", "6.8.0-45-generic")
+    res = sb.run_bundle(bundle(cfg_for(**pinned), "kata"))
+    assert res.rc == 1 and "the host's own (6.8.0-45-generic): it did not run in a VM" in res.stderr, res
+
+
+def test_kata_crio_cleans_up_after_a_failed_container(tmp_path, archives, pinned):
+    sb = kata_sandbox(tmp_path, archives, runtime="crio")
+    sb.stub("crictl", "*create*", exit=1, stderr="create failed\n")
+    res = sb.run_bundle(bundle(cfg_for(containerRuntime="crio", **pinned), "kata"))
+    assert res.rc == 1 and "could not create the smoke container" in res.stderr
+    assert res.called("crictl", "*stopp*") and res.called("crictl", "*rmp -f*")
+    assert not sb.exists("etc/cni/net.d/00-katak8s-smoke.conflist")
+
+
+def test_kata_refuses_a_checksum_mismatch(tmp_path, archives, pinned):
+    sb = kata_sandbox(tmp_path, archives)
+    res = sb.run_bundle(bundle(cfg_for(kataSha256="0" * 64), "kata"))
+    assert res.rc == 1 and "does not match the pin " + "0" * 64 in res.stderr, res
+    assert not sb.exists(v.KATA_PREFIX), "nothing unverified is unpacked"
+
+
+def test_kata_without_a_pin_stops_with_the_fix(tmp_path, archives):
+    # Config validation refuses an unpinned version first (tests/test_config.py); the
+    # script refuses on its own too, so no bundle can ever install unverified bits.
+    s = spec(cfg_for(), "kata")
+    unpinned = phase.render_bundle(s.name, s.script, dataclasses.replace(s.params, kata_static_sha256=""))
+    sb = kata_sandbox(tmp_path, archives)
+    res = sb.run_bundle(unpinned)
+    assert res.rc == 1 and "publishes no checksum file" in res.stderr
+    assert "pulumi config set katak8s:kataSha256" in res.stderr and res.called("curl") == []
+
+
+def test_kata_tools_unpinned_skips_kata_ctl_but_still_boots(tmp_path, archives, pinned, monkeypatch):
+    monkeypatch.setitem(v.KATA_TOOLS_SHA256, VERSION, None)
+    sb = kata_sandbox(tmp_path, archives)
+    res = sb.run_bundle(bundle(cfg_for(**pinned), "kata"))
+    assert res.ok, res
+    assert [c.args.split()[-1] for c in res.called("curl")] == [STATIC]
+    assert res.called("kata-ctl") == [] and "'kata-ctl check' is skipped" in res.stderr
+    assert res.called("ctr", "*run*")
+
+
+def test_kata_version_change_reinstalls_and_reruns_the_sandbox(tmp_path, archives, pinned, monkeypatch):
+    sb = kata_sandbox(tmp_path, archives)
+    assert sb.run_bundle(bundle(cfg_for(**pinned), "kata")).ok
+    new = "4.1.1"
+    for asset, data in zip(("kata-static", "kata-tools-static"), archives):
+        sb.serve(f"{v.KATA_RELEASE_URL}/{new}/{asset}-{new}-amd64.tar.zst", data)
+    monkeypatch.setitem(v.KATA_TOOLS_SHA256, new, hashlib.sha256(archives[1]).hexdigest())
+    res = sb.run_bundle(bundle(cfg_for(kataVersion=new, **pinned), "kata"))
+    assert res.ok, res
+    assert len(res.called("curl")) == 2 and len(res.called("ctr", "*run*")) == 1
+    assert sb.read(f"{v.KATA_PREFIX}/.katak8s-release").startswith(new + " ")
+    assert not sb.exists(f"{v.KATA_PREFIX}.katak8s-old")

@@ -1,0 +1,71 @@
+"""40-kube-packages.sh, run for real in the stub sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import naming
+from components import versions as v
+from sandbox import Sandbox
+from test_bootstrap_cases import RUNTIMES, UBUNTUS, bundle, cfg_for, run_twice
+
+REPO = "https://pkgs.k8s.io/core:/stable:/v1.36/deb/"
+PACKAGES = ("kubeadm", "kubelet", "kubectl")
+
+
+def kube_sandbox(tmp_path, ubuntu="24.04") -> Sandbox:
+    sb = Sandbox(tmp_path, ubuntu=ubuntu)
+    sb.serve(REPO + "Release.key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+    for pkg in PACKAGES:  # newest first, as madison lists them
+        sb.package(pkg, "1.36.5-1.1", "1.36.4-1.1", "1.36.3-1.1", repo=f"{REPO} Packages")
+    return sb
+
+
+@pytest.mark.parametrize("ubuntu", UBUNTUS)
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_exact_patch_installed_held_and_idempotent(tmp_path, golden, ubuntu, runtime):
+    sb = kube_sandbox(tmp_path, ubuntu)
+    cfg = cfg_for(containerRuntime=runtime)
+    first, _ = run_twice(sb, bundle(cfg, "kube-packages", role=naming.CONTROL_PLANE))
+    # The revision comes from madison (1.36.4-1.1), not the newest candidate (1.36.5).
+    install = first.called("apt-get", "*install*")
+    assert len(install) == 1 and install[0].argv[-3:] == (
+        "kubeadm=1.36.4-1.1", "kubelet=1.36.4-1.1", "kubectl=1.36.4-1.1")
+    assert all(sb.installed_version(p) == "1.36.4-1.1" for p in PACKAGES)
+    assert sb.held() == sorted(PACKAGES)
+    golden("bootstrap-kubernetes.sources", sb.read("etc/apt/sources.list.d/kubernetes.sources"))
+    pull = first.called("kubeadm", "config images pull*")
+    socket = v.CRI_SOCKETS[runtime]
+    assert [c.args for c in pull] == [f"config images pull --kubernetes-version v1.36.4 --cri-socket {socket}"]
+
+
+def test_workers_do_not_prepull(tmp_path):
+    sb = kube_sandbox(tmp_path)
+    res = sb.run_bundle(bundle(cfg_for(), "kube-packages", role=naming.WORKER))
+    assert res.ok and res.called("kubeadm") == [], res
+
+
+def test_missing_patch_names_what_is_available(tmp_path):
+    sb = kube_sandbox(tmp_path)
+    res = sb.run_bundle(bundle(cfg_for(kubernetesVersion="1.36.9"), "kube-packages"))
+    assert res.rc == 1 and "kubeadm 1.36.9 is not in" in res.stderr
+    assert "1.36.5-1.1 1.36.4-1.1 1.36.3-1.1" in res.stderr and res.called("apt-get", "*install*") == []
+
+
+def test_unjoined_node_moves_to_the_new_patch(tmp_path):
+    sb = kube_sandbox(tmp_path)
+    assert sb.run_bundle(bundle(cfg_for(kubernetesVersion="1.36.3"), "kube-packages")).ok
+    res = sb.run_bundle(bundle(cfg_for(kubernetesVersion="1.36.4"), "kube-packages"))
+    assert res.ok and "--allow-change-held-packages" in res.called("apt-get", "*install*")[0].args
+    assert sb.installed_version("kubelet") == "1.36.4-1.1"
+
+
+def test_joined_node_at_another_version_is_refused_with_the_upgrade_path(tmp_path):
+    sb = kube_sandbox(tmp_path)
+    for pkg in PACKAGES:
+        sb.installed(pkg, "1.36.3-1.1")
+    sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    res = sb.run_bundle(bundle(cfg_for(kubernetesVersion="1.36.4"), "kube-packages"))
+    assert res.rc == 1 and res.changing() == [], res
+    assert "kubeadm upgrade apply v1.36.4" in res.stderr and "kubeadm upgrade node" in res.stderr
+    assert sb.installed_version("kubeadm") == "1.36.3-1.1"

@@ -1,0 +1,389 @@
+"""scripts/cluster/*.sh run for real in the stub sandbox (tests/sandbox.py).
+
+kubeadm and kubectl are stubs that log their arguments; the scripts' own logic (guards,
+drift refusal, stdin handling, drain failure) runs as on a node. The drain and reset
+tests execute the exact `delete` text the Pulumi program declares.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sandbox import Sandbox
+from test_cluster_graph import cluster_graph
+
+from components import kubeadm, phase
+from components import versions as v
+from components.cluster import CredentialParams, InitParams, JoinParams, KubeconfigParams, MemberParams
+
+TOKEN = "k8stok.0123456789katak8"
+CERT_KEY = "3c" * 32
+CA_HASH = "sha256:" + "ab" * 32
+ENDPOINT = "10.42.0.11:6443"
+CONTAINERD = v.CRI_SOCKETS["containerd"]
+ADMIN_CONF = (f"apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://{ENDPOINT}\n"
+              "  name: dev\n")
+
+
+def make_sandbox(tmp_path: Path, **kw) -> Sandbox:
+    sb = Sandbox(tmp_path, **kw)
+    # reset.sh flushes iptables and the credentials script hashes the CA with openssl; the
+    # shared sandbox lists neither, so they are added here: iptables as a logging stub,
+    # openssl for real.
+    (sb.bin / "iptables").symlink_to(sb.base / "stub")
+    (sb.bin / "openssl").symlink_to(shutil.which("openssl"))
+    sb.stub("kubectl", "*get --raw=/readyz*", stdout="ok")
+    return sb
+
+
+def leaked(res, *secrets: str) -> list[str]:
+    seen = [res.stdout, res.stderr, *(c.line for c in res.calls)]
+    return [s for s in secrets for text in seen if s in text]
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return cluster_graph({"workerCount": 2})
+
+
+# --- kubeadm init ---------------------------------------------------------------------------
+
+def init_config(version: str = "1.36.4") -> str:
+    return kubeadm.render_init_config(
+        kubeadm.ClusterSpec(cluster_name="dev", kubernetes_patch=version, control_plane_host="10.42.0.11",
+                            public_host="203.0.113.10", pod_subnet="192.168.0.0/16",
+                            service_subnet="10.96.0.0/12"),
+        kubeadm.NodeRegistration(name="dev-cp-0", cri_socket=CONTAINERD, node_ip="10.42.0.11"))
+
+
+INIT = InitParams(node_name="dev-cp-0", kubernetes_version="v1.36.4", readyz_timeout=20)
+# What a real `kubeadm init` leaves behind, and the join line (with a token) it prints.
+KUBEADM_INIT = {
+    "stdout": f"kubeadm join {ENDPOINT} --token {TOKEN} --discovery-token-ca-cert-hash {CA_HASH}\n",
+    "files": {"etc/kubernetes/admin.conf": ADMIN_CONF,
+              "etc/kubernetes/manifests/kube-apiserver.yaml":
+                  "    image: registry.k8s.io/kube-apiserver:v1.36.4\n"},
+}
+
+
+def live_cluster(sb: Sandbox, version: str = "v1.36.4", endpoint: str = ENDPOINT) -> None:
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF.replace(ENDPOINT, endpoint), 0o600)
+    sb.write("etc/kubernetes/manifests/kube-apiserver.yaml",
+             f"spec:\n  containers:\n  - image: registry.k8s.io/kube-apiserver:{version}\n")
+
+
+def test_init_runs_kubeadm_once_with_the_config_from_stdin(tmp_path):
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    sb.stub("kubeadm", "init *", **KUBEADM_INIT)
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert res.ok, res
+    config = f"{sb.root}/etc/kubernetes/katak8s/kubeadm-init.yaml"
+    assert [c.args for c in res.called("kubeadm")] == [f"init --config {config}"]
+    assert sb.read("etc/kubernetes/katak8s/kubeadm-init.yaml") == init_config()
+    assert sb.path("etc/kubernetes/katak8s/kubeadm-init.yaml").stat().st_mode & 0o777 == 0o600
+    # kubeadm's output (with its bootstrap token) stays in a root-only log on the node.
+    log = sb.path("var/log/katak8s/kubeadm-init.log")
+    assert TOKEN in log.read_text() and log.stat().st_mode & 0o777 == 0o600
+    assert leaked(res, TOKEN) == []
+    assert res.called("kubectl", "*get --raw=/readyz")
+
+    before = sb.snapshot()
+    again = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert again.ok, again
+    assert again.changing() == [] and not again.called("kubeadm")
+    assert "nothing to initialise" in again.stderr
+    assert sb.snapshot() == before
+
+
+def test_init_refuses_a_version_change_on_a_live_cluster(tmp_path):
+    sb = make_sandbox(tmp_path)
+    live_cluster(sb, version="v1.35.8")
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert res.rc == 1, res
+    assert "the cluster runs Kubernetes v1.35.8 but the stack asks for v1.36.4" in res.stderr
+    assert "pulumi config set katak8s:kubernetesVersion 1.35.8" in res.stderr
+    assert "kubeadm upgrade apply v1.36.4" in res.stderr
+    assert not res.called("kubeadm") and res.changing() == []
+
+
+def test_init_refuses_a_new_api_endpoint_on_a_live_cluster(tmp_path):
+    sb = make_sandbox(tmp_path)
+    live_cluster(sb, endpoint="10.42.0.250:6443")
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert res.rc == 1 and "cannot move controlPlaneEndpoint" in res.stderr, res
+    assert not res.called("kubeadm")
+
+
+def test_init_half_done_is_not_taken_for_done(tmp_path):
+    sb = make_sandbox(tmp_path)
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)  # kubeadm stopped before the manifests
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert res.rc == 1 and "kubeadm reset -f" in res.stderr and "stopped half-way" in res.stderr, res
+
+
+def test_init_failure_shows_the_log_without_the_token(tmp_path):
+    sb = make_sandbox(tmp_path)
+    sb.stub("kubeadm", "init *", exit=1,
+            stdout=f"[bootstrap-token] Using token: {TOKEN}\n[certificate-key] {CERT_KEY}\n",
+            stderr="error execution phase wait-control-plane: timed out\n")
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert res.rc == 1, res
+    assert "timed out" in res.stderr and "<token>" in res.stderr and "<hex>" in res.stderr
+    assert "kubeadm reset -f" in res.stderr
+    assert leaked(res, TOKEN, CERT_KEY) == []
+
+
+def test_init_wait_for_readyz_is_bounded(tmp_path):
+    sb = make_sandbox(tmp_path)
+    live_cluster(sb)
+    sb.stub("kubectl", "*get --raw=/readyz*", exit=1, stderr="connection refused\n")
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config(), timeout=30)
+    assert res.rc == 1 and "not ready after 20s" in res.stderr, res
+    assert 1 <= len(res.called("kubectl", "*readyz*")) <= 10
+
+
+def test_kubeconfig_prints_admin_conf_and_nothing_else(tmp_path):
+    sb = make_sandbox(tmp_path)
+    params = KubeconfigParams(node_name="dev-cp-0")
+    assert "kubeadm init has not completed" in sb.run("cluster/kubeconfig.sh", params).stderr
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF, 0o600)
+    res = sb.run("cluster/kubeconfig.sh", params)
+    assert res.ok and res.stdout == ADMIN_CONF and res.changing() == [], res
+
+
+# --- join credentials -----------------------------------------------------------------------
+
+def make_ca(sb: Sandbox, algorithm: str) -> str:
+    """A real CA certificate at etc/kubernetes/pki/ca.crt; returns its expected pin,
+    sha256 of the DER SubjectPublicKeyInfo (computed here without the script's pipeline)."""
+    pki = sb.path("etc/kubernetes/pki")
+    pki.mkdir(parents=True)
+    key_opt = ["-newkey", "rsa:2048"] if algorithm == "rsa" else ["-newkey", "ec", "-pkeyopt",
+                                                                      "ec_paramgen_curve:P-256"]
+    subprocess.run(["openssl", "req", "-x509", *key_opt, "-nodes", "-keyout", str(pki / "ca.key"),
+                    "-out", str(pki / "ca.crt"), "-subj", "/CN=kubernetes", "-days", "1"],
+                   check=True, capture_output=True)
+    pem = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", str(pki / "ca.crt")],
+                         check=True, capture_output=True, text=True).stdout
+    der = base64.b64decode("".join(line for line in pem.splitlines() if "-----" not in line))
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+@pytest.mark.parametrize("algorithm", ["rsa", "ec"])
+def test_worker_credentials_are_minted_fresh_and_only_printed(tmp_path, algorithm):
+    sb = make_sandbox(tmp_path)
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    want_hash = make_ca(sb, algorithm)
+    sb.stub("kubeadm", "token create *", stdout=TOKEN + "\n")
+    params = CredentialParams(node_name="dev-worker-5", token_ttl="30m", control_plane=False,
+                              readyz_timeout=20)
+    res = sb.run("cluster/join-credentials.sh", params)
+    assert res.ok, res
+    creds = kubeadm.parse_join_credentials(res.stdout, node="dev-worker-5", control_plane=False)
+    assert (creds.token, creds.ca_cert_hash) == (TOKEN, want_hash)
+    [create] = res.called("kubeadm", "token create*")
+    assert create.argv[1:] == ("token", "create", "--kubeconfig", f"{sb.root}/etc/kubernetes/admin.conf",
+                               "--ttl", "30m", "--description", "katak8s: join of dev-worker-5")
+    assert not res.called("kubeadm", "init phase upload-certs*")
+    assert TOKEN not in res.stderr and all(TOKEN not in c.line for c in res.calls)
+
+
+def test_control_plane_credentials_upload_the_certificates_under_a_new_key(tmp_path):
+    sb = make_sandbox(tmp_path)
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    sb.write("etc/kubernetes/katak8s/kubeadm-init.yaml", init_config(), 0o600)
+    make_ca(sb, "rsa")
+    sb.stub("kubeadm", "token create *", stdout=TOKEN + "\n")
+    sb.stub("kubeadm", "init phase upload-certs *", stdout=(
+        '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace\n'
+        f"[upload-certs] Using certificate key:\n{CERT_KEY}\n"))
+    params = CredentialParams(node_name="dev-cp-1", token_ttl="30m", control_plane=True, readyz_timeout=20)
+    res = sb.run("cluster/join-credentials.sh", params)
+    assert res.ok, res
+    creds = kubeadm.parse_join_credentials(res.stdout, node="dev-cp-1", control_plane=True)
+    assert creds.certificate_key == CERT_KEY
+    [upload] = res.called("kubeadm", "init phase upload-certs*")
+    assert upload.args == ("init phase upload-certs --upload-certs --config "
+                           f"{sb.root}/etc/kubernetes/katak8s/kubeadm-init.yaml")
+    assert leaked(res, CERT_KEY) == [CERT_KEY]  # only in stdout, which Pulumi keeps secret
+    assert CERT_KEY in res.stdout and CERT_KEY not in res.stderr
+
+
+def test_credentials_need_a_live_api(tmp_path):
+    sb = make_sandbox(tmp_path)
+    params = CredentialParams(node_name="dev-worker-0", token_ttl="30m", control_plane=False,
+                              readyz_timeout=20)
+    res = sb.run("cluster/join-credentials.sh", params)
+    assert res.rc == 1 and "not initialised" in res.stderr and res.stdout == "", res
+
+
+# --- kubeadm join ---------------------------------------------------------------------------
+
+def join_config(token: str = TOKEN) -> str:
+    return kubeadm.render_join_config(kubeadm.JoinSpec(
+        api_server_endpoint=ENDPOINT,
+        node=kubeadm.NodeRegistration(name="dev-worker-0", cri_socket=CONTAINERD, node_ip="10.42.0.20",
+                                      taints=()),
+        credentials=kubeadm.JoinCredentials(token=token, ca_cert_hash=CA_HASH)))
+
+
+JOIN = JoinParams(node_name="dev-worker-0", kubernetes_version="v1.36.4", cri_socket=CONTAINERD,
+                  control_plane=False, mint_resource="dev-cp-0-join-credentials-dev-worker-0")
+# The stub keeps what kubeadm join saw: the file's mode and content.
+KUBEADM_JOIN = """cfg=${3:?}
+stat -c %a "$cfg" >"$SB/join-mode"
+cp "$cfg" "$SB/join-seen.yaml"
+mkdir -p "$ROOT/etc/kubernetes"
+echo 'apiVersion: v1' >"$ROOT/etc/kubernetes/kubelet.conf"
+"""
+
+
+def test_join_bundle_reads_the_token_from_stdin_and_never_shows_it(tmp_path):
+    sb = make_sandbox(tmp_path, hostname="dev-worker-0")
+    sb.write("run/containerd/containerd.sock", "")
+    sb.stub("kubeadm", "join *", run=KUBEADM_JOIN)
+    # The exact file the node runs: parameters + scripts/lib/common.sh + join.sh.
+    res = sb.run_bundle(phase.render_bundle("kubeadm-join", "cluster/join.sh", JOIN), stdin=join_config())
+    assert res.ok, res
+    config = f"{sb.root}/etc/kubernetes/katak8s/kubeadm-join.yaml"
+    assert [c.args for c in res.called("kubeadm")] == [f"join --config {config}"]
+    assert (sb.base / "join-seen.yaml").read_text() == join_config()
+    assert (sb.base / "join-mode").read_text().strip() == "600"
+    assert not sb.exists("etc/kubernetes/katak8s/kubeadm-join.yaml")  # the spent token is removed
+    assert leaked(res, TOKEN) == []
+
+
+def test_a_joined_node_is_checked_not_joined_again(tmp_path):
+    sb = make_sandbox(tmp_path)
+    sb.write("run/containerd/containerd.sock", "")
+    sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    sb.stub("kubelet", "--version", stdout="Kubernetes v1.36.4\n")
+    sb.stub("kubectl", "*get node dev-worker-0*", stdout="node/dev-worker-0\n")
+    before = sb.snapshot()
+    res = sb.run("cluster/join.sh", JOIN, stdin=join_config())
+    assert res.ok and "already joined" in res.stderr, res
+    assert not res.called("kubeadm") and res.changing() == [] and sb.snapshot() == before
+
+    # The runtime the kubelet was joined with (kubeadm's flags file) is checked too.
+    sb.write("var/lib/kubelet/kubeadm-flags.env",
+             'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/crio/crio.sock"\n')
+    res = sb.run("cluster/join.sh", JOIN, stdin=join_config())
+    assert res.rc == 1 and "joined with the runtime at unix:///var/run/crio/crio.sock" in res.stderr, res
+    sb.write("var/lib/kubelet/kubeadm-flags.env",
+             f'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint={CONTAINERD}"\n')
+    assert sb.run("cluster/join.sh", JOIN, stdin=join_config()).ok
+
+    sb.stub("kubelet", "--version", stdout="Kubernetes v1.35.8\n")
+    res = sb.run("cluster/join.sh", JOIN, stdin=join_config())
+    assert res.rc == 1 and "runs kubelet v1.35.8 but the stack asks for v1.36.4" in res.stderr, res
+    assert "pulumi config set katak8s:kubernetesVersion 1.35.8" in res.stderr
+    assert not res.called("kubeadm")
+
+
+def test_join_refuses_a_node_without_the_requested_runtime(tmp_path):
+    sb = make_sandbox(tmp_path)
+    sb.write("var/run/crio/crio.sock", "")
+    res = sb.run("cluster/join.sh", JOIN, stdin=join_config())
+    assert res.rc == 1 and "containerRuntime" in res.stderr and not res.called("kubeadm"), res
+
+
+def test_a_join_with_an_expired_token_says_how_to_mint_a_new_one(tmp_path):
+    sb = make_sandbox(tmp_path)
+    sb.write("run/containerd/containerd.sock", "")
+    sb.stub("kubeadm", "join *", exit=1, stderr=(
+        f"[discovery] token {TOKEN}\nerror execution phase preflight: couldn't validate the identity of the "
+        'API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "k8stok"\n'))
+    res = sb.run("cluster/join.sh", JOIN, stdin=join_config())
+    assert res.rc == 1, res
+    assert "pulumi up --replace" in res.stderr and "dev-cp-0-join-credentials-dev-worker-0" in res.stderr
+    assert res.called("kubeadm", f"reset -f --cri-socket {CONTAINERD}")  # the failed attempt is undone
+    assert not sb.exists("etc/kubernetes/katak8s/kubeadm-join.yaml")
+    assert leaked(res, TOKEN) == []
+
+
+# --- membership: registration, drain, reset -------------------------------------------------
+
+def test_membership_waits_boundedly_for_registration(tmp_path):
+    sb = make_sandbox(tmp_path)
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    params = MemberParams(node_name="dev-worker-0", register_timeout=10)
+    sb.stub("kubectl", "*get node dev-worker-0*", stdout="node/dev-worker-0\n")
+    assert sb.run("cluster/member.sh", params).ok
+    sb.stub("kubectl", "*get node dev-worker-0*", stdout="")
+    res = sb.run("cluster/member.sh", params)
+    assert res.rc == 1 and "not registered after 10s" in res.stderr, res
+    assert len(res.called("kubectl", "*get node*")) <= 5
+
+
+def delete_bundle(graph, name: str) -> str:
+    """The bundle inside a Command's `delete` text. The text is `sudo -n timeout 1800 bash -c
+    BUNDLE`; the bundle runs directly because the sandbox's call log cannot hold the
+    multi-line argument sudo would receive."""
+    argv = shlex.split(graph.named(name).plain("delete"))
+    assert argv[:6] == ["sudo", "-n", "timeout", "1800", "bash", "-c"] and len(argv) == 7
+    return argv[6]
+
+
+def drain_text(graph, node: str = "dev-worker-1") -> str:
+    return delete_bundle(graph, f"dev-cp-0-membership-{node}")
+
+
+def test_scale_in_drains_then_deletes_the_node(tmp_path, graph):
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    sb.stub("kubectl", "*get node dev-worker-1*", stdout="node/dev-worker-1\n")
+    res = sb.run_bundle(drain_text(graph))
+    assert res.ok, res
+    kube = [c.args for c in res.called("kubectl")]
+    assert kube == ["get node dev-worker-1 --ignore-not-found -o name", "cordon dev-worker-1",
+                    "drain dev-worker-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
+                    "delete node dev-worker-1 --ignore-not-found"]
+    assert not any("--force" in c.line or "--disable-eviction" in c.line for c in res.calls)
+
+
+def test_a_failed_drain_stops_the_scale_in_with_a_clear_message(tmp_path, graph):
+    sb = make_sandbox(tmp_path)
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    sb.stub("kubectl", "*get node dev-worker-1*", stdout="node/dev-worker-1\n")
+    sb.stub("kubectl", "*drain dev-worker-1*", exit=1, stderr=(
+        'error when evicting pods/"web-0" -n "shop" (will retry after 5s): Cannot evict pod as it would '
+        "violate the pod's disruption budget.\nerror: global timeout reached: 5m0s\n"))
+    res = sb.run_bundle(drain_text(graph))
+    assert res.rc == 1, res
+    assert "violate the pod's disruption budget" in res.stderr  # kubectl's own reason is shown
+    assert "did not finish within 300s" in res.stderr and "was NOT deleted" in res.stderr
+    assert "kubectl uncordon dev-worker-1" in res.stderr
+    assert not res.called("kubectl", "*delete node*")
+
+
+def test_drain_skips_a_node_already_gone_but_never_an_unreachable_api(tmp_path, graph):
+    sb = make_sandbox(tmp_path)
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    res = sb.run_bundle(drain_text(graph))  # kubectl get prints nothing: no such node
+    assert res.ok and "nothing to drain" in res.stderr and not res.called("kubectl", "*cordon*"), res
+    sb.stub("kubectl", "*get node*", exit=1, stderr="The connection to the server was refused\n")
+    res = sb.run_bundle(drain_text(graph))
+    assert res.rc == 1 and "cannot reach the API" in res.stderr, res
+    assert not res.called("kubectl", "*cordon*") and not res.called("kubectl", "*delete*")
+
+
+def test_the_join_delete_resets_the_node_once(tmp_path, graph):
+    sb = make_sandbox(tmp_path, hostname="dev-worker-1")
+    sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    sb.write("etc/cni/net.d/10-calico.conflist", "{}\n")
+    sb.stub("kubeadm", "reset *", run='rm -f "$ROOT/etc/kubernetes/kubelet.conf"')
+    delete = delete_bundle(graph, "dev-worker-1-kubeadm-join")
+    res = sb.run_bundle(delete)
+    assert res.ok, res
+    assert [c.args for c in res.called("kubeadm")] == [f"reset -f --cri-socket {CONTAINERD}"]
+    assert not sb.exists("etc/cni/net.d")
+    assert [c.args for c in res.called("iptables")] == ["-F", "-t nat -F", "-t mangle -F", "-X"]
+    again = sb.run_bundle(delete)
+    assert again.ok and not again.called("kubeadm") and "nothing to reset" in again.stderr
+

@@ -1,0 +1,214 @@
+"""Calico: the two Helm releases and the operator.tigera.io/v1 Installation.
+
+kubernetes-validate has no schema for custom resources, so the Installation is checked
+with jsonschema against INSTALLATION_V1 below: the fields and enums that Calico 3.32
+documents for Installation, transcribed from tigera/docs
+calico_versioned_docs/version-3.32/reference/installation/_api.mdx (commit 4976674b33e9,
+generated from tigera/operator api/v1). The objects we set are spelled out field by field
+(additionalProperties false); the spec objects we never set are listed by name only.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jsonschema
+import pytest
+import yaml
+from harness import unsecret
+from test_kubernetes_program import INSTALLATION, RELEASE, _ints, graph, manifest
+
+from components import versions as v
+from components.config import parse_config
+from components.kubernetes import calico
+
+OBJ = {"type": "object"}
+ENABLED = {"enum": ["Enabled", "Disabled"]}
+_API = "tigera/docs calico_versioned_docs/version-3.32/reference/installation/_api.mdx"
+
+IP_POOL = {  # _API "### IPPool"
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["cidr"],
+    "properties": {
+        "name": {"type": "string"},
+        "cidr": {"type": "string"},
+        "encapsulation": {"enum": ["IPIPCrossSubnet", "IPIP", "VXLAN", "VXLANCrossSubnet", "None"]},
+        "natOutgoing": ENABLED,
+        "nodeSelector": {"type": "string"},
+        "blockSize": {"type": "integer"},
+        "disableBGPExport": {"type": "boolean"},
+        "disableNewAllocations": {"type": "boolean"},
+        "allowedUses": {"type": "array", "items": {"enum": ["Workload", "Tunnel", "LoadBalancer"]}},
+        "assignmentMode": {"enum": ["Automatic", "Manual"]},
+    },
+}
+NODE_ADDRESS_AUTODETECTION = {  # _API "### NodeAddressAutodetection": "At most one option can be used"
+    "type": "object",
+    "additionalProperties": False,
+    "maxProperties": 1,
+    "properties": {
+        "firstFound": {"type": "boolean"},
+        "kubernetes": {"enum": ["NodeInternalIP"]},
+        "interface": {"type": "string"},
+        "skipInterface": {"type": "string"},
+        "canReach": {"type": "string"},
+        "cidrs": {"type": "array", "items": {"type": "string"}},
+    },
+}
+CALICO_NETWORK = {  # _API "### CalicoNetworkSpec"
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "linuxDataplane": {"enum": ["Iptables", "BPF", "VPP", "Nftables"]},
+        "windowsDataplane": {"type": "string"},
+        "bpfNetworkBootstrap": ENABLED,
+        "kubeProxyManagement": ENABLED,
+        "bgp": ENABLED,
+        "clusterRoutingMode": {"enum": ["BIRD", "Felix"]},
+        "ipPools": {"type": "array", "items": IP_POOL},
+        "mtu": {"type": "integer"},
+        "nodeAddressAutodetectionV4": NODE_ADDRESS_AUTODETECTION,
+        "nodeAddressAutodetectionV6": NODE_ADDRESS_AUTODETECTION,
+        "hostPorts": ENABLED,
+        "multiInterfaceMode": {"enum": ["None", "Multus"]},
+        "containerIPForwarding": ENABLED,
+        "sysctl": {"type": "array"},
+        "linuxPolicySetupTimeoutSeconds": {"type": "integer"},
+    },
+}
+INSTALLATION_SPEC_FIELDS = (  # _API "### InstallationSpec", in the documented order
+    "variant",
+    "registry",
+    "imagePath",
+    "imagePrefix",
+    "imagePullSecrets",
+    "kubernetesProvider",
+    "cni",
+    "calicoNetwork",
+    "typhaAffinity",
+    "controlPlaneNodeSelector",
+    "controlPlaneTolerations",
+    "controlPlaneReplicas",
+    "nodeMetricsPort",
+    "typhaMetricsPort",
+    "flexVolumePath",
+    "kubeletVolumePluginPath",
+    "nodeUpdateStrategy",
+    "componentResources",
+    "certificateManagement",
+    "tlsCipherSuites",
+    "nonPrivileged",
+    "calicoNodeDaemonSet",
+    "csiNodeDriverDaemonSet",
+    "calicoKubeControllersDeployment",
+    "typhaDeployment",
+    "calicoWindowsUpgradeDaemonSet",
+    "calicoNodeWindowsDaemonSet",
+    "fipsMode",
+    "logging",
+    "windowsNodes",
+    "serviceCIDRs",
+    "azure",
+    "proxy",
+)
+INSTALLATION_V1 = {  # _API "### Installation": "It must be named \"default\""
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "operator.tigera.io/v1"},
+        "kind": {"const": "Installation"},
+        "metadata": {"type": "object", "required": ["name"], "properties": {"name": {"const": "default"}}},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {**{f: {} for f in INSTALLATION_SPEC_FIELDS}, "calicoNetwork": CALICO_NETWORK},
+        },
+        "status": OBJ,
+    },
+}
+
+
+def validate_installation(doc: dict) -> None:
+    jsonschema.Draft202012Validator(INSTALLATION_V1).validate(doc)
+
+
+@pytest.mark.parametrize("config", [{}, {"podCidr": "10.244.0.0/16"}, {"kataDedicatedWorkers": True}])
+def test_declared_installation_has_only_documented_fields(config):
+    validate_installation(manifest(graph(**config), "Installation", "default"))
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["spec"]["calicoNetwork"].update(
+            vxlanMode="Always"
+        ),  # a calico/v3 IPPool field, not operator's
+        lambda d: d["spec"]["calicoNetwork"]["ipPools"][0].update(encapsulation="Vxlan"),
+        lambda d: d["spec"]["calicoNetwork"]["nodeAddressAutodetectionV4"].update(firstFound=True),
+        lambda d: d["metadata"].update(name="calico"),
+        lambda d: d["spec"].update(calicoNetworks={}),
+    ],
+)
+def test_documented_schema_catches_mistakes(mutate):
+    doc = manifest(graph(), "Installation", "default")
+    mutate(doc)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_installation(doc)
+
+
+def test_installation_spec_for_openstack():
+    cfg = parse_config(
+        {
+            "controlPlaneFlavor": "f",
+            "workerFlavor": "f",
+            "externalNetwork": "public",
+            "allowedCidrs": '["203.0.113.0/24"]',
+            "podCidr": "10.200.0.0/16",
+        },
+        stack="t",
+    )
+    net = calico.installation_spec(cfg, 1400)["calicoNetwork"]
+    assert net["bgp"] == "Disabled"
+    assert net["ipPools"] == [
+        {
+            "name": "default-ipv4-ippool",
+            "cidr": "10.200.0.0/16",
+            "encapsulation": "VXLAN",
+            "natOutgoing": "Enabled",
+            "nodeSelector": "all()",
+            "blockSize": 26,
+        }
+    ]
+    assert net["mtu"] == 1400 and net["nodeAddressAutodetectionV4"] == {"kubernetes": "NodeInternalIP"}
+    assert "mtu" not in calico.installation_spec(cfg, None)["calicoNetwork"]  # auto-detect
+
+
+@pytest.mark.parametrize(("network", "pods"), [(1450, 1400), (1500, 1450), (9000, 8950), (None, None)])
+def test_pod_mtu_subtracts_the_vxlan_header(network, pods):
+    assert calico.pod_mtu(network) == pods
+
+
+def test_pod_mtu_refuses_a_network_too_small_for_vxlan():
+    with pytest.raises(ValueError, match="at least 626"):
+        calico.pod_mtu(600)
+
+
+def test_two_releases_at_the_calico_version_with_one_installation_owner():
+    g = graph(calicoVersion="3.32.2")
+    releases = {r.plain("chart"): unsecret(r.inputs) for r in g.of_type(RELEASE)}
+    assert set(releases) == {"crd.projectcalico.org.v1", "tigera-operator"}
+    for rel in releases.values():
+        # Calico charts carry the tag with its "v" (3.32 docs: `--version v3.32.1`)
+        assert rel["version"] == "v3.32.2" and re.fullmatch(r"v\d+\.\d+\.\d+", rel["version"])
+        assert rel["repositoryOpts"] == {"repo": v.CALICO_CHART_REPO}
+        assert rel["namespace"] == calico.OPERATOR_NAMESPACE and rel["name"]
+        assert not rel.get("skipAwait"), "the release must be awaited: it is an ordering point"
+    assert releases["tigera-operator"]["values"]["installation"] == {"enabled": False}
+    assert len(g.of_type(INSTALLATION)) == 1
+
+
+def test_helm_releases_golden(golden):
+    docs = sorted((_ints(unsecret(r.inputs)) for r in graph().of_type(RELEASE)), key=lambda d: d["name"])
+    golden("k8s-helm-releases.yaml", yaml.safe_dump_all(docs, sort_keys=True, default_flow_style=False))
