@@ -12,6 +12,9 @@ from components.kubernetes import KubernetesAddons
 from components.network import ClusterNetwork
 from components.nodes import NodePool
 from components.outputs import export_outputs
+from components.tuning import tune_gc
+
+tune_gc()  # large stacks evaluate ~1.5x faster (components/tuning.py)
 
 # 0. Validate every config key before a single resource is declared.
 cfg = load_config()

@@ -2,11 +2,17 @@
 
 class NodeBootstrap(pulumi.ComponentResource), token katak8s:bootstrap:NodeBootstrap
     NodeBootstrap(name, cfg, *, nodes, opts=None)
-    .phases: dict[str, list[phase.Phase]]   node name -> its phases in order
-    .ready: dict[str, pulumi.Resource]      node name -> its last phase's command
+    .phases: dict[str, list[phase.Phase]]        node name -> its phases in order
+    .ready: dict[str, list[pulumi.Resource]]     node name -> what a kubeadm join waits for
+                                                 (Kata working and the kube packages)
+    .kube_ready: dict[str, pulumi.Resource]      node name -> its kube-packages command
+                                                 (what kubeadm init waits for)
 
 Each phase is one `run_phase` (a CopyToRemote of a self-contained bundle + one Command)
 chained on the same node with depends_on, so a node that fails preflight runs nothing else.
+Kata and the kube packages both need only the runtime, so they run side by side (their apt
+steps serialize on dpkg's lock, the Kata download and sandbox test do not): kubeadm init on
+cp-0 never waits for cp-0's Kata check, which takes it off the critical path.
 No phase waits for another node: every node bootstraps in parallel, and workers never wait
 for the control plane. Each phase's parameters hold only what that phase reads, so a stack
 change re-runs only the phases it concerns (kataVersion -> the kata phase alone), and adding
@@ -114,6 +120,7 @@ class PhaseSpec:
     name: str
     script: str
     params: Any
+    after: tuple[str, ...] = ()  # phases of the same node it waits for
 
 
 def kata_config_path(cfg: ClusterConfig) -> str:
@@ -162,14 +169,15 @@ def phase_specs(cfg: ClusterConfig, *, role: str, flavor: str) -> list[PhaseSpec
         PhaseSpec("preflight", "node/00-preflight.sh", PreflightParams(
             flavor=flavor, supported_ubuntu=v.SUPPORTED_UBUNTU, min_cpus=MIN_CPUS,
             min_memory_mib=MIN_MEMORY_MIB, min_disk_gib=MIN_DISK_GIB)),
-        PhaseSpec("kernel", "node/10-kernel.sh", KernelParams(cloud_init_timeout=CLOUD_INIT_TIMEOUT)),
-        PhaseSpec("runtime", runtime_script, runtime_params(cfg)),
-        PhaseSpec("kata", "node/30-kata.sh", kata_params(cfg)),
+        PhaseSpec("kernel", "node/10-kernel.sh", KernelParams(cloud_init_timeout=CLOUD_INIT_TIMEOUT),
+                  after=("preflight",)),
+        PhaseSpec("runtime", runtime_script, runtime_params(cfg), after=("kernel",)),
+        PhaseSpec("kata", "node/30-kata.sh", kata_params(cfg), after=("runtime",)),
         PhaseSpec("kube-packages", "node/40-kube-packages.sh", KubePackagesParams(
             kubernetes_version=cfg.kubernetes_patch,
             kubernetes_repo_url=v.KUBERNETES_APT_REPO.format(minor=cfg.kubernetes_minor),
             cri_socket=cfg.cri_socket,
-            prepull_images=role == naming.CONTROL_PLANE)),
+            prepull_images=role == naming.CONTROL_PLANE), after=("runtime",)),
     ]
 
 
@@ -177,26 +185,27 @@ class NodeBootstrap(pulumi.ComponentResource):
     """Phases 1-5 on every node, in parallel across nodes (see the module docstring)."""
 
     phases: dict[str, list[Phase]]
-    ready: dict[str, pulumi.Resource]
+    ready: dict[str, list[pulumi.Resource]]
+    kube_ready: dict[str, pulumi.Resource]
 
     def __init__(self, name: str, cfg: ClusterConfig, *, nodes: Any,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__(naming.type_token("bootstrap", "NodeBootstrap"), name, None, opts)
-        self.phases = {}
-        self.ready = {}
+        self.phases, self.ready, self.kube_ready = {}, {}, {}
         targets: list[NodeTarget] = [*nodes.control_planes, *nodes.workers]
         for target in targets:
-            self.phases[target.name] = _bootstrap_node(self, cfg, target)
-            self.ready[target.name] = self.phases[target.name][-1].command
+            by_name = _bootstrap_node(self, cfg, target)
+            self.phases[target.name] = list(by_name.values())
+            self.ready[target.name] = [by_name["kata"].command, by_name["kube-packages"].command]
+            self.kube_ready[target.name] = by_name["kube-packages"].command
         self.register_outputs({
-            "ready": {node: cmd.id for node, cmd in self.ready.items()},
+            "ready": {node: [c.id for c in cmds] for node, cmds in self.ready.items()},
         })
 
 
-def _bootstrap_node(parent: pulumi.Resource, cfg: ClusterConfig, target: NodeTarget) -> list[Phase]:
-    chain: list[Phase] = []
+def _bootstrap_node(parent: pulumi.Resource, cfg: ClusterConfig, target: NodeTarget) -> dict[str, Phase]:
+    done: dict[str, Phase] = {}
     for spec in phase_specs(cfg, role=target.role, flavor=target.flavor):
-        previous = [chain[-1].command] if chain else []
-        chain.append(run_phase(parent, target, phase=spec.name, script=spec.script,
-                               params=spec.params, depends_on=previous))
-    return chain
+        done[spec.name] = run_phase(parent, target, phase=spec.name, script=spec.script, params=spec.params,
+                                    depends_on=[done[p].command for p in spec.after])
+    return done

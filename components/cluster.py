@@ -4,6 +4,7 @@ join per other node, and the scale-in path of every joined node.
 class KubeadmCluster(pulumi.ComponentResource), token katak8s:cluster:KubeadmCluster
     KubeadmCluster(name, cfg, *, nodes, bootstrap, endpoint, opts=None)
     .kubeconfig: Output[str]        secret, server rewritten to the public endpoint
+    .api_ready: list[pulumi.Resource]   init + kubeconfig read: the API answers
     .ready: list[pulumi.Resource]   init + every join: the cluster exists once they are done
     .init / .kubeconfig_phase: phase.Phase (on cp-0)
     .credentials / .joins / .memberships: dict[node name, phase.Phase]
@@ -130,6 +131,9 @@ class KubeadmCluster(pulumi.ComponentResource):
         for target in nodes.workers:
             self._join(target, after=[self.init.command])
 
+        # The API answers once init is done and the kubeconfig is read: Calico and the
+        # RuntimeClass need no more, so they install while the workers are still joining.
+        self.api_ready: list[pulumi.Resource] = [self.init.command, self.kubeconfig_phase.command]
         self.ready: list[pulumi.Resource] = [
             self.init.command, self.kubeconfig_phase.command,
             *(p.command for p in self.joins.values()), *(p.command for p in self.memberships.values())]
@@ -146,7 +150,7 @@ class KubeadmCluster(pulumi.ComponentResource):
             self, cp0, phase="kubeadm-init", script="cluster/init.sh",
             params=InitParams(node_name=cp0.name, kubernetes_version=self._version,
                               readyz_timeout=READYZ_TIMEOUT),
-            stdin=config, depends_on=[self._bootstrap.ready[cp0.name]])
+            stdin=config, depends_on=[self._bootstrap.kube_ready[cp0.name]])
 
     def _kubeconfig(self) -> tuple[Phase, pulumi.Output[str]]:
         read = run_phase(self, self._cp0, phase="kubeconfig", script="cluster/kubeconfig.sh",
@@ -160,7 +164,7 @@ class KubeadmCluster(pulumi.ComponentResource):
     def _join(self, target: NodeTarget, *, after: list[pulumi.Resource]) -> Phase:
         cfg, cp0 = self._cfg, self._cp0
         control_plane = target.role == naming.CONTROL_PLANE
-        after = [*after, self._bootstrap.ready[target.name]]
+        after = [*after, *self._bootstrap.ready[target.name]]
         identity = _identity(target)
         # Minted when the node is ready to join, so a worker added a month later gets a
         # fresh token; a replaced server (new id) gets new credentials.

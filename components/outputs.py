@@ -1,4 +1,4 @@
-"""The outputs contract: what other stacks read through StackReference (docs/outputs.md).
+"""The outputs contract: what other stacks read through StackReference (README.md, "Outputs").
 
 The names are a stable interface. Only `kubeconfig` and `sshPrivateKey` are secrets, and
 they are wrapped here explicitly so no caller can export them in plain text by mistake.
@@ -13,7 +13,7 @@ import pulumi
 from components import versions as v
 from components.config import ClusterConfig
 
-# Every exported name, in the order docs/outputs.md documents them.
+# Every exported name, in the order the README's "Outputs" section documents them.
 OUTPUT_NAMES: tuple[str, ...] = (
     "kubeconfig", "apiEndpoint", "clusterName", "kubernetesVersion", "kataVersion",
     "containerRuntime", "runtimeClassNames", "controlPlanePrivateIps", "workerPrivateIps",

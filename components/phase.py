@@ -14,6 +14,7 @@ its library or its parameters change, and never otherwise.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 import shlex
@@ -62,6 +63,7 @@ def render_env(params: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.lru_cache(maxsize=None)
 def _body(rel_path: str) -> str:
     """A script's text without its shebang (the bundle has its own)."""
     text = (SCRIPTS_DIR / rel_path).read_text()

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
+
 import pulumi
 from pulumi.runtime import mocks as pmocks
 from pulumi.runtime import rpc, settings
@@ -159,6 +161,8 @@ class Graph:
             edges = list(reg.dependencies)
             for deps in reg.property_dependencies.values():
                 edges.extend(deps)
+            if reg.provider:  # "<provider urn>::<id>": it waits for its explicit provider
+                edges.append(reg.provider.rsplit("::", 1)[0])
             if not reg.custom:  # a component waits for what its children wait for
                 edges.extend(c.urn for c in self.regs if c.parent == reg.urn)
             if b.urn in edges:
@@ -235,12 +239,11 @@ class RecordingMonitor(pmocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
-        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
         urn = response.urn
         state = self.resources.get(urn)
         self.registrations.append(Registration(
             urn=urn, type=request.type, name=request.name, parent=request.parent,
-            custom=bool(request.custom), inputs=_keep_secrets(request.object, inputs),
+            custom=bool(request.custom), inputs=_keep_secrets(request.object),
             provider=request.provider, dependencies=list(request.dependencies),
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             delete_before_replace=bool(request.deleteBeforeReplace),
@@ -253,12 +256,10 @@ class RecordingMonitor(pmocks.MockMonitor):
         return response
 
 
-def _keep_secrets(struct: Any, plain: dict[str, Any]) -> dict[str, Any]:
-    """deserialize_properties unwraps secrets into Output objects in some SDK paths;
-    reading the protobuf Struct directly keeps the engine's secret markers."""
-    from google.protobuf import json_format
-
-    return json.loads(json_format.MessageToJson(struct)) if struct is not None else plain
+def _keep_secrets(struct: Any) -> dict[str, Any]:
+    """The inputs as the engine receives them: reading the protobuf Struct directly keeps
+    the secret markers (and unknowns as the engine's sentinel string)."""
+    return json_format.MessageToDict(struct) if struct is not None else {}
 
 
 class _LogCapture(logging.Handler):
@@ -273,17 +274,19 @@ class _LogCapture(logging.Handler):
 def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev",
                 preview: bool = False, base: bool = True,
                 overrides: Mapping[str, Callable] | None = None,
-                fn: Callable[[], Any] | None = None) -> Graph:
+                fn: Callable[[], Any] | None = None, record: bool = True) -> Graph:
     """Evaluate __main__.py with `config` (keys without the `katak8s:` prefix; lists as
     Python lists) and return its graph. Raises what the program raises (ConfigError
     for bad input), after the runtime has settled.
 
     `fn`, when given, runs instead of __main__.py under the same mocks and config: unit
     tests of one component use it, e.g. `run_program(fn=lambda: Thing("t", load_config()))`.
+    `record=False` skips recording (the graph is then empty): the benchmark times the
+    program and the SDK alone with it, without this harness's bookkeeping.
     """
     values = {**(BASE_CONFIG if base else {}), **(config or {})}
     mocks = KatakMocks(overrides)
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks) if record else pmocks.MockMonitor(mocks)
     logger = logging.getLogger(f"katak8s-mock-{id(monitor)}")
     capture = _LogCapture()
     logger.addHandler(capture)
@@ -317,7 +320,7 @@ def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev",
         error = exc
     finally:
         logger.removeHandler(capture)
-    graph = Graph(monitor.registrations, capture.records, exports)
+    graph = Graph(getattr(monitor, "registrations", []), capture.records, exports)
     if error is not None:
         error.graph = graph  # type: ignore[attr-defined]  # what was declared before the failure
         raise error

@@ -11,9 +11,10 @@ A `Sandbox` is a throw-away directory:
                     reach the host's systemctl or apt-get by accident.
     <base>/state    what the default stubs remember: installed packages (state/dpkg/<pkg>
                     holds the version), held packages, unit states, served URLs, facts
-    <base>/calls.log  one line per stub invocation: the command name then each argument
-                    shell-quoted with printf %q (parsed back with shlex; an argument
-                    holding a newline is logged as $'...', which shlex does not parse)
+    <base>/calls.log  one record per stub invocation, written by ONE printf: the field
+                    count, the command name, then each argument, every field ended by a
+                    NUL byte ("3\\0sudo\\0-n\\0"). A C argv cannot hold NUL, so any argument
+                    (newlines, quotes, empty strings, invalid UTF-8) round-trips exactly.
 
 API (all paths given to the API are relative to the fake root unless they say otherwise):
 
@@ -87,7 +88,7 @@ SCRIPTS = REPO / "scripts"
 REAL_TOOLS = (
     "awk", "base64", "basename", "bash", "cat", "chmod", "chown", "cmp", "comm", "cp", "cut",
     "date", "diff", "dirname", "env", "expr", "find", "grep", "gzip", "head", "id", "install",
-    "ln", "ls", "mkdir", "mktemp", "mv", "od", "paste", "readlink", "realpath", "rm", "rmdir",
+    "ln", "ls", "mkdir", "mktemp", "mv", "od", "openssl", "paste", "readlink", "realpath", "rm", "rmdir",
     "sed", "seq", "sh", "sha256sum", "sort", "stat", "tail", "tar", "tee", "touch", "tr",
     "uniq", "wc", "xargs", "zstd", "unzstd",
 )
@@ -95,8 +96,8 @@ REAL_TOOLS = (
 # System and network commands the scripts may call; each is a copy of STUB_PROGRAM.
 STUBS = (
     "apt-cache", "apt-get", "apt-key", "apt-mark", "cloud-init", "containerd", "crictl", "crio",
-    "ctr", "curl", "df", "dpkg", "dpkg-query", "gpg", "hostname", "journalctl", "kata-ctl",
-    "kata-runtime", "kubeadm", "kubectl", "kubelet", "modprobe", "mount", "reboot", "runc",
+    "ctr", "curl", "df", "dpkg", "dpkg-query", "gpg", "hostname", "iptables", "journalctl", "kata-ctl",
+    "kata-runtime", "kubeadm", "kubectl", "kubelet", "modprobe", "mount", "nft", "reboot", "runc",
     "sleep", "sudo", "swapoff", "swapon", "sysctl", "systemctl", "timeout", "udevadm", "uname",
     "update-ca-certificates", "wget",
 )
@@ -104,8 +105,8 @@ STUBS = (
 # (command, glob over the arguments) pairs that do NOT change the system; every other call
 # of a command in CHANGING_COMMANDS counts as changing.
 CHANGING_COMMANDS = frozenset({
-    "apt-get", "apt-key", "apt-mark", "crictl", "ctr", "curl", "dpkg", "gpg", "kubeadm", "kubectl",
-    "modprobe", "mount", "reboot", "swapoff", "swapon", "sysctl", "systemctl", "wget",
+    "apt-get", "apt-key", "apt-mark", "crictl", "ctr", "curl", "dpkg", "gpg", "iptables", "kubeadm",
+    "kubectl", "modprobe", "mount", "nft", "reboot", "swapoff", "swapon", "sysctl", "systemctl", "wget",
     "update-ca-certificates", "udevadm",
 })
 READ_ONLY = (
@@ -116,10 +117,15 @@ READ_ONLY = (
     ("ctr", "*version*"), ("ctr", "*plugins*"), ("ctr", "*images ls*"), ("ctr", "*image ls*"),
     ("ctr", "*images check*"), ("ctr", "*containers ls*"), ("ctr", "*tasks ls*"),
     ("dpkg", "*--print-architecture*"), ("dpkg", "-l*"), ("dpkg", "-s*"),
+    ("iptables", "-L*"), ("iptables", "* -L*"), ("iptables", "-S*"), ("iptables", "* -S*"),
+    ("iptables", "-C *"), ("iptables", "* -C *"), ("iptables", "*--list*"), ("iptables", "*--check *"),
+    ("iptables", "--version"), ("iptables", "-V"),
     ("kubeadm", "version*"), ("kubeadm", "config images list*"), ("kubeadm", "config print*"),
     ("kubectl", "get*"), ("kubectl", "version*"), ("kubectl", "wait*"), ("kubectl", "config view*"),
     ("kubectl", "*--dry-run*"), ("kubectl", "cluster-info*"),
     ("modprobe", "*-n *"), ("modprobe", "*--dry-run*"), ("modprobe", "*--show-depends*"),
+    ("nft", "-c *"), ("nft", "--check *"), ("nft", "list *"), ("nft", "*-a list *"), ("nft", "--version"),
+    ("nft", "-v"),
     ("sysctl", "-n *"), ("sysctl", "-a*"), ("swapon", "--show*"), ("swapon", "-s*"),
     ("systemctl", "*is-active*"), ("systemctl", "*is-enabled*"), ("systemctl", "*is-failed*"),
     ("systemctl", "*show*"), ("systemctl", "*status*"), ("systemctl", "*cat *"),
@@ -139,7 +145,8 @@ name=${0##*/}
 SB=${KATAK8S_SANDBOX:?stub called outside a sandbox}
 ROOT=$SB/root
 STATE=$SB/state
-{ printf '%s' "${name}"; printf ' %q' "$@"; printf '\n'; } >>"${SB}/calls.log"
+# One record per call: field count, name, arguments, each ended by NUL (parsed by _parse_calls).
+printf '%s\0' "$(( $# + 1 ))" "${name}" "$@" >>"${SB}/calls.log"
 
 fact() { cat "${STATE}/facts/$1" 2>/dev/null || printf '%s' "${2:-}"; }
 
@@ -539,6 +546,25 @@ class Result:
         return f"rc={self.rc}\n--- stderr ---\n{self.stderr}\n--- calls ---\n{calls}"
 
 
+def parse_calls(data: bytes) -> tuple[Call, ...]:
+    """Decode calls.log records: "<n>\\0" then n NUL-ended fields (name, arguments).
+
+    Bytes that are not UTF-8 decode with surrogateescape, so nothing is lost or rejected."""
+    fields = data.split(b"\0")
+    if fields[-1]:
+        raise ValueError(f"calls.log ends inside a record: {fields[-1][:80]!r}")
+    fields.pop()
+    calls, i = [], 0
+    while i < len(fields):
+        count = int(fields[i])
+        argv = fields[i + 1:i + 1 + count]
+        if count < 1 or len(argv) != count:
+            raise ValueError(f"calls.log record {len(calls)} is truncated: {argv!r}")
+        calls.append(Call(tuple(f.decode("utf-8", "surrogateescape") for f in argv)))
+        i += 1 + count
+    return tuple(calls)
+
+
 def _cpuinfo(cpus: int, flags: tuple[str, ...]) -> str:
     base = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ss syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl xtopology cpuid tsc_known_freq pni pclmulqdq ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor lahf_lm abm"  # noqa: E501
     blocks = []
@@ -737,11 +763,12 @@ class Sandbox:
 
     def _exec(self, argv: list[str], env: Mapping[str, str] | None, stdin: str | None,
               timeout: float) -> Result:
-        offset = len(self.log.read_text())
+        offset = self.log.stat().st_size
         proc = subprocess.run(argv, env=self._env(env), input=stdin if stdin is not None else "",
                               capture_output=True, text=True, timeout=timeout, cwd=self.base)
-        lines = self.log.read_text()[offset:].splitlines()
-        calls = tuple(Call(tuple(shlex.split(line))) for line in lines if line)
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            calls = parse_calls(log.read())
         return Result(proc.returncode, proc.stdout, proc.stderr, calls)
 
     def _params_file(self, params: Any) -> Path:

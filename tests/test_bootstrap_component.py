@@ -36,7 +36,10 @@ def _program(workers: int, control_planes: int = 1):
             workers=[target(naming.WORKER, i) for i in range(workers)])
         b = NodeBootstrap("bootstrap", cfg, nodes=nodes)
         assert list(b.phases) == [t.name for t in [*nodes.control_planes, *nodes.workers]]
-        assert all(b.ready[n] is b.phases[n][-1].command for n in b.phases)
+        for n, phases in b.phases.items():
+            by_name = {p.command._name: p.command for p in phases}
+            assert b.ready[n] == [by_name[f"{n}-kata"], by_name[f"{n}-kube-packages"]]
+            assert b.kube_ready[n] is by_name[f"{n}-kube-packages"]
     return program
 
 
@@ -55,8 +58,11 @@ def test_each_node_runs_its_five_phases_in_order_under_the_component(graph):
         cmds = [graph.named(f"{node}-{p}") for p in PHASES]
         for reg in cmds + [graph.named(f"{node}-{p}-copy") for p in PHASES]:
             assert reg.parent == comp.urn
-        for earlier, later in zip(cmds, cmds[1:]):
+        preflight, kernel, runtime, kata, kube = cmds
+        for later, earlier in ((kernel, preflight), (runtime, kernel), (kata, runtime), (kube, runtime)):
             assert graph.depends_on(later, earlier), f"{later.name} must wait for {earlier.name}"
+        # Kata and the kube packages need only the runtime: neither waits for the other.
+        assert not graph.depends_on(kube, kata) and not graph.depends_on(kata, kube)
         for p, cmd in zip(PHASES, cmds):
             copy = graph.named(f"{node}-{p}-copy")
             assert cmd.plain("triggers") == [phase.sha256(_bundle(copy))]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from components import naming
@@ -85,3 +90,201 @@ def test_kernel_phase_tolerates_cloud_init_recoverable_errors(tmp_path):
     sb.stub("cloud-init", "status*", exit=2, stdout="status: done\n")
     res = sb.run_bundle(bundle(cfg_for(), "kernel"))
     assert res.ok and "cloud-init finished with errors (exit 2)" in res.stderr, res
+
+
+# --- the metadata guard (10-kernel.sh): pods may not reach 169.254.169.254 -----------------
+GUARD_RULES = "etc/katak8s/metadata-guard.nft"
+GUARD_UNIT = "katak8s-metadata-guard.service"
+GUARD_UNIT_FILE = f"etc/systemd/system/{GUARD_UNIT}"
+POD_RULES = ('iifname "cali*" ip daddr 169.254.169.254 counter drop',
+             'iifname "vxlan.calico" ip daddr 169.254.169.254 counter drop',
+             'iifname "tunl*" ip daddr 169.254.169.254 counter drop')
+# The nft stub keeps a copy of the file it was asked to check, and notes whether the live
+# rules file already existed then (it must not: a rejected file is never installed).
+NFT_CHECK = ('cp "$3" "$STATE/checked.nft"; '
+             '[[ -e "$ROOT/etc/katak8s/metadata-guard.nft" ]] && touch "$STATE/checked-after-write"; exit 0')
+
+
+def guarded_node(tmp_path, **kw) -> Sandbox:
+    sb = Sandbox(tmp_path, **kw)
+    sb.stub("nft", "-c -f *", run=NFT_CHECK)
+    return sb
+
+
+@pytest.mark.parametrize("ubuntu", UBUNTUS)
+def test_kernel_phase_installs_the_metadata_guard_once(tmp_path, golden, ubuntu):
+    sb = guarded_node(tmp_path, ubuntu=ubuntu)
+    first, second = run_twice(sb, bundle(cfg_for(), "kernel"))
+    rules = sb.read(GUARD_RULES)
+    golden("bootstrap-metadata-guard.nft", rules)
+    golden("bootstrap-metadata-guard.service", sb.read(GUARD_UNIT_FILE))
+    # Exactly our table, re-loadable in one transaction, the three pod-interface drops.
+    lines = [line.strip() for line in rules.splitlines()]
+    assert lines[2:5] == ["table inet katak8s_guard", "delete table inet katak8s_guard",
+                          "table inet katak8s_guard {"]
+    assert "type filter hook forward priority filter - 10; policy accept;" in lines
+    assert [line for line in lines if line.startswith("iifname")] == list(POD_RULES)
+    assert "flush ruleset" not in rules and not sb.exists("etc/nftables.conf")
+    unit = sb.read(GUARD_UNIT_FILE)
+    assert f"ExecStart=/usr/sbin/nft -f /{GUARD_RULES}" in unit and "ExecStop" not in unit
+    assert "Type=oneshot" in unit and "RemainAfterExit=yes" in unit
+    # nftables installed after cloud-init let go of dpkg; the file was checked before it was
+    # written; the unit reloaded, enabled and started once.
+    names = [c.name for c in first.calls]
+    assert names.index("cloud-init") < names.index("apt-get") and sb.installed_version("nftables")
+    assert sb.read("../state/checked.nft") == rules and not sb.exists("../state/checked-after-write")
+    assert [c.args for c in first.called("systemctl") if c.changing] == [
+        "daemon-reload", f"enable {GUARD_UNIT}", f"restart {GUARD_UNIT}"]
+    assert sb.unit_active(GUARD_UNIT.removesuffix(".service"))
+    # run_twice proved the second run changed nothing; it did not even re-check the rules.
+    assert second.called("nft") == [] and second.called("apt-get") == []
+
+
+def test_metadata_guard_rejected_by_nft_is_never_installed(tmp_path):
+    sb = Sandbox(tmp_path)
+    sb.stub("nft", "-c -f *", exit=1, stderr="Error: syntax error, unexpected junk\n")
+    res = sb.run_bundle(bundle(cfg_for(), "kernel"))
+    assert res.rc == 1 and "nft rejects the metadata guard rules" in res.stderr, res
+    assert "Error: syntax error" in res.stderr  # nft's own reason reaches the operator
+    assert not sb.exists(GUARD_RULES) and not sb.exists(GUARD_UNIT_FILE)
+    assert res.called("systemctl") == []
+
+
+@pytest.mark.parametrize("drift", ["old-rules", "stopped", "disabled"])
+def test_metadata_guard_repairs_drift_with_the_least_change(tmp_path, drift):
+    sb = guarded_node(tmp_path)
+    text = bundle(cfg_for(), "kernel")
+    assert sb.run_bundle(text).ok
+    unit = GUARD_UNIT.removesuffix(".service")
+    if drift == "old-rules":
+        sb.write(GUARD_RULES, sb.read(GUARD_RULES).replace('iifname "tunl*"', 'iifname "tunnel0"'))
+    sb.unit(unit, active=drift != "stopped", enabled=drift != "disabled")
+    res = sb.run_bundle(text)
+    assert res.ok, res
+    expected = {"old-rules": [f"restart {GUARD_UNIT}"], "stopped": [f"restart {GUARD_UNIT}"],
+                "disabled": [f"enable {GUARD_UNIT}"]}[drift]
+    assert [c.args for c in res.changing()] == expected  # never a daemon-reload: unit unchanged
+    assert len(res.called("nft", "-c -f *")) == (drift == "old-rules")
+    assert [line.strip() for line in sb.read(GUARD_RULES).splitlines() if "iifname" in line] == list(POD_RULES)
+
+
+# --- the written rules and unit, checked by the real nft and systemd ----------------------
+def _guard_files(tmp_path) -> tuple[Path, Path]:
+    sb = Sandbox(tmp_path / "sb")
+    assert sb.run_bundle(bundle(cfg_for(), "kernel")).ok
+    return sb.path(GUARD_RULES), sb.path(GUARD_UNIT_FILE)
+
+
+def _nft() -> str:
+    nft = shutil.which("nft", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if not nft:
+        pytest.skip("nft is not installed (apt-get install nftables; scripts/test.sh does it)")
+    return nft
+
+
+def _in_scratch_netns(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run argv as root of a new user+network namespace: the real kernel validates and loads
+    nftables there, while this machine's own ruleset is never touched."""
+    if not shutil.which("unshare"):
+        pytest.skip("unshare (util-linux) is not installed")
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"],
+                           capture_output=True, text=True)
+    if probe.returncode:
+        pytest.skip(f"cannot create a scratch network namespace here: {probe.stderr.strip()}")
+    return subprocess.run(["unshare", "--user", "--map-root-user", "--net", *argv],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_guard_rules_pass_nft_check_and_reload_without_duplicates(tmp_path):
+    nft = _nft()
+    rules, _ = _guard_files(tmp_path)
+    check = _in_scratch_netns(nft, "-c", "-f", str(rules))
+    assert check.returncode == 0, check.stderr
+    bad = tmp_path / "bad.nft"
+    bad.write_text(rules.read_text().replace("priority filter - 10", "priority nonsense"))
+    assert _in_scratch_netns(nft, "-c", "-f", str(bad)).returncode != 0  # the check can fail
+    # A foreign table (Calico, kube-proxy) survives, and a second load replaces ours in place.
+    script = (f'{nft} add table ip calico_sim && {nft} -f "$1" && {nft} -f "$1" '
+              f'&& {nft} list ruleset')
+    res = _in_scratch_netns("bash", "-c", script, "bash", str(rules))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("table inet katak8s_guard") == 1 and "table ip calico_sim" in res.stdout
+    for rule in POD_RULES:
+        assert res.stdout.count(rule.replace("counter", "counter packets 0 bytes 0")) == 1, res.stdout
+
+
+def test_guard_unit_passes_systemd_analyze_verify(tmp_path):
+    _nft()  # verify checks that ExecStart's /usr/sbin/nft exists
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    _, unit = _guard_files(tmp_path)
+    res = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
+                         timeout=60)
+    ours = [line for line in (res.stdout + res.stderr).splitlines() if GUARD_UNIT in line]
+    assert res.returncode == 0 and ours == [], res.stdout + res.stderr
+
+
+# A node with a pod veth (calitest0) and an uplink to a metadata server (its own namespaces,
+# 192.0.2.0/24 and 169.254.169.254 exist only inside them): fetch user data from the pod and
+# from the node itself, before and after loading the guard. Arguments: nft, rules file, python.
+FORWARD_PROBE = r'''
+set -euo pipefail
+nft=$1 rules=$2 py=$3 dir=$4
+holder() {  # a process in a new network namespace; its pid names the namespace
+  unshare --net sleep 60 >/dev/null 2>&1 &
+  local pid=$! i
+  for i in $(seq 100); do
+    if [[ $(readlink "/proc/${pid}/ns/net") != "$(readlink /proc/self/ns/net)" ]]; then
+      echo "${pid}"; return 0
+    fi
+    sleep 0.05
+  done
+  return 1
+}
+in_ns() { local pid=$1; shift; nsenter -t "${pid}" -n "$@"; }
+fetch() { timeout 1 bash -c 'exec 3<>/dev/tcp/169.254.169.254/80 && cat <&3' 2>/dev/null || echo blocked; }
+holder >"${dir}/pod.pid"; holder >"${dir}/meta.pid"
+pod=$(<"${dir}/pod.pid"); meta=$(<"${dir}/meta.pid")
+trap 'kill "${pod}" "${meta}" $(jobs -p) 2>/dev/null || true' EXIT
+ip link set lo up
+ip link add calitest0 type veth peer name eth0 netns "${pod}"
+ip link add ens3 type veth peer name eth0 netns "${meta}"
+ip addr add 10.244.0.1/24 dev calitest0 && ip link set calitest0 up
+ip addr add 192.0.2.1/24 dev ens3 && ip link set ens3 up
+ip route add 169.254.169.254/32 via 192.0.2.2
+echo 1 >/proc/sys/net/ipv4/ip_forward
+in_ns "${pod}" ip link set lo up
+in_ns "${pod}" ip addr add 10.244.0.2/24 dev eth0
+in_ns "${pod}" ip link set eth0 up
+in_ns "${pod}" ip route add default via 10.244.0.1
+in_ns "${meta}" ip addr add 192.0.2.2/24 dev eth0
+in_ns "${meta}" ip addr add 169.254.169.254/32 dev eth0
+in_ns "${meta}" ip link set eth0 up
+in_ns "${meta}" ip route add 10.244.0.0/24 via 192.0.2.1
+in_ns "${meta}" "${py}" -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("169.254.169.254", 80)); s.listen(8); s.settimeout(30)
+while True:
+    c, _ = s.accept(); c.sendall(b"user-data\n"); c.close()
+' &
+for _ in $(seq 100); do [[ $(fetch) == user-data ]] && break; sleep 0.05; done
+probe() { echo "$1 pod=$(in_ns "${pod}" bash -c "$(declare -f fetch); fetch") node=$(fetch)"; }
+probe before
+"${nft}" -f "${rules}"
+probe after
+'''
+
+
+def test_guard_drops_pod_traffic_to_metadata_but_not_the_nodes(tmp_path):
+    nft = _nft()
+    for tool in ("ip", "nsenter", "timeout"):
+        if not shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin"):
+            pytest.skip(f"{tool} is not installed (iproute2 / util-linux / coreutils)")
+    rules, _ = _guard_files(tmp_path)
+    res = _in_scratch_netns("bash", "-c", FORWARD_PROBE, "bash", nft, str(rules), sys.executable,
+                            str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["before pod=user-data node=user-data",
+                                       "after pod=blocked node=user-data"], res.stdout + res.stderr

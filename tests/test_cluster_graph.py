@@ -35,12 +35,13 @@ COMMAND_TEXT = ("create", "update", "delete", "environment", "triggers")
 
 
 class StandInBootstrap:
-    """NodeBootstrap's interface (.ready[node name]) with one command per node."""
+    """NodeBootstrap's interface (.ready / .kube_ready[node name]) with one command per node."""
 
     def __init__(self, nodes: NodePool):
-        self.ready = {t.name: command.remote.Command(f"{t.name}-bootstrap-standin", connection=t.connection,
-                                                     create="true")
-                      for t in [*nodes.control_planes, *nodes.workers]}
+        self.kube_ready = {t.name: command.remote.Command(f"{t.name}-bootstrap-standin",
+                                                          connection=t.connection, create="true")
+                           for t in [*nodes.control_planes, *nodes.workers]}
+        self.ready = {name: [cmd] for name, cmd in self.kube_ready.items()}
 
 
 def build() -> KubeadmCluster:

@@ -21,7 +21,12 @@ from test_cluster_graph import (
 
 from components.outputs import OUTPUT_NAMES, SECRET_OUTPUTS
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "outputs.md"
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _outputs_section() -> str:
+    """The README's "Outputs" section: the documented contract."""
+    return README.read_text().split("\n## Outputs\n", 1)[1].split("\n## ", 1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +113,7 @@ def test_exports_are_the_documented_contract(ha):
 
 
 def test_docs_list_every_output_with_its_secrecy():
-    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|", DOCS.read_text(), re.M)
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|", _outputs_section(), re.M)
     assert [name for name, _, _ in rows] == list(OUTPUT_NAMES)
     assert {name for name, _, secret in rows if secret.strip() == "**yes**"} == SECRET_OUTPUTS
     assert all(secret.strip() in ("**yes**", "no") for _, _, secret in rows)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -33,11 +32,6 @@ ADMIN_CONF = (f"apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server:
 
 def make_sandbox(tmp_path: Path, **kw) -> Sandbox:
     sb = Sandbox(tmp_path, **kw)
-    # reset.sh flushes iptables and the credentials script hashes the CA with openssl; the
-    # shared sandbox lists neither, so they are added here: iptables as a logging stub,
-    # openssl for real.
-    (sb.bin / "iptables").symlink_to(sb.base / "stub")
-    (sb.bin / "openssl").symlink_to(shutil.which("openssl"))
     sb.stub("kubectl", "*get --raw=/readyz*", stdout="ok")
     return sb
 
@@ -321,30 +315,34 @@ def test_membership_waits_boundedly_for_registration(tmp_path):
     assert len(res.called("kubectl", "*get node*")) <= 5
 
 
-def delete_bundle(graph, name: str) -> str:
-    """The bundle inside a Command's `delete` text. The text is `sudo -n timeout 1800 bash -c
-    BUNDLE`; the bundle runs directly because the sandbox's call log cannot hold the
-    multi-line argument sudo would receive."""
-    argv = shlex.split(graph.named(name).plain("delete"))
+def run_delete(sb: Sandbox, graph, name: str):
+    """Run a Command's exact `delete` text, `sudo -n timeout 1800 bash -c BUNDLE`, and check
+    that both wrappers received the multi-line bundle intact. The calls after those two are
+    the bundle's own."""
+    text = graph.named(name).plain("delete")
+    argv = shlex.split(text)
     assert argv[:6] == ["sudo", "-n", "timeout", "1800", "bash", "-c"] and len(argv) == 7
-    return argv[6]
+    assert "\n" in argv[6]
+    res = sb.run_command(text)
+    assert [c.argv for c in res.calls[:2]] == [tuple(argv), tuple(argv[2:])], res
+    return res
 
 
-def drain_text(graph, node: str = "dev-worker-1") -> str:
-    return delete_bundle(graph, f"dev-cp-0-membership-{node}")
+def run_drain(sb: Sandbox, graph, node: str = "dev-worker-1"):
+    return run_delete(sb, graph, f"dev-cp-0-membership-{node}")
 
 
 def test_scale_in_drains_then_deletes_the_node(tmp_path, graph):
     sb = make_sandbox(tmp_path, hostname="dev-cp-0")
     sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
     sb.stub("kubectl", "*get node dev-worker-1*", stdout="node/dev-worker-1\n")
-    res = sb.run_bundle(drain_text(graph))
+    res = run_drain(sb, graph)
     assert res.ok, res
     kube = [c.args for c in res.called("kubectl")]
     assert kube == ["get node dev-worker-1 --ignore-not-found -o name", "cordon dev-worker-1",
                     "drain dev-worker-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
                     "delete node dev-worker-1 --ignore-not-found"]
-    assert not any("--force" in c.line or "--disable-eviction" in c.line for c in res.calls)
+    assert not any("--force" in c.line or "--disable-eviction" in c.line for c in res.calls[2:])
 
 
 def test_a_failed_drain_stops_the_scale_in_with_a_clear_message(tmp_path, graph):
@@ -354,7 +352,7 @@ def test_a_failed_drain_stops_the_scale_in_with_a_clear_message(tmp_path, graph)
     sb.stub("kubectl", "*drain dev-worker-1*", exit=1, stderr=(
         'error when evicting pods/"web-0" -n "shop" (will retry after 5s): Cannot evict pod as it would '
         "violate the pod's disruption budget.\nerror: global timeout reached: 5m0s\n"))
-    res = sb.run_bundle(drain_text(graph))
+    res = run_drain(sb, graph)
     assert res.rc == 1, res
     assert "violate the pod's disruption budget" in res.stderr  # kubectl's own reason is shown
     assert "did not finish within 300s" in res.stderr and "was NOT deleted" in res.stderr
@@ -365,10 +363,10 @@ def test_a_failed_drain_stops_the_scale_in_with_a_clear_message(tmp_path, graph)
 def test_drain_skips_a_node_already_gone_but_never_an_unreachable_api(tmp_path, graph):
     sb = make_sandbox(tmp_path)
     sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
-    res = sb.run_bundle(drain_text(graph))  # kubectl get prints nothing: no such node
+    res = run_drain(sb, graph)  # kubectl get prints nothing: no such node
     assert res.ok and "nothing to drain" in res.stderr and not res.called("kubectl", "*cordon*"), res
     sb.stub("kubectl", "*get node*", exit=1, stderr="The connection to the server was refused\n")
-    res = sb.run_bundle(drain_text(graph))
+    res = run_drain(sb, graph)
     assert res.rc == 1 and "cannot reach the API" in res.stderr, res
     assert not res.called("kubectl", "*cordon*") and not res.called("kubectl", "*delete*")
 
@@ -378,12 +376,11 @@ def test_the_join_delete_resets_the_node_once(tmp_path, graph):
     sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
     sb.write("etc/cni/net.d/10-calico.conflist", "{}\n")
     sb.stub("kubeadm", "reset *", run='rm -f "$ROOT/etc/kubernetes/kubelet.conf"')
-    delete = delete_bundle(graph, "dev-worker-1-kubeadm-join")
-    res = sb.run_bundle(delete)
+    res = run_delete(sb, graph, "dev-worker-1-kubeadm-join")
     assert res.ok, res
     assert [c.args for c in res.called("kubeadm")] == [f"reset -f --cri-socket {CONTAINERD}"]
     assert not sb.exists("etc/cni/net.d")
     assert [c.args for c in res.called("iptables")] == ["-F", "-t nat -F", "-t mangle -F", "-X"]
-    again = sb.run_bundle(delete)
+    again = run_delete(sb, graph, "dev-worker-1-kubeadm-join")
     assert again.ok and not again.called("kubeadm") and "nothing to reset" in again.stderr
 

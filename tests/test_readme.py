@@ -12,9 +12,13 @@ README = (ROOT / "README.md").read_text()
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 
 
+def _section(title: str) -> str:
+    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
 def _config_rows() -> dict[str, list[str]]:
     rows = {}
-    for line in README.splitlines():
+    for line in _section("Configuration").splitlines():
         m = re.match(r"^\| `(\w+)` \|(.*)\|\s*$", line)
         if m:
             rows[m.group(1)] = [c.strip() for c in m.group(2).split("|")]
@@ -49,3 +53,9 @@ def test_readme_deploy_command_and_prerequisites():
     assert "pulumi up --stack dev" in README
     for prerequisite in ("Pulumi CLI", "clouds.yaml", "OS_CLOUD", "Pulumi.dev.yaml"):
         assert prerequisite in README, prerequisite
+
+
+def test_every_local_link_resolves():
+    broken = [link for link in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
+              if not link.startswith("http") and not (ROOT / link).exists()]
+    assert broken == []

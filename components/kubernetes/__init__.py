@@ -8,8 +8,9 @@ class KubernetesAddons(pulumi.ComponentResource), token katak8s:kubernetes:Kuber
     .runtime_classes: KataRuntimeClasses
     .policies / .workloads: DemoNetworkPolicies / SampleWorkloads, or None (sampleWorkloads false)
 
-Reads cluster.kubeconfig (secret Output[str]), cluster.ready (list of resources) and
-network.mtu (Output[int]). Order: provider (after cluster.ready) -> Calico CRDs ->
+Reads cluster.kubeconfig (secret Output[str]), cluster.api_ready and cluster.ready (lists
+of resources) and network.mtu (Output[int]). Order: provider (after cluster.api_ready:
+the API answers) -> Calico CRDs ->
 operator -> Installation (Ready) -> namespace -> NetworkPolicies -> workloads; the
 RuntimeClass only needs the provider. Modules: provider, calico, runtime_class,
 policies, workloads (+ demo: the names the smoke test shares).
@@ -36,7 +37,8 @@ class ClusterOutputs(Protocol):
     """What is read from KubeadmCluster."""
 
     kubeconfig: pulumi.Output[str]  # secret
-    ready: list[pulumi.Resource]
+    api_ready: list[pulumi.Resource]  # the API answers: what the provider waits for
+    ready: list[pulumi.Resource]  # every node joined: what the sample workloads wait for
 
 
 class NetworkOutputs(Protocol):
@@ -58,7 +60,7 @@ class KubernetesAddons(pulumi.ComponentResource):
         super().__init__(type_token("kubernetes", "KubernetesAddons"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.provider = cluster_provider(
-            f"{name}-provider", cfg, kubeconfig=cluster.kubeconfig, depends_on=cluster.ready, parent=self
+            f"{name}-provider", cfg, kubeconfig=cluster.kubeconfig, depends_on=cluster.api_ready, parent=self
         )
         self.calico = Calico(
             f"{name}-calico", cfg, network_mtu=network.mtu, provider=self.provider, opts=child
@@ -83,7 +85,8 @@ class KubernetesAddons(pulumi.ComponentResource):
                 cfg,
                 namespace=ns,
                 provider=self.provider,
-                after=[*self.calico.ready, self.runtime_classes.kata, *self.policies.policies],
+                # Kata pods need kata nodes: the samples wait for every join, Calico does not.
+                after=[*self.calico.ready, self.runtime_classes.kata, *self.policies.policies, *cluster.ready],
                 opts=child,
             )
         self.register_outputs(
