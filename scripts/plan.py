@@ -11,7 +11,8 @@ tests use) with the katak8s: config of Pulumi.<stack>.yaml, and writes:
     nodes/<node>/<phase>.sh        the exact bundle each node phase runs
     cloud-init/<node>.yaml         every server's user data
     kubeadm/<node>-<phase>-<n>.yaml every kubeadm config a phase carries
-    kubeadm/<command>.yaml         a kubeadm config sent on a command's stdin (not secret ones)
+    kubeadm/<command>.yaml         a kubeadm config sent on a command's stdin (joins: secret,
+                                   shown with the mocks' placeholder token)
     kubernetes/<kind>/<ns>.<name>.yaml  every Kubernetes object (Helm releases: their inputs)
     outputs.json                   the stack outputs (secrets redacted)
 
@@ -127,11 +128,15 @@ def _write_artifacts(reg: Registration, out: Path) -> None:
                 _write(out / "kubeadm" / f"{_safe(node)}-{_safe(phase)}-{n}.yaml", value)
                 n += 1
     elif reg.type == "command:remote:Command":
-        # kubeadm init's config holds addresses known only after deployment, so it reaches
-        # the node on stdin; a secret stdin (a join's token) is a dict here and never shown.
+        # kubeadm configs reach the nodes on stdin: init's holds addresses known only after
+        # deployment, a join's also the minted token. Under mocks every secret in them is a
+        # placeholder (the token is kubeadm's documented example), so the plan shows them.
         stdin = reg.inputs.get("stdin")
-        if isinstance(stdin, str) and "apiVersion: kubeadm.k8s.io/" in stdin:
-            _write(out / "kubeadm" / f"{_safe(reg.name)}.yaml", stdin)
+        text = _plain(stdin)
+        if isinstance(text, str) and "apiVersion: kubeadm.k8s.io/" in text:
+            header = ("# Secret on the wire (Pulumi secret, stdin, logging off). The token, CA hash and\n"
+                      "# certificate key below are mock placeholders.\n") if isinstance(stdin, dict) else ""
+            _write(out / "kubeadm" / f"{_safe(reg.name)}.yaml", header + text)
     elif reg.type == "openstack:compute/instance:Instance":
         user_data = _plain(reg.inputs.get("userData"))
         if user_data:

@@ -18,6 +18,8 @@ install_system_tools() {
   command -v containerd >/dev/null || missing+=(containerd)
   command -v zstd >/dev/null || missing+=(zstd)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v nft >/dev/null || [[ -x /usr/sbin/nft ]] || missing+=(nftables)
+  command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || missing+=(iproute2)
   command -v python3 >/dev/null || missing+=(python3)
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
   (( ${#missing[@]} )) || return 0

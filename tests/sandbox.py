@@ -145,7 +145,7 @@ name=${0##*/}
 SB=${KATAK8S_SANDBOX:?stub called outside a sandbox}
 ROOT=$SB/root
 STATE=$SB/state
-# One record per call: field count, name, arguments, each ended by NUL (parsed by _parse_calls).
+# One record per call: field count, name, arguments, each ended by NUL (see parse_calls).
 printf '%s\0' "$(( $# + 1 ))" "${name}" "$@" >>"${SB}/calls.log"
 
 fact() { cat "${STATE}/facts/$1" 2>/dev/null || printf '%s' "${2:-}"; }

@@ -245,7 +245,8 @@ in_ns() { local pid=$1; shift; nsenter -t "${pid}" -n "$@"; }
 fetch() { timeout 1 bash -c 'exec 3<>/dev/tcp/169.254.169.254/80 && cat <&3' 2>/dev/null || echo blocked; }
 holder >"${dir}/pod.pid"; holder >"${dir}/meta.pid"
 pod=$(<"${dir}/pod.pid"); meta=$(<"${dir}/meta.pid")
-trap 'kill "${pod}" "${meta}" $(jobs -p) 2>/dev/null || true' EXIT
+server=""
+trap 'kill "${pod}" "${meta}" ${server} 2>/dev/null || true' EXIT
 ip link set lo up
 ip link add calitest0 type veth peer name eth0 netns "${pod}"
 ip link add ens3 type veth peer name eth0 netns "${meta}"
@@ -261,14 +262,15 @@ in_ns "${meta}" ip addr add 192.0.2.2/24 dev eth0
 in_ns "${meta}" ip addr add 169.254.169.254/32 dev eth0
 in_ns "${meta}" ip link set eth0 up
 in_ns "${meta}" ip route add 10.244.0.0/24 via 192.0.2.1
-in_ns "${meta}" "${py}" -c '
+nsenter -t "${meta}" -n "${py}" -c '
 import socket
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("169.254.169.254", 80)); s.listen(8); s.settimeout(30)
+s.bind(("169.254.169.254", 80)); s.listen(8); s.settimeout(20)
 while True:
     c, _ = s.accept(); c.sendall(b"user-data\n"); c.close()
-' &
+' >/dev/null 2>&1 &
+server=$!
 for _ in $(seq 100); do [[ $(fetch) == user-data ]] && break; sleep 0.05; done
 probe() { echo "$1 pod=$(in_ns "${pod}" bash -c "$(declare -f fetch); fetch") node=$(fetch)"; }
 probe before
@@ -288,3 +290,16 @@ def test_guard_drops_pod_traffic_to_metadata_but_not_the_nodes(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["before pod=user-data node=user-data",
                                        "after pod=blocked node=user-data"], res.stdout + res.stderr
+
+
+def test_security_doc_describes_the_guard_the_script_installs(tmp_path):
+    """docs/security.md names the file, table, unit and interfaces the kernel phase writes."""
+    rules, unit = _guard_files(tmp_path)
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    section = doc.split("### The metadata service", 1)[1].split("\n## ", 1)[0]
+    written = rules.read_text()
+    assert f"`/{GUARD_RULES}`" in section and f"`{unit.name}`" in section
+    assert "table inet katak8s_guard" in written and "`inet katak8s_guard`" in section
+    for iface in ("cali*", "vxlan.calico", "tunl*"):
+        assert f'iifname "{iface}"' in written and f"`{iface}`" in section
+    assert "of `kata-demo` is a second layer" in " ".join(section.split())

@@ -45,7 +45,10 @@ def test_component_diagram_names_every_component_of_main():
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     assert {"load_config", "export_outputs", "SshAccess", "KubeadmCluster"} <= called
     components, phases = mermaid_blocks(text(DOCS / "architecture.md"))
-    missing = [name for name in sorted(called) if name not in components]
+    # The components (classes) and the two functions that frame them; helpers such as
+    # tune_gc are not part of the architecture.
+    shown = {n for n in called if n[0].isupper()} | {"load_config", "export_outputs"}
+    missing = [name for name in sorted(shown) if name not in components]
     assert not missing, f"docs/architecture.md's component diagram lacks {missing}"
 
 

@@ -43,7 +43,11 @@ def test_plan_shows_every_artifact_kind(dev_plan):
     phases = {p.stem for p in (dev_plan / "nodes" / "dev-worker-1").glob("*.sh")}
     assert len(phases) >= 5, phases  # preflight, kernel, runtime, kata, kube packages, join...
     assert sorted(p.stem for p in (dev_plan / "cloud-init").glob("*.yaml")) == nodes
-    assert list((dev_plan / "kubeadm").glob("*.yaml")), "no kubeadm config rendered"
+    kubeadm = sorted(p.name for p in (dev_plan / "kubeadm").glob("*.yaml"))
+    assert kubeadm == ["dev-cp-0-kubeadm-init.yaml", "dev-worker-0-kubeadm-join.yaml",
+                       "dev-worker-1-kubeadm-join.yaml"]
+    join = (dev_plan / "kubeadm" / "dev-worker-0-kubeadm-join.yaml").read_text()
+    assert "kind: JoinConfiguration" in join and "mock placeholders" in join
     assert (dev_plan / "kubernetes" / "RuntimeClass").is_dir()
     text = (dev_plan / "resources.txt").read_text()
     assert "openstack:compute/instance:Instance  dev-worker-1" in text

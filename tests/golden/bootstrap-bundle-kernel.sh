@@ -205,8 +205,9 @@ refuse_runtime_switch() {
 # --- scripts/node/10-kernel.sh ---
 # Kernel prerequisites for the kubelet, the CNI and Kata: wait for cloud-init (it holds the
 # apt/dpkg locks on first boot), load and persist overlay, br_netfilter, vhost_vsock and
-# vhost_net, set forwarding and bridge-netfilter sysctls, and turn swap off now and after
-# reboot. Every step compares before it changes anything.
+# vhost_net, set forwarding and bridge-netfilter sysctls, turn swap off now and after
+# reboot, and install the metadata guard (pods may not reach 169.254.169.254). Every step
+# compares before it changes anything.
 # inputs: CLOUD_INIT_TIMEOUT (seconds)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -279,12 +280,90 @@ disable_swap() {
   fi
 }
 
+# --- metadata guard: pods must not reach the OpenStack metadata service ---
+# WHY: a node's user data holds its pinned SSH host PRIVATE key (components/cloudinit.py), and
+# the metadata service serves user data to whatever reaches 169.254.169.254 from the server.
+# Pod traffic gets there forwarded and NATed by the node, so any pod outside a blocking
+# NetworkPolicy could read the key. The node (cloud-init, host processes, hostNetwork pods)
+# sends through the output hook, not forward: it keeps access.
+# HOW (upstream nft(8)): our own table and oneshot unit, never /etc/nftables.conf (its `flush
+# ruleset` would wipe Calico's and kube-proxy's rules). A drop "occurs instantly, no further
+# chains or hooks are evaluated" (verdict statement): no Calico ACCEPT can undo it, and
+# `filter - 10` (priority name arithmetic, CHAINS) only runs it first. A trailing `*` matches
+# an interface name prefix (primary expressions): cali* = pod veths (kata pods' too),
+# vxlan.calico / tunl* = Calico's overlays. One `nft -f` file is one transaction (nftables
+# wiki, Atomic rule replacement): `table` adds ours if missing (TABLES: add does not fail if
+# it exists), `delete table` removes it, then it is rebuilt: no duplicate rules, no gap.
+GUARD_RULES=/etc/katak8s/metadata-guard.nft
+GUARD_UNIT=katak8s-metadata-guard.service
+
+guard_rules() {
+  cat <<EOF
+#!/usr/sbin/nft -f
+# katak8s: pods may not reach the cloud metadata service (loaded by ${GUARD_UNIT})
+table inet katak8s_guard
+delete table inet katak8s_guard
+table inet katak8s_guard {
+  chain forward {
+    type filter hook forward priority filter - 10; policy accept;
+    iifname "cali*" ip daddr 169.254.169.254 counter drop
+    iifname "vxlan.calico" ip daddr 169.254.169.254 counter drop
+    iifname "tunl*" ip daddr 169.254.169.254 counter drop
+  }
+}
+EOF
+}
+
+# Ordered like Debian's nftables.service: early, before the network and the kubelet.
+# No ExecStop: stopping the unit must not silently reopen the hole.
+guard_unit() {
+  cat <<EOF
+[Unit]
+Description=katak8s: drop pod traffic to the cloud metadata service
+Documentation=file:${GUARD_RULES}
+Wants=network-pre.target
+Before=network-pre.target kubelet.service shutdown.target
+Conflicts=shutdown.target
+DefaultDependencies=no
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft -f ${GUARD_RULES}
+ExecReload=/usr/sbin/nft -f ${GUARD_RULES}
+
+[Install]
+WantedBy=sysinit.target
+EOF
+}
+
+install_metadata_guard() {
+  local tmp rules=0 unit=0
+  ensure_packages nftables
+  tmp=$(mktemp)
+  guard_rules >"${tmp}"
+  if ! cmp -s "${tmp}" "${KATAK8S_ROOT}${GUARD_RULES}"; then
+    nft -c -f "${tmp}" || { rm -f "${tmp}"; fatal "nft rejects the metadata guard rules (see above);" \
+      "check the nftables package ('nft --version')"; }
+  fi
+  write_file "${KATAK8S_ROOT}${GUARD_RULES}" 0644 <"${tmp}" && rules=1
+  rm -f "${tmp}"
+  guard_unit | write_file "${KATAK8S_ROOT}/etc/systemd/system/${GUARD_UNIT}" 0644 && unit=1
+  if (( unit )); then systemctl daemon-reload; fi
+  systemctl is-enabled --quiet "${GUARD_UNIT}" || systemctl enable "${GUARD_UNIT}"
+  # restart, not `enable --now`: an active oneshot must reload changed rules.
+  if (( rules || unit )) || ! systemctl is-active --quiet "${GUARD_UNIT}"; then
+    systemctl restart "${GUARD_UNIT}" || fatal "${GUARD_UNIT} failed; see 'journalctl -u ${GUARD_UNIT}'"
+  fi
+}
+
 main() {
   require_root
   wait_cloud_init
   load_modules
   apply_sysctls
   disable_swap
+  install_metadata_guard
   log_info "kernel prerequisites in place"
 }
 
