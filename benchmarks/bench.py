@@ -36,7 +36,8 @@ TARGET_READY_S = 8 * 60
 TARGET_EVAL_S = 15.0
 TARGET_PEAK_MB = 600.0
 
-# Seconds per step, matched on the resource type and the end of its name. Each figure is
+# Seconds per step, matched on the resource type and a part of its name (first match
+# wins; an empty part matches every resource of the type). Each figure is
 # an estimate for a nested-virtualization-capable OpenStack cloud with a nearby Ubuntu
 # mirror; change them here and the model follows.
 DURATIONS: list[tuple[str, str, int, str]] = [
@@ -49,14 +50,14 @@ DURATIONS: list[tuple[str, str, int, str]] = [
      "cloud-init status --wait (our user data installs nothing, so it ends seconds after sshd), modprobe, sysctl"),
     ("command:remote:Command", "-runtime", 45, "apt-get install containerd or cri-o (~40 MB) + config"),
     ("command:remote:Command", "-kata", 75,
-     "download ~300 MB of kata-static/tools (~10 s at 30 MB/s), unzstd, first sandbox VM under nested virt"),
+     "download kata-static (969 MB) at ~50 MB/s (~20 s), unpack ~2.5 GB (~20 s), first sandbox VM (~20 s)"),
     ("command:remote:Command", "-kube-packages", 45,
      "pkgs.k8s.io repo + kubeadm/kubelet/kubectl/cri-tools/kubernetes-cni (~100 MB); image pre-pull on CPs"),
     ("command:remote:Command", "-init", 90, "kubeadm init with pre-pulled images until /readyz (60-120 s)"),
     ("command:remote:Command", "-kubeconfig", 2, "cat admin.conf"),
-    ("command:remote:Command", "-credentials", 3, "kubeadm token create + CA hash (+ upload-certs)"),
-    ("command:remote:Command", "-join", 45, "kubeadm join: TLS bootstrap, kubelet start (CP joins add etcd)"),
-    ("command:remote:Command", "-membership", 10, "wait for the Node object to register"),
+    ("command:remote:Command", "-join-credentials-", 3, "kubeadm token create + CA hash (+ upload-certs)"),
+    ("command:remote:Command", "-kubeadm-join", 45, "kubeadm join: TLS bootstrap, kubelet start (CP joins add etcd)"),
+    ("command:remote:Command", "-membership-", 10, "wait for the Node object to register"),
     ("kubernetes:helm.sh/v3:Release", "-crds", 15, "helm install of the Calico CRD chart: no pods to await"),
     ("kubernetes:helm.sh/v3:Release", "-operator", 45,
      "helm install of tigera-operator + await of its one Deployment (operator image pull)"),
@@ -69,8 +70,8 @@ PHASE_NAMES = ("preflight", "kernel", "runtime", "kata", "kube-packages")
 
 
 def duration(typ: str, name: str) -> int:
-    for t, suffix, seconds, _why in DURATIONS:
-        if typ == t and name.endswith(suffix):
+    for t, part, seconds, _why in DURATIONS:
+        if typ == t and (name.endswith(part) or (part.endswith("-") and part in name)):
             return seconds
     return 0
 
@@ -146,7 +147,9 @@ def critical_path(graph) -> tuple[int, int, list[str]]:
                 if (cand[1], cand[0]) > (best[1], best[0]):
                     best = cand
         is_phase = int(reg.type == "command:remote:Command")
-        return best[0] + is_phase, best[1] + duration(reg.type, reg.name), best[2] + (reg.name,)
+        step = duration(reg.type, reg.name)
+        shown = (f"{reg.name} ({step} s)",) if step else ()
+        return best[0] + is_phase, best[1] + step, best[2] + shown
 
     k8s = [r.urn for r in graph if r.type.startswith("kubernetes:") and r.custom]
     ready_targets = k8s or [r.urn for r in graph]
@@ -212,8 +215,11 @@ def main() -> int:
     for r in rows:
         if r["modeled_ready_s"] > TARGET_READY_S:
             misses.append(f"{r['size']}: modeled time-to-ready {r['modeled_ready_s']} s > {TARGET_READY_S} s")
-        if r["eval_s"] > TARGET_EVAL_S or r["peak_mb"] > TARGET_PEAK_MB:
-            misses.append(f"{r['size']}: evaluation {r['eval_s']} s / {r['peak_mb']} MB over target")
+        if r["eval_s"] > TARGET_EVAL_S:
+            misses.append(f"{r['size']}: evaluation takes {r['eval_s']} s, target {TARGET_EVAL_S} s "
+                          "(README, Benchmark: the SDK's per-resource cost times 19 resources per node)")
+        if r["peak_mb"] > TARGET_PEAK_MB:
+            misses.append(f"{r['size']}: evaluation peaks at {r['peak_mb']} MB, target {TARGET_PEAK_MB} MB")
     if len({r["critical_phases"] for r in rows[1:]}) > 1 or rows[1]["critical_phases"] != rows[2]["critical_phases"]:
         misses.append("critical path grows with the worker count")
     if stable["re_eval_changed"] != 0 or stable["scale_out_changed_existing"]:
@@ -230,12 +236,13 @@ def main() -> int:
     print(f"re-evaluation: {stable['re_eval_changed']} resources with changed inputs (target 0)")
     print(f"scale-out 2 -> 3 workers: {len(stable['scale_out_changed_existing'])} existing resources changed (target 0)")
     print(f"kataVersion change re-runs: {', '.join(stable['kata_version_changed_phases']) or 'nothing'}")
-    print("\ncritical chain (3+200):\n  " + " -> ".join(rows[-1]["critical_chain"]))
+    print("\nwhere the modeled time goes (3+200, the steps that take time on the critical path):\n  "
+          + "\n  -> ".join(rows[-1]["critical_chain"]))
     print("\n" + ("targets met" if not misses else "TARGETS MISSED:\n  " + "\n  ".join(misses)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "sizes": rows, "stability": stable,
                                     "sdk_ms_per_resource": floor,
-                                    "durations": [{"type": t, "name_suffix": s, "seconds": d, "why": w}
+                                    "durations": [{"type": t, "name_part": s, "seconds": d, "why": w}
                                                   for t, s, d, w in DURATIONS],
                                     "targets_missed": misses}, indent=2))
     return 0
