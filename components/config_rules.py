@@ -1,0 +1,216 @@
+"""The rules behind katak8s's configuration: every key's type and default, and the checks
+that turn raw `pulumi config` values into typed ones while collecting every problem.
+
+components/config.py applies them in `parse_config`; this module holds no Pulumi code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from components import versions as v
+
+NAMESPACE = "katak8s"
+MAX_WORKERS = 500
+CONTROL_PLANE_COUNTS = (1, 3, 5)
+RUNTIMES = ("containerd", "crio")
+# Every remote phase runs under `timeout` (components/phase.py PHASE_TIMEOUT_SECONDS); a
+# drain must fit inside its phase with time left for cordon, node deletion and API calls.
+PHASE_TIMEOUT_SECONDS = 1800
+MAX_DRAIN_SECONDS = PHASE_TIMEOUT_SECONDS - 120
+# Neutron keeps the network, broadcast, gateway and the DHCP/router ports; the API
+# load balancer VIP needs one more.
+RESERVED_ADDRESSES = 6
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_K8S_VERSION = re.compile(r"^1\.(\d+)(\.\d+)?$")
+_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: str  # string | integer | boolean | array | secret
+    default: Any = None
+    required: bool = False
+
+
+# Declaration order is the README's and Pulumi.yaml's order.
+KEYS: tuple[Key, ...] = (
+    Key("clusterName", "string", ""),
+    Key("image", "string", "ubuntu-24.04"),
+    Key("sshUser", "string", "ubuntu"),
+    Key("controlPlaneCount", "integer", 1),
+    Key("controlPlaneFlavor", "string", "", required=True),
+    Key("workerCount", "integer", 2),
+    Key("workerFlavor", "string", "", required=True),
+    Key("externalNetwork", "string", "", required=True),
+    Key("allowedCidrs", "array", [], required=True),
+    Key("nodeCidr", "string", "10.42.0.0/24"),
+    Key("podCidr", "string", "192.168.0.0/16"),
+    Key("serviceCidr", "string", "10.96.0.0/12"),
+    Key("dnsNameservers", "array", []),
+    Key("containerRuntime", "string", "containerd"),
+    Key("kubernetesVersion", "string", v.DEFAULT_KUBERNETES_VERSION),
+    Key("kataVersion", "string", v.DEFAULT_KATA_VERSION),
+    Key("kataHypervisor", "string", v.DEFAULT_HYPERVISOR),
+    Key("calicoVersion", "string", v.DEFAULT_CALICO_VERSION),
+    Key("sshPrivateKey", "secret", ""),
+    Key("bootVolumeSize", "integer", 0),
+    Key("sampleWorkloads", "boolean", True),
+    Key("floatingIpPerNode", "boolean", False),
+    Key("kataDedicatedWorkers", "boolean", False),
+    Key("kataSha256", "string", ""),
+    Key("allowRuntimeRestart", "boolean", False),
+    Key("drainTimeoutSeconds", "integer", 300),
+)
+KEY_NAMES = frozenset(k.name for k in KEYS)
+SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind == "secret")
+
+
+class Collector:
+    """Typed access to raw values that records a problem instead of raising."""
+
+    def __init__(self, raw: Mapping[str, Any]):
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def fail(self, key: str, rule: str, value: Any) -> None:
+        shown = "[secret]" if key in SECRET_KEYS else repr(value)
+        self.problems.append(f"{NAMESPACE}:{key}: {rule}, got {shown}")
+
+    def get(self, key: Key) -> Any:
+        if key.name not in self.raw or self.raw[key.name] in (None, ""):
+            if key.required:
+                self.problems.append(f"{NAMESPACE}:{key.name}: is required and not set "
+                                     f"(pulumi config set {NAMESPACE}:{key.name} ...)")
+            return key.default
+        value = self.raw[key.name]
+        return _coerce(self, key, value)
+
+
+def _coerce(c: Collector, key: Key, value: Any) -> Any:
+    if key.kind in ("string", "secret"):
+        if not isinstance(value, str):
+            c.fail(key.name, "must be a string", value)
+            return key.default
+        return value.strip()
+    if key.kind == "integer":
+        if isinstance(value, bool):
+            c.fail(key.name, "must be an integer", value)
+            return key.default
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        c.fail(key.name, "must be an integer", value)
+        return key.default
+    if key.kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        c.fail(key.name, "must be a boolean (true or false)", value)
+        return key.default
+    # array: a JSON list of strings, as `pulumi config set --path` or YAML lists store it
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = None
+    if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+        c.fail(key.name, "must be a list of strings", value)
+        return key.default
+    return [x.strip() for x in parsed]
+
+
+def _network(c: Collector, key: str, value: str) -> ipaddress.IPv4Network | None:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        c.fail(key, "must be an IPv4 CIDR with no host bits set, like 10.42.0.0/24", value)
+        return None
+    if not isinstance(net, ipaddress.IPv4Network):
+        c.fail(key, "must be an IPv4 CIDR (IPv6 is not supported yet)", value)
+        return None
+    return net
+
+
+def check_one_of(c: Collector, key: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        c.fail(key, "must be one of " + ", ".join(str(a) for a in allowed), value)
+
+
+def check_range(c: Collector, key: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        c.fail(key, f"must be an integer from {lo} to {hi}", value)
+
+
+def check_versions(c: Collector, k8s: str, kata: str, calico: str, kata_sha: str) -> None:
+    m = _K8S_VERSION.match(k8s)
+    supported = ", ".join(sorted(v.KUBERNETES_PATCHES))
+    if not m:
+        c.fail("kubernetesVersion", f"must be 1.M or 1.M.P for a supported minor ({supported})", k8s)
+    elif v.kubernetes_minor(k8s) not in v.KUBERNETES_PATCHES:
+        c.fail("kubernetesVersion", f"minor is not supported; supported minors: {supported}", k8s)
+    km = _SEMVER.match(kata)
+    if not km:
+        c.fail("kataVersion", "must be a release tag X.Y.Z, like " + v.DEFAULT_KATA_VERSION, kata)
+    elif tuple(int(x) for x in km.groups()) < v.KATA_MIN_VERSION or km.group(1) != "4":
+        c.fail("kataVersion", "must be a 4.x release from 4.1.0 on (the split-tarball layout "
+               f"this project installs); tested: {', '.join(v.KATA_STATIC_SHA256)}", kata)
+    cm = _SEMVER.match(calico)
+    if not cm:
+        c.fail("calicoVersion", "must be 3.M.P, like " + v.DEFAULT_CALICO_VERSION, calico)
+    elif ".".join(calico.split(".")[:2]) not in v.SUPPORTED_CALICO_MINORS:
+        c.fail("calicoVersion", "minor is not supported; supported: "
+               + ", ".join(f"{m}.x" for m in v.SUPPORTED_CALICO_MINORS), calico)
+    if kata_sha and not _SHA256.match(kata_sha):
+        c.fail("kataSha256", "must be 64 lowercase hex digits (sha256 of kata-static)", kata_sha)
+    elif km and not kata_sha and not v.KATA_STATIC_SHA256.get(kata):
+        # Kata publishes no checksum file, and nothing unverified is ever installed.
+        c.fail("kataSha256", f"is required for kataVersion {kata}, which has no pinned checksum "
+               f"(pinned: {', '.join(k for k, s in v.KATA_STATIC_SHA256.items() if s)}); set it to the "
+               f"sha256 of kata-static-{kata}-amd64.tar.zst", kata_sha)
+
+
+def check_networks(c: Collector, values: dict[str, Any], node_count: int) -> None:
+    nets = {k: _network(c, k, values[k]) for k in ("nodeCidr", "podCidr", "serviceCidr")}
+    for i, cidr in enumerate(values["allowedCidrs"]):
+        _network(c, f"allowedCidrs[{i}]", cidr)
+    if not values["allowedCidrs"] and "allowedCidrs" in c.raw:
+        c.fail("allowedCidrs", "must list at least one CIDR that may reach SSH and the API", [])
+    for i, ip in enumerate(values["dnsNameservers"]):
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError:
+            c.fail(f"dnsNameservers[{i}]", "must be an IPv4 address", ip)
+    names = list(nets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            na, nb = nets[a], nets[b]
+            if na is not None and nb is not None and na.overlaps(nb):
+                c.fail(a, f"must not overlap {NAMESPACE}:{b} ({values[b]})", values[a])
+    node = nets["nodeCidr"]
+    if node is not None and node.num_addresses < node_count + RESERVED_ADDRESSES:
+        c.fail("nodeCidr", f"must hold {node_count} nodes plus {RESERVED_ADDRESSES} reserved "
+               f"addresses; use a prefix of /{_prefix_for(node_count)} or shorter", values["nodeCidr"])
+
+
+def _prefix_for(node_count: int) -> int:
+    prefix = 30
+    while 2 ** (32 - prefix) < node_count + RESERVED_ADDRESSES:
+        prefix -= 1
+    return prefix
+
+
+
+def int_or_zero(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
