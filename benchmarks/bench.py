@@ -172,7 +172,8 @@ def stability(workers: int, cps: int) -> dict:
     # A hypothetical next release; its checksum is a stand-in (mocks download nothing).
     kata = _graph(workers, cps, kataVersion="4.2.0", kataSha256="0" * 64)
     trig = [r for r in a if r.type == "command:remote:Command"]
-    kata_changed = sorted(r.name for r in trig if r.inputs.get("triggers") != kata.by_urn[r.urn].inputs.get("triggers"))
+    kata_changed = sorted(r.name for r in trig
+                          if r.inputs.get("triggers") != kata.by_urn[r.urn].inputs.get("triggers"))
     return {"re_eval_changed": same, "scale_out_changed_existing": changed_existing,
             "kata_version_changed_phases": kata_changed}
 
@@ -234,7 +235,8 @@ def main() -> int:
     print(f"\nPulumi SDK floor: {floor} ms of CPU per trivial resource; 3+200 spends "
           f"{round(big['eval_s'] * 1000 / big['resources'], 2)} ms per resource (imports included)")
     print(f"re-evaluation: {stable['re_eval_changed']} resources with changed inputs (target 0)")
-    print(f"scale-out 2 -> 3 workers: {len(stable['scale_out_changed_existing'])} existing resources changed (target 0)")
+    changed = len(stable["scale_out_changed_existing"])
+    print(f"scale-out 2 -> 3 workers: {changed} existing resources changed (target 0)")
     print(f"kataVersion change re-runs: {', '.join(stable['kata_version_changed_phases']) or 'nothing'}")
     print("\nwhere the modeled time goes (3+200, the steps that take time on the critical path):\n  "
           + "\n  -> ".join(rows[-1]["critical_chain"]))

@@ -34,7 +34,7 @@ import pulumi
 from components import kubeadm, naming
 from components import versions as v
 from components.config import ClusterConfig
-from components.phase import PHASE_TIMEOUT_SECONDS, NodeTarget, Phase, run_phase
+from components.phase import NodeTarget, Phase, run_phase
 
 READYZ_TIMEOUT = 300
 REGISTER_TIMEOUT = 300

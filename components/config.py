@@ -15,9 +15,24 @@ from typing import Any
 
 from components import versions as v
 from components.config_rules import (  # noqa: F401 (re-exported: the contract's names)
-    CONTROL_PLANE_COUNTS, DNS_LABEL, KEY_NAMES, KEYS, MAX_DRAIN_SECONDS, MAX_WORKERS, NAMESPACE,
-    PHASE_TIMEOUT_SECONDS, RESERVED_ADDRESSES, RUNTIMES, SECRET_KEYS, Collector, Key,
-    check_networks, check_one_of, check_range, check_versions, int_or_zero,
+    CONTROL_PLANE_COUNTS,
+    DNS_LABEL,
+    KEY_NAMES,
+    KEYS,
+    MAX_DRAIN_SECONDS,
+    MAX_WORKERS,
+    NAMESPACE,
+    PHASE_TIMEOUT_SECONDS,
+    RESERVED_ADDRESSES,
+    RUNTIMES,
+    SECRET_KEYS,
+    Collector,
+    Key,
+    check_networks,
+    check_one_of,
+    check_range,
+    check_versions,
+    int_or_zero,
 )
 
 

@@ -38,8 +38,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from components.config import ConfigError  # noqa: E402
 from harness import SECRET_SIG, Graph, Registration, run_program  # noqa: E402
+
+from components.config import ConfigError  # noqa: E402
 
 SECRET_PLACEHOLDER = "<secret from the stack configuration>"
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
 import pulumi
+from google.protobuf import json_format
 from pulumi.runtime import mocks as pmocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
@@ -218,7 +217,8 @@ class KatakMocks(pulumi.runtime.Mocks):
         if args.token == "openstack:images/getImage:getImage":
             return {"id": placeholder("id", f"image {a.get('name')}"), "name": a.get("name")}
         if args.token == "openstack:compute/getFlavor:getFlavor":
-            return {"id": placeholder("id", f"flavor {a.get('name')}"), "flavorId": placeholder("id", f"flavor {a.get('name')}"),
+            flavor_id = placeholder("id", f"flavor {a.get('name')}")
+            return {"id": flavor_id, "flavorId": flavor_id,
                     "name": a.get("name"), "vcpus": 4, "ram": 8192, "disk": 40,
                     "extraSpecs": {"trait:HW_CPU_X86_VMX": "required"}}
         if args.token == "tls:index/getPublicKey:getPublicKey":

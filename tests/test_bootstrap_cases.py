@@ -9,12 +9,12 @@ import subprocess
 import tarfile
 
 import pytest
+from harness import BASE_CONFIG
+from sandbox import Sandbox
 
 from components import bootstrap, naming, phase
 from components import versions as v
 from components.config import parse_config
-from harness import BASE_CONFIG
-from sandbox import Sandbox
 
 UBUNTUS = ("24.04", "26.04")
 RUNTIMES = ("containerd", "crio")

@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import pulumi
 import pulumi_command as command
 import pytest
+from harness import run_program
 
 from components import naming, phase
 from components import versions as v
 from components.bootstrap import PHASES, NodeBootstrap
 from components.config import load_config
 from components.phase import NodeTarget
-from harness import run_program
 
 COPY, CMD = "command:remote:CopyToRemote", "command:remote:Command"
 
@@ -63,7 +63,7 @@ def test_each_node_runs_its_five_phases_in_order_under_the_component(graph):
             assert graph.depends_on(later, earlier), f"{later.name} must wait for {earlier.name}"
         # Kata and the kube packages need only the runtime: neither waits for the other.
         assert not graph.depends_on(kube, kata) and not graph.depends_on(kata, kube)
-        for p, cmd in zip(PHASES, cmds):
+        for p, cmd in zip(PHASES, cmds, strict=False):
             copy = graph.named(f"{node}-{p}-copy")
             assert cmd.plain("triggers") == [phase.sha256(_bundle(copy))]
             assert cmd.plain("create") == f"sudo -n timeout 1800 bash /home/ubuntu/.katak8s/{p}.sh"

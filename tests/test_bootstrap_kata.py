@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 
 import pytest
+from sandbox import Sandbox
+from test_bootstrap_cases import RUNTIMES, UBUNTUS, bundle, cfg_for, fake_kata_archives, run_twice, spec
 
 from components import phase
 from components import versions as v
-from sandbox import Sandbox
-from test_bootstrap_cases import UBUNTUS, RUNTIMES, bundle, cfg_for, fake_kata_archives, run_twice, spec
 
 VERSION = v.DEFAULT_KATA_VERSION
 BASE = f"{v.KATA_RELEASE_URL}/{VERSION}"
@@ -118,7 +117,7 @@ def test_kata_version_change_reinstalls_and_reruns_the_sandbox(tmp_path, archive
     sb = kata_sandbox(tmp_path, archives)
     assert sb.run_bundle(bundle(cfg_for(**pinned), "kata")).ok
     new = "4.1.1"
-    for asset, data in zip(("kata-static", "kata-tools-static"), archives):
+    for asset, data in zip(("kata-static", "kata-tools-static"), archives, strict=False):
         sb.serve(f"{v.KATA_RELEASE_URL}/{new}/{asset}-{new}-amd64.tar.zst", data)
     monkeypatch.setitem(v.KATA_TOOLS_SHA256, new, hashlib.sha256(archives[1]).hexdigest())
     res = sb.run_bundle(bundle(cfg_for(kataVersion=new, **pinned), "kata"))

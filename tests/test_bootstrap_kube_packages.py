@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sandbox import Sandbox
+from test_bootstrap_cases import RUNTIMES, UBUNTUS, bundle, cfg_for, run_twice
 
 from components import naming
 from components import versions as v
-from sandbox import Sandbox
-from test_bootstrap_cases import RUNTIMES, UBUNTUS, bundle, cfg_for, run_twice
 
 REPO = "https://pkgs.k8s.io/core:/stable:/v1.36/deb/"
 PACKAGES = ("kubeadm", "kubelet", "kubectl")

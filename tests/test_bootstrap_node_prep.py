@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from components import naming
 from sandbox import Sandbox
 from test_bootstrap_cases import UBUNTUS, bundle, cfg_for, run_twice
+
+from components import naming
 
 
 def preflight(sb: Sandbox, **kw):

@@ -9,10 +9,10 @@ import subprocess
 import tomllib
 
 import pytest
-
-from components import versions as v
 from sandbox import Sandbox
 from test_bootstrap_cases import UBUNTUS, bundle, cfg_for, run_twice
+
+from components import versions as v
 
 CONTAINERD = shutil.which("containerd", path="/usr/local/bin:/usr/bin:/bin")
 IMPORTS = "/etc/containerd/conf.d/*.toml"

@@ -17,8 +17,7 @@ from harness import FAKE_JOIN_CREDENTIALS, SECRET_SIG, SECRET_VALUE, Graph, run_
 
 from components.access import SshAccess
 from components.cluster import KubeadmCluster
-from components.config import MAX_DRAIN_SECONDS, ConfigError
-from components.config import load_config
+from components.config import MAX_DRAIN_SECONDS, ConfigError, load_config
 from components.endpoint import ApiEndpoint
 from components.network import ClusterNetwork
 from components.nodes import NodePool
@@ -128,7 +127,7 @@ def ordering_problems(graph: Graph, cps: int, workers: int, cluster: str = "dev"
                     problems.append(f"{reg.name} waits for {other}'s join: workers must join in parallel")
                 if graph.depends_on(reg, graph.named(f"{other}-port")):
                     problems.append(f"{reg.name} waits for another node ({other})")
-    for prev, node in zip([f"{cluster}-cp-0", *cp_names], cp_names):
+    for prev, node in zip([f"{cluster}-cp-0", *cp_names], cp_names, strict=False):
         if prev != f"{cluster}-cp-0" and not graph.depends_on(mints[node], joins[prev]):
             problems.append(f"{node} mints its certificate key before {prev} joined")
     return problems

@@ -4,10 +4,10 @@ problem's key, value and the allowed values, before any resource is declared."""
 from __future__ import annotations
 
 import pytest
+from harness import BASE_CONFIG, run_program
 
 from components import versions
 from components.config import ConfigError, parse_config
-from harness import BASE_CONFIG, run_program
 
 # (case, config overrides, key that must be named, words the message must contain)
 BAD = [

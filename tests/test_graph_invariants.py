@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from harness import run_program
 
 CONFIGS = {

@@ -85,10 +85,10 @@ def test_dev_stack_is_complete_commented_and_valid():
     ("pulumi-command", "1.2.1"),
 ])
 def test_requirements_pin_exact_versions(package, version):
-    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
-    pins = dict(l.split("==") for l in lines if "==" in l)
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    pins = dict(line.split("==") for line in lines if "==" in line)
     assert pins.get(package) == version
-    assert all("==" in l for l in lines if l), "every requirement is pinned exactly"
+    assert all("==" in line for line in lines if line), "every requirement is pinned exactly"
     assert "pyyaml" in pins
 
 

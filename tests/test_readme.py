@@ -45,7 +45,7 @@ def test_config_table_matches_pulumi_yaml():
 def test_ci_runs_the_readmes_test_command():
     commands = re.findall(r"```bash\n(\./scripts/test\.sh)\n```", README)
     assert commands == ["./scripts/test.sh"], "README must name exactly one test command"
-    ci = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l and not l.startswith("#")]
+    ci = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line and not line.startswith("#")]
     assert commands[0] in ci, ".ci/run must call the README's test command"
 
 

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from sandbox import STUB_PROGRAM
 
 ROOT = Path(__file__).resolve().parent.parent
