@@ -11,8 +11,9 @@ class NodeBootstrap(pulumi.ComponentResource), token katak8s:bootstrap:NodeBoots
 Each phase is one `run_phase` (a CopyToRemote of a self-contained bundle + one Command)
 chained on the same node with depends_on, so a node that fails preflight runs nothing else.
 Kata and the kube packages both need only the runtime, so they run side by side (their apt
-steps serialize on dpkg's lock, the Kata download and sandbox test do not): kubeadm init on
-cp-0 never waits for cp-0's Kata check, which takes it off the critical path.
+installs serialize on dpkg's lock; `apt-get update` does not wait for the lists lock, so
+common.sh's apt_get retries it; the Kata download and sandbox test do not contend): kubeadm
+init on cp-0 never waits for cp-0's Kata check, which takes it off the critical path.
 No phase waits for another node: every node bootstraps in parallel, and workers never wait
 for the control plane. Each phase's parameters hold only what that phase reads, so a stack
 change re-runs only the phases it concerns (kataVersion -> the kata phase alone), and adding

@@ -12,13 +12,17 @@ class KubeadmCluster(pulumi.ComponentResource), token katak8s:cluster:KubeadmClu
 Per joining node N (every control plane but cp-0, every worker):
   credentials  on cp-0, created with N: a fresh token (+ CA hash, + certificate key for a
                control plane), printed to a secret stdout; minted right before N joins.
+               Its delete deletes N's Node object.
   join         on N: the rendered JoinConfiguration on stdin (secret). Its delete runs
                `kubeadm reset` on N.
-  membership   on cp-0, after the join: waits for N to register. Its delete drains N and
-               deletes its Node object; Pulumi runs it FIRST on scale-in because it
-               depends on the join, which depends on the server.
-Both deletes name cp-0's server as `deleted_with`: removing a worker drains and resets it,
-but destroying the whole stack (cp-0 goes too) skips every drain and reset instead of
+  membership   on cp-0, after the join: waits for N to register. Its delete drains N.
+Pulumi deletes in reverse dependency order (membership -> join -> credentials -> server),
+so scale-in runs upstream's sequence: drain, reset, delete the Node, delete the server
+(upstream-bootstrap.md §3.6). The Node must outlive the reset: a control plane's `kubeadm
+reset` reads it to find and remove its etcd member (cmd/kubeadm/app/util/config/cluster.go
+GetNodeRegistration), and without it only warns and leaves a dead member in etcd.
+The three deletes name cp-0's server as `deleted_with`: removing a worker drains and resets
+it, but destroying the whole stack (cp-0 goes too) skips every drain and reset instead of
 hanging on a cluster that is going away. Workers join in parallel (each waits only for
 init and its own bootstrap); extra control planes join one after another, because each
 upload of the certificates replaces the key the previous one joined with.
@@ -75,6 +79,11 @@ class JoinParams:
 class ResetParams:
     node_name: str
     cri_socket: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteNodeParams:
+    node_name: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,21 +176,25 @@ class KubeadmCluster(pulumi.ComponentResource):
         after = [*after, *self._bootstrap.ready[target.name]]
         identity = _identity(target)
         # Minted when the node is ready to join, so a worker added a month later gets a
-        # fresh token; a replaced server (new id) gets new credentials.
+        # fresh token; a replaced server (new id) gets new credentials. Created before the
+        # join, so deleted after its reset: the delete removes the Node object last.
         mint = run_phase(
             self, cp0, phase=f"join-credentials-{target.name}", script="cluster/join-credentials.sh",
             params=CredentialParams(node_name=target.name, token_ttl=kubeadm.JOIN_TOKEN_TTL,
                                     control_plane=control_plane, readyz_timeout=READYZ_TIMEOUT),
-            depends_on=after, secret_stdout=True, triggers=[identity])
+            depends_on=after, secret_stdout=True,
+            delete_script="cluster/delete-node.sh", delete_params=DeleteNodeParams(node_name=target.name),
+            deleted_with=cp0.server, triggers=[identity])
         creds = pulumi.Output.secret(mint.command.stdout).apply(
             lambda out: kubeadm.parse_join_credentials(out, node=target.name, control_plane=control_plane))
         config = pulumi.Output.all(creds, target.private_ip, self._endpoint.private_host).apply(
             lambda a: kubeadm.render_join_config(kubeadm.JoinSpec(
                 api_server_endpoint=f"{a[2]}:{v.API_PORT}", node=registration(cfg, target, a[1]),
                 credentials=a[0], control_plane=control_plane)))
-        # Both deletes undo a create on the same host (reset undoes join; drain undoes the
-        # membership): run_phase makes them delete-before-replace. The stable `triggers`
-        # keep a script edit from replacing (and so resetting or draining) a live node.
+        # The deletes undo what the creates admitted (reset undoes the join; drain the
+        # membership; the Node deletion the credentials): run_phase makes them
+        # delete-before-replace. The stable `triggers` keep a script edit from replacing
+        # (and so resetting, draining or deleting) a live node.
         join = run_phase(
             self, target, phase="kubeadm-join", script="cluster/join.sh",
             params=JoinParams(node_name=target.name, kubernetes_version=self._version,

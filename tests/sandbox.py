@@ -35,7 +35,8 @@ API (all paths given to the API are relative to the fake root unless they say ot
                                      `apt-get install name[=v]` records it as installed
                                      (state/dpkg/<name>) and copies `files` into the root;
                                      a version not listed fails like apt (exit 100)
-    sb.installed(name, version)      pretend a package is already installed
+    sb.installed(name, version)      pretend a package is already installed (BASE_PACKAGES are,
+                                     as on a stock cloud image; sb.uninstall(name) removes one)
     sb.unit(name, active=True, enabled=True)   pretend a systemd unit's state
     sb.module(name, loadable=True)   modprobe of an unloadable module fails like the kernel
     sb.write(path, text, mode=0o644) / sb.read(path) / sb.exists(path) / sb.path(path)
@@ -131,6 +132,9 @@ READ_ONLY = (
     ("systemctl", "*show*"), ("systemctl", "*status*"), ("systemctl", "*cat *"),
     ("systemctl", "*list-units*"), ("systemctl", "*list-unit-files*"),
 )
+
+# Packages of the stock Ubuntu server cloud images that the scripts rely on (apt_source).
+BASE_PACKAGES = ("ca-certificates", "curl", "gpg")
 
 OS_RELEASE = {
     "24.04": ("noble", "Ubuntu 24.04.3 LTS", "24.04.3 LTS (Noble Numbat)"),
@@ -276,6 +280,9 @@ class Sandbox:
         self.write("etc/fstab", fstab)
         if kvm:
             self.write("dev/kvm", "")
+        # What every Ubuntu server cloud image ships; a test removes one to model a minimal image.
+        for pkg in BASE_PACKAGES:
+            self.installed(pkg, "stub-base")
 
     # --- programming the fake system ---------------------------------------------------------
     def fact(self, name: str, value: str) -> None:
@@ -327,6 +334,9 @@ class Sandbox:
         d = self.state / "dpkg"
         d.mkdir(parents=True, exist_ok=True)
         (d / name).write_text(version + "\n")
+
+    def uninstall(self, name: str) -> None:
+        (self.state / "dpkg" / name).unlink(missing_ok=True)
 
     def held(self) -> list[str]:
         d = self.state / "hold"

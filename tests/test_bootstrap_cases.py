@@ -45,23 +45,23 @@ def run_twice(sb: Sandbox, text: str):
     return first, second
 
 
+def tar_zst(files: dict[str, tuple[str, int]]) -> bytes:
+    """A .tar.zst (real zstd) of {path: (text, mode)}, members named ./path like Kata's."""
+    if subprocess.run(["which", "zstd"], capture_output=True).returncode:
+        pytest.skip("zstd is not installed (apt-get install zstd): the kata archives are .tar.zst")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for path, (text, mode) in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo("./" + path)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return subprocess.run(["zstd", "-q", "-c"], input=raw.getvalue(), capture_output=True, check=True).stdout
+
+
 def fake_kata_archives() -> tuple[bytes, bytes]:
     """kata-static / kata-tools-static look-alikes in the 4.1 layout (./opt/kata/...),
     compressed by the real zstd; kata-ctl inside is a sandbox stub that logs its calls."""
-    if subprocess.run(["which", "zstd"], capture_output=True).returncode:
-        pytest.skip("zstd is not installed (apt-get install zstd): the kata archives are .tar.zst")
-
-    def build(files: dict[str, tuple[str, int]]) -> bytes:
-        raw = io.BytesIO()
-        with tarfile.open(fileobj=raw, mode="w") as tar:
-            for path, (text, mode) in sorted(files.items()):
-                data = text.encode()
-                info = tarfile.TarInfo("./" + path)
-                info.size, info.mode = len(data), mode
-                tar.addfile(info, io.BytesIO(data))
-        out = subprocess.run(["zstd", "-q", "-c"], input=raw.getvalue(), capture_output=True, check=True)
-        return out.stdout
-
     static = {
         "opt/kata/runtime-rs/bin/containerd-shim-kata-v2": ("#!/bin/sh\nexit 0\n", 0o755),
         "opt/kata/share/kata-containers/vmlinux.container": ("kernel", 0o644),
@@ -69,7 +69,7 @@ def fake_kata_archives() -> tuple[bytes, bytes]:
     for hv in v.HYPERVISORS.values():
         static[f"opt/kata/{hv.config_path}"] = (f"[hypervisor.{hv.name}]\n", 0o644)
     tools = {"opt/kata/bin/kata-ctl": (Sandbox.stub_program(), 0o755)}
-    return build(static), build(tools)
+    return tar_zst(static), tar_zst(tools)
 
 
 # --- golden parameter files and bundles ---------------------------------------------------

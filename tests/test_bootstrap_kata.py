@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 from sandbox import Sandbox
-from test_bootstrap_cases import RUNTIMES, UBUNTUS, bundle, cfg_for, fake_kata_archives, run_twice, spec
+from test_bootstrap_cases import RUNTIMES, UBUNTUS, bundle, cfg_for, fake_kata_archives, run_twice, spec, tar_zst
 
 from components import phase
 from components import versions as v
@@ -17,6 +17,7 @@ BASE = f"{v.KATA_RELEASE_URL}/{VERSION}"
 STATIC = f"{BASE}/kata-static-{VERSION}-amd64.tar.zst"
 TOOLS = f"{BASE}/kata-tools-static-{VERSION}-amd64.tar.zst"
 QEMU_CONFIG = f"{v.KATA_PREFIX}/{v.HYPERVISORS['qemu'].config_path}"
+CRIO_REPOS = (v.CRIO_APT_REPO.format(minor="1.36"), v.KUBERNETES_APT_REPO.format(minor="1.36"))
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,15 @@ def kata_sandbox(tmp_path, archives, ubuntu="24.04", runtime="containerd") -> Sa
     sb = Sandbox(tmp_path, ubuntu=ubuntu)
     sb.serve(STATIC, archives[0])
     sb.serve(TOOLS, archives[1])
-    sb.unit("crio" if runtime == "crio" else "containerd")
+    if runtime == "crio":
+        # The node as the real runtime phase leaves it: CRI-O started (and validated its
+        # handlers) while /opt/kata did not exist yet.
+        for repo in CRIO_REPOS:
+            sb.serve(repo + "Release.key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+        runtime_phase = sb.run_bundle(bundle(cfg_for(containerRuntime="crio"), "runtime"))
+        assert runtime_phase.ok, runtime_phase
+    else:
+        sb.unit("containerd")
     return sb
 
 
@@ -60,13 +69,18 @@ def test_kata_installs_verifies_checks_and_boots_a_real_sandbox(tmp_path, archiv
         assert len(run) == 1 and "--runtime io.containerd.kata.v2" in run[0].args
         assert f"--runtime-config-path {QEMU_CONFIG}" in run[0].args and run[0].argv[-2:] == ("uname", "-r")
     else:
+        # CRI-O dropped the handler at its start (no shim yet): a reload registers it.
+        assert [c.args for c in first.called("systemctl")] == ["reload crio"]
         runp = first.called("crictl", "*runp*")
         assert len(runp) == 1 and f"--runtime {v.KATA_HANDLER}" in runp[0].args
+        assert "--timeout 300s" in runp[0].args, "crictl's 2 s default cannot wait for a VM boot"
         assert first.called("crictl", "*rmp -f*"), "the smoke pod is removed"
         assert not sb.exists("etc/cni/net.d/00-katak8s-smoke.conflist"), "the lent CNI config is removed"
     assert "guest kernel 6.12.28-kata, host kernel 6.8.0-45-generic" in first.stderr
-    # Second run: no download, no sandbox, only the read-only host check.
-    assert [c.line for c in second.calls] == ["kata-ctl check no-network-checks"]
+    # Second run: no download, no sandbox, only read-only checks.
+    assert [c.line for c in second.calls] == (["crio status config"] if runtime == "crio" else []) + [
+        "kata-ctl check no-network-checks"]
+    assert not list(sb.path("opt").glob(".katak8s-kata.*")), "the work directory is removed"
 
 
 def test_kata_fails_when_the_sandbox_reports_the_host_kernel(tmp_path, archives, pinned):
@@ -125,3 +139,88 @@ def test_kata_version_change_reinstalls_and_reruns_the_sandbox(tmp_path, archive
     assert len(res.called("curl")) == 2 and len(res.called("ctr", "*run*")) == 1
     assert sb.read(f"{v.KATA_PREFIX}/.katak8s-release").startswith(new + " ")
     assert not sb.exists(f"{v.KATA_PREFIX}.katak8s-old")
+
+
+def test_kata_downloads_and_stages_beside_opt_kata_not_in_tmp(tmp_path, archives, pinned):
+    """/tmp is a tmpfs of half the RAM since Ubuntu 24.10: the payload must not land there."""
+    sb = kata_sandbox(tmp_path, archives, ubuntu="26.04")
+    res = sb.run_bundle(bundle(cfg_for(**pinned), "kata"))
+    assert res.ok, res
+    for call in res.called("curl"):
+        out = call.argv[call.argv.index("-o") + 1]
+        assert out.startswith(str(sb.path("opt")) + "/.katak8s-kata."), out
+    assert not list((tmp_path / "tmp").glob("*")) and not list(sb.path("opt").glob(".katak8s-kata.*"))
+
+
+# ctr as containerd answers it: a container whose task exists cannot be deleted; `tasks rm
+# -f` kills and deletes the task. The smoke `run` creates both, then its VM never answers.
+CTR_STATE = (
+    'id=""; for a in "$@"; do [[ $a == katak8s-smoke-* ]] && id=$a; done; mkdir -p "$STATE/ctr"\n')
+
+
+def test_kata_containerd_failed_smoke_leaves_no_container_or_vm(tmp_path, archives, pinned):
+    sb = kata_sandbox(tmp_path, archives)
+    (tmp_path / "state" / "ctr").mkdir()
+    for kind in "ct":  # a killed earlier run's container and task
+        (tmp_path / "state" / "ctr" / f"{kind}-katak8s-smoke-1").touch()
+    sb.stub("ctr", "*run *", run=CTR_STATE + 'touch "$STATE/ctr/c-$id" "$STATE/ctr/t-$id"\n'
+            'echo "ctr: failed to create shim task: context deadline exceeded" >&2; exit 1')
+    sb.stub("ctr", "*containers ls -q*", run='ls "$STATE/ctr" | sed -n "s/^c-//p"')
+    sb.stub("ctr", "*tasks rm -f *", run=CTR_STATE + 'rm -f "$STATE/ctr/t-$id"')
+    sb.stub("ctr", "*containers rm *", run=CTR_STATE + '[[ -e "$STATE/ctr/t-$id" ]] && {\n'
+            '  echo "ctr: cannot delete running task $id: failed precondition" >&2; exit 1; }\n'
+            'rm -f "$STATE/ctr/c-$id"')
+    res = sb.run_bundle(bundle(cfg_for(**pinned), "kata"))
+    assert res.rc == 1 and "ctr could not run a Kata container" in res.stderr, res
+    assert list((tmp_path / "state" / "ctr").iterdir()) == [], "a leftover container/task (and VM)"
+    assert res.called("timeout", "60 ctr -n katak8s tasks rm -f katak8s-smoke-*"), "bounded cleanup"
+
+
+def test_kata_crio_removes_a_pod_whose_runp_timed_out(tmp_path, archives, pinned):
+    """crictl gave up (timeout) but CRI-O went on and created the sandbox: no ID came back."""
+    sb = kata_sandbox(tmp_path, archives, runtime="crio")
+    pods = tmp_path / "state" / "pods"
+    sb.stub("crictl", "*runp*", run=f'mkdir -p {pods} && touch {pods}/pod1; exit 124')
+    sb.stub("crictl", "*pods --namespace ^katak8s$ -q*", run=f'ls {pods} 2>/dev/null; true')
+    sb.stub("crictl", "*rmp -f *", run=f'rm -f {pods}/"${{@: -1}}"')
+    res = sb.run_bundle(bundle(cfg_for(containerRuntime="crio", **pinned), "kata"))
+    assert res.rc == 1 and "could not start a pod with runtime handler" in res.stderr, res
+    assert res.called("crictl", "*stopp pod1") and list(pods.iterdir()) == [], "the VM is left running"
+
+
+def test_kata_crio_lends_a_network_beside_the_packages_disabled_bridge(tmp_path, archives, pinned):
+    """The cri-o package ships /etc/cni/net.d/10-crio-bridge.conflist.disabled, which libcni
+    ignores: CRI-O still has no network for the smoke pod, so one is lent."""
+    sb = kata_sandbox(tmp_path, archives, runtime="crio")
+    bridge = "etc/cni/net.d/10-crio-bridge.conflist.disabled"
+    sb.write(bridge, '{"cniVersion": "1.0.0", "name": "crio", "plugins": [{"type": "bridge"}]}\n')
+    res = sb.run_bundle(bundle(cfg_for(containerRuntime="crio", **pinned), "kata"))
+    assert res.ok and res.called("crictl", "*runp*"), res
+    assert sb.exists(bridge) and not sb.exists("etc/cni/net.d/00-katak8s-smoke.conflist")
+
+
+def test_kata_crio_restarts_an_old_crio_whose_reload_keeps_the_handler_out(tmp_path, archives, pinned):
+    sb = kata_sandbox(tmp_path, archives, runtime="crio")
+    sb.stub("systemctl", "reload crio")  # a CRI-O without ReloadRuntimes: SIGHUP does not re-validate
+    res = sb.run_bundle(bundle(cfg_for(containerRuntime="crio", **pinned), "kata"))
+    assert res.ok, res
+    assert [c.args for c in res.changing() if c.name == "systemctl"] == ["reload crio", "restart crio"]
+
+
+def test_kata_crio_never_restarts_under_running_pods(tmp_path, archives, pinned):
+    sb = kata_sandbox(tmp_path, archives, runtime="crio")
+    sb.stub("systemctl", "reload crio")
+    sb.unit("kubelet")
+    sb.stub("crictl", "*pods -q*", stdout="0123abcd\n")
+    res = sb.run_bundle(bundle(cfg_for(containerRuntime="crio", **pinned), "kata"))
+    assert res.rc == 1 and "drain the node" in res.stderr, res
+    assert not res.called("systemctl", "restart*") and not res.called("crictl", "*runp*")
+
+
+def test_kata_tools_archive_without_kata_ctl_is_refused(tmp_path, archives, monkeypatch):
+    tools = tar_zst({"opt/kata/bin/genpolicy": ("#!/bin/sh\n", 0o755)})
+    monkeypatch.setitem(v.KATA_TOOLS_SHA256, VERSION, hashlib.sha256(tools).hexdigest())
+    sb = kata_sandbox(tmp_path, (archives[0], tools))
+    res = sb.run_bundle(bundle(cfg_for(kataSha256=hashlib.sha256(archives[0]).hexdigest()), "kata"))
+    assert res.rc == 1 and "lacks /opt/kata/bin/kata-ctl" in res.stderr, res
+    assert not sb.exists(v.KATA_PREFIX), "nothing is installed from an archive that does not fit"

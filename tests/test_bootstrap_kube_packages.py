@@ -69,3 +69,31 @@ def test_joined_node_at_another_version_is_refused_with_the_upgrade_path(tmp_pat
     assert res.rc == 1 and res.changing() == [], res
     assert "kubeadm upgrade apply v1.36.4" in res.stderr and "kubeadm upgrade node" in res.stderr
     assert sb.installed_version("kubeadm") == "1.36.3-1.1"
+
+
+def test_apt_update_waits_out_another_update_holding_the_lists_lock(tmp_path):
+    """DPkg::Lock::Timeout does not cover the lists lock: the kata phase (zstd) or apt-daily
+    may be inside `apt-get update` right then; the retry budget must outlast it (~1 min)."""
+    sb = kube_sandbox(tmp_path)
+    sb.stub("apt-get", "*update*", exit=100, times=6,
+            stderr="E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)\n")
+    res = sb.run_bundle(bundle(cfg_for(), "kube-packages"))
+    assert res.ok, res
+    assert len(res.called("apt-get", "*update*")) == 7 and sb.installed_version("kubeadm") == "1.36.4-1.1"
+
+
+def test_repository_key_tools_are_installed_on_a_minimal_image(tmp_path):
+    sb = kube_sandbox(tmp_path)
+    sb.uninstall("gpg")  # Ubuntu minimal cloud images ship gpgv, not gpg
+    res = sb.run_bundle(bundle(cfg_for(), "kube-packages"))
+    assert res.ok, res
+    names = [c.name for c in res.calls]
+    assert res.called("apt-get", "*install gpg") and names.index("apt-get") < names.index("gpg")
+
+
+def test_an_unusable_repository_key_stops_before_the_source_is_written(tmp_path):
+    sb = kube_sandbox(tmp_path)
+    sb.stub("gpg", "*", exit=2, stderr="gpg: no valid OpenPGP data found.\n")
+    res = sb.run_bundle(bundle(cfg_for(), "kube-packages"))
+    assert res.rc == 1 and "is not a usable OpenPGP key" in res.stderr, res
+    assert not sb.exists("etc/apt/sources.list.d/kubernetes.sources") and res.called("apt-get") == []

@@ -185,3 +185,54 @@ def test_crio_dropin_before_first_start_and_idempotent(tmp_path, golden, ubuntu)
     assert doc["crio"]["runtime"]["runtimes"][v.KATA_HANDLER] == {
         "runtime_path": v.KATA_SHIM_PATH, "runtime_type": "vm", "runtime_root": "/run/vc",
         "runtime_config_path": QEMU_CONFIG, "privileged_without_host_devices": True}
+
+
+def test_containerd_keeps_an_operator_config_with_an_empty_disabled_plugins(tmp_path):
+    """`disabled_plugins = []` right before a CRI table is not a disabled CRI plugin."""
+    sb = containerd_sandbox(tmp_path, "24.04", DEFAULT_V3_CONFD)
+    own = (f"version = 3\nimports = ['{IMPORTS}']\ndisabled_plugins = []\n"
+           "[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = 'registry.k8s.io/pause:3.10.1'\n")
+    sb.write("etc/containerd/config.toml", own)
+    res = sb.run_bundle(bundle(cfg_for(), "runtime"))
+    assert res.ok, res
+    assert sb.read("etc/containerd/config.toml") == own
+
+
+def test_crio_package_installs_over_a_crictl_yaml_left_on_disk(tmp_path):
+    """An unjoined node first bootstrapped with containerd has our /etc/crictl.yaml, a cri-o
+    conffile: dpkg would prompt on the closed stdin and fail unless told to keep it."""
+    sb = Sandbox(tmp_path)
+    for repo in ("https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v1.36/deb/",
+                 "https://pkgs.k8s.io/core:/stable:/v1.36/deb/"):
+        sb.serve(repo + "Release.key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+    sb.write("etc/crictl.yaml", "runtime-endpoint: unix:///run/containerd/containerd.sock\n")
+    sb.stub("apt-get", "*install*cri-o*", run=(
+        '[[ " $* " == *" Dpkg::Options::=--force-confold "* ]] || {\n'
+        '  echo "dpkg: error processing package cri-o (--configure):" >&2\n'
+        '  echo " end of file on stdin at conffile prompt" >&2; exit 100; }\n'
+        'mkdir -p "$STATE/dpkg" && for p in cri-o cri-tools; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
+    res = sb.run_bundle(bundle(cfg_for(containerRuntime="crio"), "runtime"))
+    assert res.ok, res
+    assert sb.installed_version("cri-o") == "1.36.0-1.1"
+
+
+def test_crio_rerun_after_a_failed_update_refreshes_the_lists(tmp_path):
+    """A first run wrote the sources, then `apt-get update` failed (mirror down): the next run
+    finds the sources unchanged but must still read them before it installs."""
+    sb = Sandbox(tmp_path)
+    for repo in ("https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v1.36/deb/",
+                 "https://pkgs.k8s.io/core:/stable:/v1.36/deb/"):
+        sb.serve(repo + "Release.key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+    # apt knows cri-o only after an update that ran with the CRI-O source in place.
+    sb.stub("apt-get", "*update*", run=(
+        '[[ -f "$ROOT/etc/apt/sources.list.d/cri-o.sources" ]] && touch "$STATE/lists-have-crio"; true'))
+    sb.stub("apt-get", "*update*", exit=100, times=8, stderr="E: Failed to fetch InRelease  Connection timed out\n")
+    sb.stub("apt-get", "*install*cri-o*", run=(
+        '[[ -f "$STATE/lists-have-crio" ]] || { echo "E: Unable to locate package cri-o" >&2; exit 100; }\n'
+        'mkdir -p "$STATE/dpkg" && for p in cri-o cri-tools; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
+    text = bundle(cfg_for(containerRuntime="crio"), "runtime")
+    failed = sb.run_bundle(text)
+    assert failed.rc == 1 and "apt-get update failed" in failed.stderr, failed
+    res = sb.run_bundle(text)
+    assert res.ok, res
+    assert sb.installed_version("cri-o") == "1.36.0-1.1"

@@ -8,6 +8,7 @@ checks on the whole __main__.py.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pulumi
@@ -133,23 +134,38 @@ def ordering_problems(graph: Graph, cps: int, workers: int, cluster: str = "dev"
     return problems
 
 
+# A shell line that deletes a Node object (kubectl, or drain.sh's `kube` wrapper).
+DELETES_NODE = re.compile(r"^\s*kube(ctl)?\s.*\bdelete node\b", re.M)
+
+
 def scale_in_problems(graph: Graph, cluster: str = "dev") -> list[str]:
+    """Scale-in must run upstream's order: drain (membership's delete), kubeadm reset on the
+    node (join's delete), then delete the Node object (credentials' delete). Pulumi deletes
+    a resource before what it depends on, so membership -> join -> credentials must hold."""
     problems = []
     cp0_server = graph.named(f"{cluster}-cp-0").urn
     members = cluster_commands(graph, "membership")
+    mints = cluster_commands(graph, "join-credentials")
     for node, join in cluster_commands(graph, "kubeadm-join").items():
-        member = members.get(node)
-        if member is None:
-            problems.append(f"{node} has no membership (drain) command")
+        member, mint = members.get(node), mints.get(node)
+        if member is None or mint is None:
+            problems.append(f"{node} has no membership (drain) or credentials (delete node) command")
             continue
         delete = join.plain("delete") or ""
         if "scripts/cluster/reset.sh" not in delete or "kubeadm reset -f" not in delete:
             problems.append(f"{join.name} has no kubeadm reset on delete")
-        if "scripts/cluster/drain.sh" not in (member.plain("delete") or ""):
+        drain = member.plain("delete") or ""
+        if "scripts/cluster/drain.sh" not in drain:
             problems.append(f"{member.name} does not drain on delete")
+        if DELETES_NODE.search(drain):
+            problems.append(f"{member.name} deletes the Node object before the reset needs it")
+        if "scripts/cluster/delete-node.sh" not in (mint.plain("delete") or ""):
+            problems.append(f"{mint.name} does not delete the Node object on delete")
         if join.urn not in member.dependencies:
             problems.append(f"{member.name} does not depend on the join, so it would not be deleted first")
-        for reg in (join, member):
+        if mint.urn not in join.dependencies:
+            problems.append(f"{join.name} does not depend on {mint.name}, so the Node could go before the reset")
+        for reg in (join, member, mint):
             if reg.deleted_with != cp0_server:
                 problems.append(f"{reg.name}: deleted_with is not {cluster}-cp-0's server")
             if not reg.delete_before_replace:
@@ -268,9 +284,18 @@ def test_the_scale_in_check_can_fail():
     graph = cluster_graph()
     graph.named("dev-cp-0-membership-dev-worker-1").deleted_with = graph.named("dev-worker-1").urn
     graph.named("dev-worker-0-kubeadm-join").inputs.pop("delete")
+    graph.named("dev-cp-0-join-credentials-dev-worker-1").inputs.pop("delete")
+    join = graph.named("dev-worker-1-kubeadm-join")
+    join.dependencies.remove(graph.named("dev-cp-0-join-credentials-dev-worker-1").urn)
+    member = graph.named("dev-cp-0-membership-dev-worker-0")
+    member.inputs["delete"] += "\n  kube delete node \"${NODE_NAME}\" --ignore-not-found >&2"
     assert sorted(scale_in_problems(graph)) == [
+        "dev-cp-0-join-credentials-dev-worker-1 does not delete the Node object on delete",
+        "dev-cp-0-membership-dev-worker-0 deletes the Node object before the reset needs it",
         "dev-cp-0-membership-dev-worker-1: deleted_with is not dev-cp-0's server",
-        "dev-worker-0-kubeadm-join has no kubeadm reset on delete"]
+        "dev-worker-0-kubeadm-join has no kubeadm reset on delete",
+        "dev-worker-1-kubeadm-join does not depend on dev-cp-0-join-credentials-dev-worker-1, "
+        "so the Node could go before the reset"]
 
 
 def test_scale_out_leaves_every_existing_input_unchanged():

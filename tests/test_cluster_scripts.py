@@ -48,11 +48,12 @@ def graph():
 
 # --- kubeadm init ---------------------------------------------------------------------------
 
-def init_config(version: str = "1.36.4") -> str:
+def init_config(version: str = "1.36.4", pod_subnet: str = "192.168.0.0/16",
+                service_subnet: str = "10.96.0.0/12") -> str:
     return kubeadm.render_init_config(
         kubeadm.ClusterSpec(cluster_name="dev", kubernetes_patch=version, control_plane_host="10.42.0.11",
-                            public_host="203.0.113.10", pod_subnet="192.168.0.0/16",
-                            service_subnet="10.96.0.0/12"),
+                            public_host="203.0.113.10", pod_subnet=pod_subnet,
+                            service_subnet=service_subnet),
         kubeadm.NodeRegistration(name="dev-cp-0", cri_socket=CONTAINERD, node_ip="10.42.0.11"))
 
 
@@ -66,10 +67,13 @@ KUBEADM_INIT = {
 }
 
 
-def live_cluster(sb: Sandbox, version: str = "v1.36.4", endpoint: str = ENDPOINT) -> None:
+def live_cluster(sb: Sandbox, version: str = "v1.36.4", endpoint: str = ENDPOINT, done: bool = True) -> None:
+    """What a kubeadm init leaves; `done`: init.sh saw it complete (its mark)."""
     sb.write("etc/kubernetes/admin.conf", ADMIN_CONF.replace(ENDPOINT, endpoint), 0o600)
     sb.write("etc/kubernetes/manifests/kube-apiserver.yaml",
              f"spec:\n  containers:\n  - image: registry.k8s.io/kube-apiserver:{version}\n")
+    if done:
+        sb.write("var/lib/katak8s/kubeadm-init.done", "unknown\n")
 
 
 def test_init_runs_kubeadm_once_with_the_config_from_stdin(tmp_path):
@@ -114,11 +118,35 @@ def test_init_refuses_a_new_api_endpoint_on_a_live_cluster(tmp_path):
     assert not res.called("kubeadm")
 
 
+@pytest.mark.parametrize("change", [{"pod_subnet": "10.244.0.0/16"}, {"service_subnet": "10.100.0.0/16"}])
+def test_init_refuses_new_pod_or_service_subnets_on_a_live_cluster(tmp_path, change):
+    sb = make_sandbox(tmp_path)
+    sb.stub("kubeadm", "init *", **KUBEADM_INIT)
+    assert sb.run("cluster/init.sh", INIT, stdin=init_config()).ok
+    assert sb.run("cluster/init.sh", INIT, stdin=init_config()).ok  # unchanged: accepted
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config(**change))
+    [(key, value)] = change.items()
+    name, old = ("podSubnet", "192.168.0.0/16") if key == "pod_subnet" else ("serviceSubnet", "10.96.0.0/12")
+    assert res.rc == 1 and f"initialised with {name} {old}, but the stack now asks for {value}" in res.stderr, res
+    assert not res.called("kubeadm")
+
+
 def test_init_half_done_is_not_taken_for_done(tmp_path):
     sb = make_sandbox(tmp_path)
     sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)  # kubeadm stopped before the manifests
     res = sb.run("cluster/init.sh", INIT, stdin=init_config())
     assert res.rc == 1 and "kubeadm reset -f" in res.stderr and "stopped half-way" in res.stderr, res
+
+
+def test_init_that_stopped_after_its_manifests_is_not_taken_for_done(tmp_path):
+    # kubeadm init failed (or was killed) in wait-control-plane: admin.conf and the static
+    # pods exist with the right version, but upload-config, bootstrap-token and the addons
+    # never ran. Taking that for a cluster would make every join fail later.
+    sb = make_sandbox(tmp_path)
+    live_cluster(sb, done=False)
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert res.rc == 1 and "never completed" in res.stderr and "kubeadm reset -f" in res.stderr, res
+    assert not res.called("kubeadm") and "nothing to initialise" not in res.stderr
 
 
 def test_init_failure_shows_the_log_without_the_token(tmp_path):
@@ -209,6 +237,24 @@ def test_control_plane_credentials_upload_the_certificates_under_a_new_key(tmp_p
     assert CERT_KEY in res.stdout and CERT_KEY not in res.stderr
 
 
+@pytest.mark.parametrize("failing", ["upload-certs", "ca-hash"])
+def test_credentials_failing_after_the_token_print_nothing(tmp_path, failing):
+    # pulumi-command puts a failed command's stdout, unscrubbed, in its error message: a
+    # token minted before a later step fails must not have been printed.
+    sb = make_sandbox(tmp_path)
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    if failing == "upload-certs":
+        make_ca(sb, "rsa")
+        sb.stub("kubeadm", "init phase upload-certs *", exit=1,
+                stderr="error execution phase upload-certs: error uploading certs: etcdserver: timeout\n")
+    sb.stub("kubeadm", "token create *", stdout=TOKEN + "\n")
+    params = CredentialParams(node_name="dev-cp-1", token_ttl="30m", control_plane=True, readyz_timeout=20)
+    res = sb.run("cluster/join-credentials.sh", params)
+    assert res.rc == 1 and res.called("kubeadm", "token create*"), res
+    assert res.stdout == "" and TOKEN not in res.stderr, res
+    assert ("upload-certs failed" if failing == "upload-certs" else "not the first control plane") in res.stderr
+
+
 def test_credentials_need_a_live_api(tmp_path):
     sb = make_sandbox(tmp_path)
     params = CredentialParams(node_name="dev-worker-0", token_ttl="30m", control_plane=False,
@@ -257,6 +303,7 @@ def test_a_joined_node_is_checked_not_joined_again(tmp_path):
     sb = make_sandbox(tmp_path)
     sb.write("run/containerd/containerd.sock", "")
     sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    sb.write("var/lib/katak8s/kubeadm-join.done", "unknown\n")
     sb.stub("kubelet", "--version", stdout="Kubernetes v1.36.4\n")
     sb.stub("kubectl", "*get node dev-worker-0*", stdout="node/dev-worker-0\n")
     before = sb.snapshot()
@@ -278,6 +325,19 @@ def test_a_joined_node_is_checked_not_joined_again(tmp_path):
     assert res.rc == 1 and "runs kubelet v1.35.8 but the stack asks for v1.36.4" in res.stderr, res
     assert "pulumi config set katak8s:kubernetesVersion 1.35.8" in res.stderr
     assert not res.called("kubeadm")
+
+
+def test_a_join_killed_half_way_is_not_taken_for_done(tmp_path):
+    # kubelet.conf exists from kubelet-start, but the join (for a control plane: its etcd
+    # member and static pods) never completed: no completion mark.
+    sb = make_sandbox(tmp_path)
+    sb.write("run/containerd/containerd.sock", "")
+    sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    sb.stub("kubelet", "--version", stdout="Kubernetes v1.36.4\n")
+    sb.stub("kubectl", "*get node dev-worker-0*", stdout="node/dev-worker-0\n")
+    res = sb.run("cluster/join.sh", JOIN, stdin=join_config())
+    assert res.rc == 1 and "never completed" in res.stderr and "kubeadm reset -f" in res.stderr, res
+    assert not res.called("kubeadm") and "already joined" not in res.stderr
 
 
 def test_join_refuses_a_node_without_the_requested_runtime(tmp_path):
@@ -332,17 +392,53 @@ def run_drain(sb: Sandbox, graph, node: str = "dev-worker-1"):
     return run_delete(sb, graph, f"dev-cp-0-membership-{node}")
 
 
-def test_scale_in_drains_then_deletes_the_node(tmp_path, graph):
+def test_scale_in_drains_and_keeps_the_node_object_for_the_reset(tmp_path, graph):
     sb = make_sandbox(tmp_path, hostname="dev-cp-0")
     sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
     sb.stub("kubectl", "*get node dev-worker-1*", stdout="node/dev-worker-1\n")
     res = run_drain(sb, graph)
     assert res.ok, res
     kube = [c.args for c in res.called("kubectl")]
+    # No `kubectl delete node` yet: the reset (next) needs the Node object; delete-node.sh
+    # (the credentials' delete, last) removes it.
     assert kube == ["get node dev-worker-1 --ignore-not-found -o name", "cordon dev-worker-1",
-                    "drain dev-worker-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
-                    "delete node dev-worker-1 --ignore-not-found"]
+                    "drain dev-worker-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s"]
     assert not any("--force" in c.line or "--disable-eviction" in c.line for c in res.calls[2:])
+
+
+STATE_QUERY = ("get node dev-worker-1 --ignore-not-found -o jsonpath={.metadata.name},"
+               '{.spec.unschedulable},{.status.conditions[?(@.type=="Ready")].status}')
+
+
+def run_delete_node(sb: Sandbox, graph):
+    return run_delete(sb, graph, "dev-cp-0-join-credentials-dev-worker-1")
+
+
+@pytest.mark.parametrize("state", ["dev-worker-1,true,True", "dev-worker-1,true,Unknown",
+                                   "dev-worker-1,,Unknown"])
+def test_scale_in_deletes_the_node_object_last(tmp_path, graph, state):
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    sb.stub("kubectl", "*get node dev-worker-1*", stdout=state)
+    res = run_delete_node(sb, graph)
+    assert res.ok, res
+    assert [c.args for c in res.called("kubectl")] == [STATE_QUERY, "delete node dev-worker-1 --ignore-not-found"]
+
+
+def test_delete_node_keeps_a_live_node_and_never_guesses(tmp_path, graph):
+    sb = make_sandbox(tmp_path)
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    # Schedulable and Ready: not drained (its credentials were replaced by hand?): kept.
+    sb.stub("kubectl", "*get node dev-worker-1*", stdout="dev-worker-1,,True")
+    res = run_delete_node(sb, graph)
+    assert res.rc == 1 and "schedulable and Ready" in res.stderr, res
+    assert not res.called("kubectl", "delete*")
+    sb.stub("kubectl", "*get node dev-worker-1*", stdout="")  # already gone
+    res = run_delete_node(sb, graph)
+    assert res.ok and "no Node object to delete" in res.stderr and not res.called("kubectl", "delete*"), res
+    sb.stub("kubectl", "*get node*", exit=1, stderr="The connection to the server was refused\n")
+    res = run_delete_node(sb, graph)
+    assert res.rc == 1 and "cannot reach the API" in res.stderr and not res.called("kubectl", "delete*"), res
 
 
 def test_a_failed_drain_stops_the_scale_in_with_a_clear_message(tmp_path, graph):
@@ -383,4 +479,33 @@ def test_the_join_delete_resets_the_node_once(tmp_path, graph):
     assert [c.args for c in res.called("iptables")] == ["-F", "-t nat -F", "-t mangle -F", "-X"]
     again = run_delete(sb, graph, "dev-worker-1-kubeadm-join")
     assert again.ok and not again.called("kubeadm") and "nothing to reset" in again.stderr
+
+
+CP_RESET = ("[reset] Reading configuration from the cluster...\n"
+            "W0729 14:36:33.882387 reset.go:120] [reset] Unable to fetch the kubeadm-config ConfigMap from "
+            'cluster: failed to get node registration: failed to get corresponding node: nodes "dev-cp-2" '
+            "not found\n[preflight] Running pre-flight checks\n"
+            "W0729 14:36:35.733502 removeetcdmember.go:106] [reset] No kubeadm config, using etcd pod spec "
+            "to get data directory\n[reset] Deleted contents of the etcd data directory: /var/lib/etcd\n")
+
+
+def test_a_control_plane_reset_that_keeps_its_etcd_member_stops_the_scale_in(tmp_path):
+    graph = cluster_graph({"controlPlaneCount": 5, "workerCount": 1})
+    sb = make_sandbox(tmp_path, hostname="dev-cp-2")
+    sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    sb.write("etc/kubernetes/manifests/etcd.yaml", "kind: Pod\n")
+    # kubeadm reset only WARNS when it cannot find the member (its Node object is gone).
+    sb.stub("kubeadm", "reset *", stdout=CP_RESET, run='rm -rf "$ROOT/etc/kubernetes"')
+    res = run_delete(sb, graph, "dev-cp-2-kubeadm-join")
+    assert res.rc == 1 and "did NOT remove its etcd member" in res.stderr, res
+    assert "member remove" in res.stderr and "Unable to fetch the kubeadm-config" in res.stderr
+    # The same warning on a worker (no etcd member) is not an error; a clean control-plane
+    # reset neither.
+    sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    assert run_delete(sb, graph, "dev-worker-0-kubeadm-join").ok
+    sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    sb.write("etc/kubernetes/manifests/etcd.yaml", "kind: Pod\n")
+    sb.stub("kubeadm", "reset *", stdout="[reset] Deleted contents of the etcd data directory: /var/lib/etcd\n",
+            run='rm -rf "$ROOT/etc/kubernetes"')
+    assert run_delete(sb, graph, "dev-cp-2-kubeadm-join").ok
 

@@ -1,4 +1,4 @@
-"""Calico: the two Helm releases and the operator.tigera.io/v1 Installation.
+"""Calico: the CRD chart (helm.v3.Chart), the operator release and the operator.tigera.io/v1 Installation.
 
 kubernetes-validate has no schema for custom resources, so the Installation is checked
 with jsonschema against INSTALLATION_V1 below: the fields and enums that Calico 3.32
@@ -15,8 +15,21 @@ import re
 import jsonschema
 import pytest
 import yaml
-from harness import unsecret
-from test_kubernetes_program import INSTALLATION, RELEASE, _ints, graph, manifest
+from harness import run_program, unsecret
+from test_kubernetes_program import (
+    CHART,
+    CRD,
+    FAKE_CALICO_CRDS,
+    HELM_TEMPLATE,
+    INSTALLATION,
+    PROVIDER,
+    RELEASE,
+    _ints,
+    addons_program,
+    graph,
+    manifest,
+    render_crd_chart,
+)
 
 from components import versions as v
 from components.config import parse_config
@@ -185,7 +198,8 @@ def test_installation_spec_for_openstack():
     assert "mtu" not in calico.installation_spec(cfg, None)["calicoNetwork"]  # auto-detect
 
 
-@pytest.mark.parametrize(("network", "pods"), [(1450, 1400), (1500, 1450), (9000, 8950), (None, None)])
+# 0: Neutron without the net-mtu extension omits `mtu`, and the provider reads it back as 0.
+@pytest.mark.parametrize(("network", "pods"), [(1450, 1400), (1500, 1450), (9000, 8950), (None, None), (0, None)])
 def test_pod_mtu_subtracts_the_vxlan_header(network, pods):
     assert calico.pod_mtu(network) == pods
 
@@ -195,18 +209,46 @@ def test_pod_mtu_refuses_a_network_too_small_for_vxlan():
         calico.pod_mtu(600)
 
 
-def test_two_releases_at_the_calico_version_with_one_installation_owner():
+def test_operator_release_at_the_calico_version_with_one_installation_owner():
     g = graph(calicoVersion="3.32.2")
-    releases = {r.plain("chart"): unsecret(r.inputs) for r in g.of_type(RELEASE)}
-    assert set(releases) == {"crd.projectcalico.org.v1", "tigera-operator"}
-    for rel in releases.values():
-        # Calico charts carry the tag with its "v" (3.32 docs: `--version v3.32.1`)
-        assert rel["version"] == "v3.32.2" and re.fullmatch(r"v\d+\.\d+\.\d+", rel["version"])
-        assert rel["repositoryOpts"] == {"repo": v.CALICO_CHART_REPO}
-        assert rel["namespace"] == calico.OPERATOR_NAMESPACE and rel["name"]
-        assert not rel.get("skipAwait"), "the release must be awaited: it is an ordering point"
-    assert releases["tigera-operator"]["values"]["installation"] == {"enabled": False}
+    (rel,) = [unsecret(r.inputs) for r in g.of_type(RELEASE)]
+    assert rel["chart"] == calico.OPERATOR_CHART == "tigera-operator"
+    # Calico charts carry the tag with its "v" (3.32 docs: `--version v3.32.1`)
+    assert rel["version"] == "v3.32.2" and re.fullmatch(r"v\d+\.\d+\.\d+", rel["version"])
+    assert rel["repositoryOpts"] == {"repo": v.CALICO_CHART_REPO}
+    assert rel["namespace"] == calico.OPERATOR_NAMESPACE and rel["name"] and rel["createNamespace"]
+    assert not rel.get("skipAwait"), "the release must be awaited: it is an ordering point"
+    assert rel["values"]["installation"] == {"enabled": False}
     assert len(g.of_type(INSTALLATION)) == 1
+
+
+def test_crds_are_rendered_and_applied_server_side_not_kept_in_a_helm_release():
+    """The CRD chart's release record would exceed Helm's 1 MiB release Secret (tigera/docs
+    PR #2636), so upstream runs `helm template ... | kubectl apply --server-side`: here a
+    helm.v3.Chart (the provider's `helm template`) whose CRDs are typed objects, applied
+    server-side through the explicit provider, each awaited before the operator release."""
+    seen: list[dict] = []
+    g = run_program({"calicoVersion": "3.32.2"}, fn=addons_program(),
+                    overrides={HELM_TEMPLATE: render_crd_chart(seen)})
+    assert not [r for r in g.of_type(RELEASE) if r.plain("chart") == calico.CRD_CHART]
+    (opts,) = seen
+    assert (opts["chart"], opts["version"], opts["fetch_opts"]["repo"]) == (
+        calico.CRD_CHART, "v3.32.2", v.CALICO_CHART_REPO)
+    (chart,) = g.of_type(CHART)
+    (component,) = g.of_type("katak8s:kubernetes:Calico")
+    assert chart.name == f"{component.name}-crds" and chart.parent == component.urn
+    crds = g.of_type(CRD)
+    assert sorted(r.plain("metadata")["name"] for r in crds) == sorted(
+        c["metadata"]["name"] for c in FAKE_CALICO_CRDS)
+    (provider,) = g.of_type(PROVIDER)
+    (operator,) = g.of_type(RELEASE)
+    for crd in crds:
+        assert crd.parent == chart.urn and crd.provider.startswith(provider.urn + "::"), crd.name
+        assert crd.name == crd.plain("metadata")["name"]  # <plural>.<group>: unique cluster-wide
+        assert not crd.plain("metadata").get("annotations", {}).get("pulumi.com/skipAwait"), crd.name
+        assert crd.urn in operator.dependencies, f"the operator release does not wait for {crd.name}"
+    # Server-side apply, whatever PULUMI_K8S_ENABLE_SERVER_SIDE_APPLY says in the shell.
+    assert provider.plain("enableServerSideApply") == "true"
 
 
 def test_helm_releases_golden(golden):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 from typing import Any
 
 import kubernetes_validate
@@ -28,6 +29,9 @@ from components.kubernetes import demo
 
 PROVIDER = "pulumi:providers:kubernetes"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+CHART = "kubernetes:helm.sh/v3:Chart"  # a local component: `helm template`, then typed objects
+CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+HELM_TEMPLATE = "kubernetes:helm:template"  # the invoke behind helm.v3.Chart
 INSTALLATION = "kubernetes:operator.tigera.io/v1:Installation"
 CUSTOM_KINDS = {INSTALLATION}  # no upstream OpenAPI in kubernetes-validate: see test_kubernetes_calico.py
 FAKE_MTU = 1450
@@ -50,6 +54,39 @@ class FakeNetwork:
 
     def __init__(self, source, mtu: int | None = FAKE_MTU):
         self.mtu = source.stdout.apply(lambda _: mtu)
+
+
+def _fake_crd(plural: str, group: str, kind: str) -> dict[str, Any]:
+    """A minimal valid apiextensions.k8s.io/v1 CRD (kubernetes-validate accepts it)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": plural},
+            "scope": "Cluster",
+            "versions": [{"name": "v1", "served": True, "storage": True,
+                          "schema": {"openAPIV3Schema": {"type": "object"}}}],
+        },
+    }
+
+
+# What `helm template` of crd.projectcalico.org.v1 renders, in miniature: one CRD of each group.
+FAKE_CALICO_CRDS = [
+    _fake_crd("installations", "operator.tigera.io", "Installation"),
+    _fake_crd("ippools", "crd.projectcalico.org", "IPPool"),
+]
+
+
+def render_crd_chart(seen: list[dict[str, Any]]):
+    """Mock of the helm template invoke: records the chart options, returns FAKE_CALICO_CRDS."""
+
+    def call(args) -> dict[str, Any]:
+        seen.append(json.loads(args.args["jsonOpts"]))
+        return {"result": FAKE_CALICO_CRDS}
+
+    return call
 
 
 def addons_program(*, mtu: int | None = FAKE_MTU, kubeconfig: str = FAKE_KUBECONFIG):
@@ -113,7 +150,8 @@ def to_manifest(reg: Registration) -> dict[str, Any]:
 
 
 def kube_objects(g: Graph) -> list[Registration]:
-    return [r for r in g if r.type.startswith("kubernetes:") and r.type != RELEASE]
+    """Every Kubernetes object (custom resources only: not the helm.v3.Chart component)."""
+    return [r for r in g if r.type.startswith("kubernetes:") and r.custom and r.type != RELEASE]
 
 
 def manifests(g: Graph) -> list[dict[str, Any]]:
@@ -175,16 +213,20 @@ def test_manifests_golden(golden, scenario):
 
 
 def test_every_kubernetes_object_uses_the_explicit_provider():
-    g = graph()
+    """Including the CRDs the Calico CRD chart renders (children of a helm.v3.Chart
+    component, which passes its provider on): a real render is mocked here."""
+    g = run_program(fn=addons_program(), overrides={HELM_TEMPLATE: render_crd_chart([])})
     (provider,) = g.of_type(PROVIDER)
-    objects = [r for r in g if r.type.startswith("kubernetes:")]
-    assert len(objects) == 13
+    objects = [r for r in g if r.type.startswith("kubernetes:") and r.custom]
+    assert len(objects) == 12 + len(FAKE_CALICO_CRDS)
+    assert len(g.of_type(CRD)) == len(FAKE_CALICO_CRDS)
     for r in objects:
         assert r.provider.startswith(provider.urn + "::"), (
             f"{r.name} uses {r.provider or 'the default provider'}"
         )
-        parent = g.by_urn[r.parent]
-        assert parent.type.startswith("katak8s:kubernetes:"), f"{r.name} is not inside KubernetesAddons"
+        assert any(a.type.startswith("katak8s:kubernetes:") for a in g.ancestors(r)), (
+            f"{r.name} is not inside KubernetesAddons"
+        )
 
 
 def test_provider_keeps_the_kubeconfig_secret_and_a_stable_identity():
@@ -228,10 +270,14 @@ def test_an_empty_kubeconfig_is_refused():
 
 
 def test_crds_then_operator_then_installation_then_workloads():
-    g = graph()
-    crds, operator = sorted(g.of_type(RELEASE), key=lambda r: r.plain("chart") != "crd.projectcalico.org.v1")
+    g = run_program(fn=addons_program(), overrides={HELM_TEMPLATE: render_crd_chart([])})
+    (operator,) = g.of_type(RELEASE)
     (installation,) = g.of_type(INSTALLATION)
-    assert g.depends_on(operator, crds) and g.depends_on(installation, operator)
+    crds = g.of_type(CRD)
+    assert len(crds) == len(FAKE_CALICO_CRDS)
+    # each CRD directly: they are declared late (after the render), not when the operator is
+    assert all(c.urn in operator.dependencies for c in crds)
+    assert g.depends_on(installation, operator)
     rc = by_name(g, "RuntimeClass", v.KATA_HANDLER)
     policies = [r for r in kube_objects(g) if r.type.endswith(":NetworkPolicy")]
     ns = by_name(g, "Namespace", demo.NAMESPACE)
@@ -262,8 +308,8 @@ def test_preview_of_a_fresh_stack_declares_everything_with_an_unknown_kubeconfig
     (provider,) = g.of_type(PROVIDER)
     assert provider.is_secret("kubeconfig") and provider.plain("kubeconfig") == UNKNOWN
     assert not g.of_type("kubernetes:helm.sh/v4:Chart")
-    assert len(g.of_type(RELEASE)) == 2
-    assert len([r for r in g if r.type.startswith("kubernetes:")]) == 13
+    assert len(g.of_type(RELEASE)) == 1 and len(g.of_type(CHART)) == 1
+    assert len([r for r in g if r.type.startswith("kubernetes:") and r.custom]) == 12
 
 
 # --- the single handler ----------------------------------------------------------------------
@@ -335,7 +381,7 @@ def test_whole_program_wires_the_addons_to_the_real_cluster_and_network():
     assert provider.is_secret("kubeconfig") and "clusters:" in provider.plain("kubeconfig")
     spec = manifest(g, "Installation", "default")["spec"]["calicoNetwork"]
     assert spec.get("mtu") in (None, *range(576, 9001))
-    assert all(r.provider.startswith(provider.urn + "::") for r in g if r.type.startswith("kubernetes:"))
+    assert all(r.provider.startswith(provider.urn + "::") for r in kube_objects(g) + g.of_type(RELEASE))
     (cluster,) = [r for r in g if r.type == "katak8s:cluster:KubeadmCluster"]
     inside = {d.urn for d in g.descendants(cluster)}
     assert inside & set(provider.dependencies), "the provider does not wait for the API"

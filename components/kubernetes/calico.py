@@ -1,10 +1,24 @@
 """Calico through the tigera-operator: CRD chart, operator chart, one Installation.
 
-Why helm.v3.Release and not helm.v4.Chart: on a fresh stack the kubeconfig is unknown at
-preview, and Chart v4 then fails preview with "failed to parse kubeconfig data"
-(pulumi-kubernetes #3027, open); Release previews without a reachable cluster since
+Why helm.v3.Release and not helm.v4.Chart for the operator: on a fresh stack the kubeconfig
+is unknown at preview, and Chart v4 then fails preview with "failed to parse kubeconfig
+data" (pulumi-kubernetes #3027, open); Release previews without a reachable cluster since
 pulumi-kubernetes PR #1886 (fixing #1794). Release also waits for its objects to be ready
-(unless skip_await), which gives a real ordering point for the CRDs and the operator.
+(unless skip_await), which gives a real ordering point for the operator.
+
+Why the CRDs are NOT a Helm release: Helm keeps every release (chart templates plus
+rendered manifest) in one Secret, capped at 1 MiB, and the crd.projectcalico.org.v1 chart
+outgrew it ("The CRD Helm charts have grown large enough to exceed the 1MB Kubernetes
+Secret size limit that Helm uses for release tracking", tigera/docs PR #2636); the 3.32
+install docs therefore run `helm template calico-crds projectcalico/crd.projectcalico.org.v1
+--version v3.32.1 | kubectl apply --server-side -f -` (tigera/docs
+calico_versioned_docs/version-3.32/getting-started/kubernetes/helm.mdx). helm.v3.Chart is
+exactly that: the provider renders the chart (`helm template`, client side, so preview
+works with an unreachable cluster: pulumi-kubernetes #2985, fixed by #2992) and each CRD
+becomes a typed CustomResourceDefinition applied server-side (the provider sets
+enable_server_side_apply; installations.operator.tigera.io alone is ~1.4 MB, far over the
+256 KiB client-side-apply annotation limit, projectcalico/calico #8159). Each CRD is
+awaited until Established before the operator release starts.
 """
 
 from __future__ import annotations
@@ -51,8 +65,9 @@ def operator_values() -> dict[str, Any]:
 def pod_mtu(network_mtu: int | None) -> int | None:
     """Pod MTU = the OpenStack network's MTU minus the VXLAN header, as in Calico's MTU table
     (calico docs v3.32 networking/configuring/mtu.mdx: 1450 OpenStack VXLAN -> 1400 with VXLAN).
-    None (Neutron without the net-mtu extension) leaves it to Calico's auto-detection."""
-    if network_mtu is None:
+    No MTU leaves it to Calico's auto-detection: Neutron without the net-mtu extension
+    omits the field, which the OpenStack provider reads back as 0 (Go's zero value), not null."""
+    if not network_mtu:
         return None
     mtu = int(network_mtu) - v.VXLAN_OVERHEAD
     if mtu < MIN_IPV4_MTU:
@@ -103,19 +118,20 @@ class Calico(pulumi.ComponentResource):
         super().__init__(type_token("kubernetes", "Calico"), name, None, opts)
         repo = k8s.helm.v3.RepositoryOptsArgs(repo=v.CALICO_CHART_REPO)
 
-        def child(*after: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after))
+        def child(after: pulumi.Input[list[pulumi.Resource]]) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=after)
 
-        self.crds = k8s.helm.v3.Release(
+        # `helm template` + server-side apply (module docstring); the CRDs inherit the
+        # explicit provider from this component and are named by their own (cluster-wide
+        # unique) names: Chart v3 in Python does not apply resource_prefix to children.
+        self.crds = k8s.helm.v3.Chart(
             f"{name}-crds",
-            name="calico-crds",
-            chart=CRD_CHART,
-            version=chart_version(cfg),
-            repository_opts=repo,
-            namespace=OPERATOR_NAMESPACE,
-            create_namespace=True,
-            timeout=RELEASE_TIMEOUT_SECONDS,
-            opts=child(),
+            k8s.helm.v3.ChartOpts(
+                chart=CRD_CHART,
+                version=chart_version(cfg),
+                fetch_opts=k8s.helm.v3.FetchOpts(repo=v.CALICO_CHART_REPO),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
         self.operator = k8s.helm.v3.Release(
             f"{name}-operator",
@@ -127,7 +143,11 @@ class Calico(pulumi.ComponentResource):
             create_namespace=True,
             values=operator_values(),
             timeout=RELEASE_TIMEOUT_SECONDS,
-            opts=child(self.crds),
+            # `.ready`, not the component: its CRDs are declared only once the chart is
+            # rendered, and a component in depends_on stands for the children it has *then*.
+            # The operator chart renders operator.tigera.io objects (APIServer/default), so
+            # it needs every CRD Established.
+            opts=child(self.crds.ready),
         )
         spec = pulumi.Output.from_input(network_mtu).apply(lambda m: installation_spec(cfg, pod_mtu(m)))
         self.installation = k8s.apiextensions.CustomResource(
@@ -146,7 +166,7 @@ class Calico(pulumi.ComponentResource):
                 },
             },
             spec=spec,
-            opts=child(self.operator),
+            opts=child([self.operator]),
         )
         self.ready: list[pulumi.Resource] = [self.installation]
         self.register_outputs(

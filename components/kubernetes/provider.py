@@ -50,11 +50,15 @@ def cluster_provider(
       help the Helm releases anyway (#2675; fix PR #4593 still open). For a cluster that
       is already gone, docs/kubernetes.md gives the procedure
       (PULUMI_K8S_DELETE_UNREACHABLE=true, then `pulumi state delete` for the releases).
-    - server-side apply stays on (the SDK default).
+    - enable_server_side_apply is set, not left to the SDK default, which
+      PULUMI_K8S_ENABLE_SERVER_SIDE_APPLY=false in the operator's shell would turn off:
+      the Calico CRDs must be applied server-side (calico.py: a client-side apply stores
+      the whole object in an annotation capped at 256 KiB).
     """
     return k8s.Provider(
         name,
         kubeconfig=pulumi.Output.secret(pulumi.Output.from_input(kubeconfig).apply(checked_kubeconfig)),
         cluster_identifier=cfg.cluster_name,
+        enable_server_side_apply=True,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )

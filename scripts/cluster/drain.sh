@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Scale-in of one node, run from the first control plane before the node's server is
-# deleted: cordon, drain (through the eviction API, so PodDisruptionBudgets hold; bounded
-# by DRAIN_TIMEOUT), then delete the Node object. A drain that fails or times out stops
-# here with a non-zero exit, so Pulumi stops the deletion: nothing is forced.
+# Scale-in of one node, step 1 of 3, run from the first control plane: cordon and drain it
+# (through the eviction API, so PodDisruptionBudgets hold; bounded by DRAIN_TIMEOUT). The
+# Node object stays: reset.sh (step 2, on the node) needs it to remove a control plane's
+# etcd member, and delete-node.sh (step 3) deletes it afterwards. A drain that fails or
+# times out stops here with a non-zero exit, so Pulumi stops the deletion: nothing is forced.
 # inputs: NODE_NAME, DRAIN_TIMEOUT (seconds)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -48,8 +49,7 @@ main() {
     return 0
   fi
   drain
-  kube delete node "${NODE_NAME}" --ignore-not-found >&2
-  log_info "${NODE_NAME} drained and removed from the cluster"
+  log_info "${NODE_NAME} drained; it stays cordoned until its reset, then its Node object goes"
 }
 
 main "$@"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # kubeadm init on the first control plane, exactly once. A node that already has
-# /etc/kubernetes/admin.conf is never initialised again: it is checked against the stack
-# instead, and a different Kubernetes version or API endpoint is refused with the upgrade
-# path (katak8s does not upgrade in place). Ends with a bounded wait on /readyz.
+# /etc/kubernetes/admin.conf is never initialised again. If that init completed (its mark
+# in /var/lib/katak8s), the node is checked against the stack instead, and a different
+# Kubernetes version or API endpoint is refused with the upgrade path (katak8s does not
+# upgrade in place); if it did not (kubeadm failed or was killed after writing admin.conf,
+# e.g. in wait-control-plane, before upload-config, bootstrap-token and the addons), it is
+# refused with the reset to run. Ends with a bounded wait on /readyz.
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), READYZ_TIMEOUT (seconds);
 # stdin: the rendered kubeadm config (components/kubeadm.py render_init_config).
 set -euo pipefail
@@ -17,10 +20,17 @@ APISERVER_MANIFEST="${K8S_DIR}/manifests/kube-apiserver.yaml"
 CONFIG="${K8S_DIR}/katak8s/kubeadm-init.yaml"
 LOG="${KATAK8S_ROOT}/var/log/katak8s/kubeadm-init.log"
 UPGRADE_DOCS="https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/"
+INIT_DONE="${KATAK8S_STATE_DIR}/kubeadm-init.done"
 
 # config_value KEY: a top-level scalar of the requested config (quotes stripped).
 config_value() {
   sed -n "s/^$1:[[:space:]]*//p" <<<"${REQUESTED}" | head -n1 | tr -d "\"'"
+}
+
+# saved_value KEY: a (possibly nested) scalar of the config kubeadm init used, if kept.
+saved_value() {
+  [[ -f "${CONFIG}" ]] || return 0
+  sed -n "s/^[[:space:]]*$1:[[:space:]]*//p" "${CONFIG}" | head -n1 | tr -d "\"'"
 }
 
 # live_version: the Kubernetes version the API server static pod runs (from its image tag).
@@ -29,9 +39,15 @@ live_version() {
   sed -n 's#^[[:space:]-]*image:.*/kube-apiserver:\(v[0-9][0-9a-z.+-]*\).*#\1#p' "${APISERVER_MANIFEST}" | head -n1
 }
 
-# check_live_cluster: an initialised node must run what the stack asks for.
+# check_live_cluster: an initialised node must have finished its init and run what the
+# stack asks for.
 check_live_cluster() {
   local live want_endpoint live_endpoint
+  [[ -f "${INIT_DONE}" ]] || fatal "${ADMIN_CONF#"${KATAK8S_ROOT}"} exists but kubeadm init never" \
+    "completed on ${NODE_NAME}: a previous kubeadm init stopped half-way, so the cluster lacks what its" \
+    "last phases create (kubeadm-config, bootstrap-token RBAC, kube-proxy, CoreDNS) and no node" \
+    "could join. Run 'sudo kubeadm reset -f' on ${NODE_NAME} (this wipes that half-made control" \
+    "plane), then 'pulumi up' again"
   live=$(live_version)
   [[ -n "${live}" ]] || fatal "${ADMIN_CONF#"${KATAK8S_ROOT}"} exists but no kube-apiserver manifest" \
     "names a version: a previous kubeadm init stopped half-way. Run 'sudo kubeadm reset -f' on" \
@@ -53,7 +69,21 @@ check_live_cluster() {
       "every certificate and kubeconfig): restore the previous controlPlaneCount / API" \
       "endpoint, or rebuild the cluster (pulumi destroy, then pulumi up)"
   fi
+  check_networks
   log_info "${NODE_NAME} already runs Kubernetes ${live} at ${live_endpoint}: nothing to initialise"
+}
+
+# check_networks: podSubnet and serviceSubnet are fixed at init (kube-apiserver,
+# kube-controller-manager, kube-proxy and every Service IP use them); a change is refused.
+check_networks() {
+  local key want have
+  for key in podSubnet serviceSubnet; do
+    have=$(saved_value "${key}")
+    want=$(sed -n "s/^[[:space:]]*${key}:[[:space:]]*//p" <<<"${REQUESTED}" | head -n1 | tr -d "\"'")
+    [[ -z "${have}" || "${have}" == "${want}" ]] || fatal "the cluster was initialised with ${key}" \
+      "${have}, but the stack now asks for ${want}. kubeadm cannot change it on a live cluster:" \
+      "set podCidr / serviceCidr back to ${have}, or rebuild the cluster (pulumi destroy, then pulumi up)"
+  done
 }
 
 # save_config: the exact config kubeadm init reads, root-only.

@@ -3,7 +3,9 @@
 # join: a fresh bootstrap token with a short TTL, the CA certificate hash for discovery,
 # and, for a control plane, a freshly uploaded certificate key. They are printed as
 # key=value lines on stdout, which Pulumi keeps as a secret (logging off); nothing secret
-# is ever an argument: kubeadm generates the token and the key and prints them.
+# is ever an argument: kubeadm generates the token and the key and prints them. They are
+# printed only once every step succeeded: pulumi-command puts a FAILED command's stdout in
+# its error message, unscrubbed (pulumi-sdk.md §2.6), so a failure must leave stdout empty.
 # inputs: NODE_NAME (the joining node), TOKEN_TTL (e.g. 30m), CONTROL_PLANE (true|false),
 #         READYZ_TIMEOUT (seconds)
 set -euo pipefail
@@ -29,13 +31,13 @@ wait_api() {
     || fatal "the API server is not ready after ${READYZ_TIMEOUT}s; cannot mint a join token for ${NODE_NAME}"
 }
 
-# mint_token: a bootstrap token that expires TOKEN_TTL from now.
+# mint_token: print a bootstrap token that expires TOKEN_TTL from now.
 mint_token() {
   local token
   token=$(kubeadm token create --kubeconfig "${ADMIN_CONF}" --ttl "${TOKEN_TTL}" \
     --description "katak8s: join of ${NODE_NAME}") || fatal "kubeadm token create failed"
   [[ "${token}" =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || fatal "kubeadm token create printed no token"
-  printf 'token=%s\n' "${token}"
+  printf '%s\n' "${token}"
 }
 
 # ca_cert_hash: sha256 of the CA's public key (SubjectPublicKeyInfo, DER): what
@@ -46,11 +48,12 @@ ca_cert_hash() {
   hash=$(openssl x509 -pubkey -noout -in "${CA_CERT}" | openssl pkey -pubin -outform der \
     | openssl dgst -sha256 -hex | sed 's/^.* //')
   [[ "${hash}" =~ ^[0-9a-f]{64}$ ]] || fatal "could not hash the CA public key of ${CA_CERT#"${KATAK8S_ROOT}"}"
-  printf 'ca_cert_hash=sha256:%s\n' "${hash}"
+  printf 'sha256:%s\n' "${hash}"
 }
 
 # upload_certs: re-encrypt the shared control-plane certificates into the kubeadm-certs
-# Secret under a key kubeadm generates now (the Secret expires after two hours).
+# Secret under a key kubeadm generates now (the Secret expires after two hours); print the
+# key, the last line kubeadm prints (cmd/kubeadm/app/cmd/phases/init/uploadcerts.go).
 upload_certs() {
   local out key config=()
   [[ -f "${INIT_CONFIG}" ]] && config=(--config "${INIT_CONFIG}")
@@ -58,17 +61,21 @@ upload_certs() {
     || fatal "kubeadm init phase upload-certs failed; control plane ${NODE_NAME} cannot join"
   key=$(tail -n 1 <<<"${out}")
   [[ "${key}" =~ ^[0-9a-f]{64}$ ]] || fatal "kubeadm init phase upload-certs printed no certificate key"
-  printf 'certificate_key=%s\n' "${key}"
+  printf '%s\n' "${key}"
 }
 
+# main: the three values are collected first and printed together at the very end.
 main() {
+  local token hash key=""
   require_root
   wait_api
-  mint_token
-  ca_cert_hash
+  token=$(mint_token)
+  hash=$(ca_cert_hash)
   if [[ "${CONTROL_PLANE}" == true ]]; then
-    upload_certs
+    key=$(upload_certs)
   fi
+  printf 'token=%s\nca_cert_hash=%s\n' "${token}" "${hash}"
+  [[ -z "${key}" ]] || printf 'certificate_key=%s\n' "${key}"
   log_info "minted join credentials for ${NODE_NAME} (token valid ${TOKEN_TTL})"
 }
 

@@ -3,7 +3,8 @@
 # JoinConfiguration arrives on stdin because it holds a bootstrap token (and for a control
 # plane a certificate key): it is written root-only, used, and removed; never echoed.
 # A node that already has /etc/kubernetes/kubelet.conf is not joined again; it is checked
-# against the stack instead (Kubernetes version, container runtime) and drift is refused.
+# against the stack instead (its join completed, Kubernetes version, container runtime) and
+# drift is refused.
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), CRI_SOCKET, CONTROL_PLANE (true|false),
 #         MINT_RESOURCE (the Pulumi name of this node's join-credentials command);
 # stdin: the rendered JoinConfiguration (components/kubeadm.py render_join_config).
@@ -18,6 +19,7 @@ KUBELET_CONF="${K8S_DIR}/kubelet.conf"
 CONFIG="${K8S_DIR}/katak8s/kubeadm-join.yaml"
 LOG="${KATAK8S_ROOT}/var/log/katak8s/kubeadm-join.log"
 UPGRADE_DOCS="https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/"
+JOIN_DONE="${KATAK8S_STATE_DIR}/kubeadm-join.done"
 
 # check_runtime: the requested runtime's socket must exist (the runtime phase made it).
 check_runtime() {
@@ -31,6 +33,11 @@ check_runtime() {
 # and use the requested runtime.
 check_joined_node() {
   local have endpoint
+  # kubelet.conf comes from kubelet-start, before a control plane's etcd join: without the
+  # mark, a killed join (SSH drop, interrupt) would pass for a complete one.
+  [[ -f "${JOIN_DONE}" ]] || fatal "${NODE_NAME} has ${KUBELET_CONF#"${KATAK8S_ROOT}"} but its kubeadm" \
+    "join never completed (killed half-way?). Run 'sudo kubeadm reset -f' on ${NODE_NAME} and, if" \
+    "it is listed, 'kubectl delete node ${NODE_NAME}', then 'pulumi up' again"
   retry 3 env KUBECONFIG="${KUBELET_CONF}" kubectl get node "${NODE_NAME}" -o name >/dev/null \
     || fatal "${NODE_NAME} has ${KUBELET_CONF#"${KATAK8S_ROOT}"} but cannot read its Node object: the" \
       "API is unreachable, a previous join stopped half-way, or the node was deleted from the" \

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Undo a join on the node itself, after drain.sh removed it from the cluster: kubeadm
-# reset, then what reset leaves behind (CNI config, iptables rules; upstream-bootstrap.md
-# §3.6). On a control plane, kubeadm reset also removes its etcd member.
+# Scale-in of one node, step 2 of 3, on the node itself, after drain.sh drained it and
+# while its Node object still exists: kubeadm reset, then what reset leaves behind (CNI
+# config, iptables rules; upstream-bootstrap.md §3.6). On a control plane, kubeadm reset
+# also removes its etcd member; it finds the member through the Node object, and only
+# WARNS when it cannot, so that warning stops the scale-in here (before delete-node.sh and
+# the server deletion) instead of leaving a dead member that counts against etcd's quorum.
 # inputs: NODE_NAME, CRI_SOCKET
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -10,6 +13,10 @@ source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
+ETCD_MANIFEST="${K8S_DIR}/manifests/etcd.yaml"
+# kubeadm's warnings when remove-etcd-member did not remove the member (phases/reset/
+# removeetcdmember.go; cmd/reset.go when the Node or the kubeadm-config is unreadable).
+ETCD_NOT_REMOVED='failed to remove etcd member|unable to fetch the kubeadm-config configmap'
 
 # joined: anything kubeadm join or init leaves on a node.
 joined() {
@@ -22,23 +29,45 @@ flush_iptables() {
   iptables -F && iptables -t nat -F && iptables -t mangle -F && iptables -X
 }
 
-# reset_node: kubeadm reset, then the CNI config and the iptables rules it keeps.
+# reset_node: kubeadm reset, then the CNI config and the iptables rules it keeps. Prints
+# kubeadm's output on stderr and keeps it in RESET_OUTPUT.
 reset_node() {
-  kubeadm reset -f --cri-socket "${CRI_SOCKET}" >&2 || fatal "kubeadm reset failed on ${NODE_NAME}"
+  RESET_OUTPUT=$(kubeadm reset -f --cri-socket "${CRI_SOCKET}" 2>&1) || {
+    printf '%s\n' "${RESET_OUTPUT}" >&2
+    fatal "kubeadm reset failed on ${NODE_NAME} (output above); fix the cause and run 'pulumi up' again"
+  }
+  printf '%s\n' "${RESET_OUTPUT}" >&2
   rm -rf "${KATAK8S_ROOT}/etc/cni/net.d"
   if ! flush_iptables; then
     log_warn "could not flush iptables on ${NODE_NAME}; reboot it or flush by hand"
   fi
-  rm -f "${K8S_DIR}/katak8s/kubeadm-join.yaml"
+  rm -f "${K8S_DIR}/katak8s/kubeadm-join.yaml" "${KATAK8S_STATE_DIR}/kubeadm-join.done"
+}
+
+# check_etcd_member: a control plane's reset must have removed its etcd member.
+check_etcd_member() {
+  grep -qiE "${ETCD_NOT_REMOVED}" <<<"${RESET_OUTPUT}" || return 0
+  fatal "kubeadm reset on ${NODE_NAME} did NOT remove its etcd member (kubeadm's warning above), so" \
+    "the scale-in stopped here: the node is reset, its Node object and server are kept. The etcd" \
+    "cluster still counts the member, and one more lost control plane may cost quorum. Remove it" \
+    "on the first control plane: kubectl -n kube-system exec etcd-<first control plane> -- etcdctl" \
+    "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt" \
+    "--cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key" \
+    "member list (then: ... member remove <ID of ${NODE_NAME}>), then run 'pulumi up' again"
 }
 
 main() {
+  local control_plane=false
   require_root
   if ! joined; then
     log_info "${NODE_NAME} holds no kubeadm state: nothing to reset"
     return 0
   fi
+  [[ -f "${ETCD_MANIFEST}" ]] && control_plane=true
   reset_node
+  if [[ "${control_plane}" == true ]]; then
+    check_etcd_member
+  fi
   log_info "${NODE_NAME} reset"
 }
 

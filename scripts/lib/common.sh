@@ -75,9 +75,14 @@ write_file() {
 }
 
 # apt_get ARGS...: apt-get that waits for dpkg locks (cloud-init, unattended-upgrades)
-# and retries network failures.
+# and retries network failures. DPkg::Lock::Timeout covers dpkg's lock only: `apt-get
+# update` fails at once on the lists lock another update holds (apt-daily, or the kata and
+# kube-packages phases, which run side by side), so 8 attempts wait up to ~2 min for it.
+# A conffile already on disk (e.g. /etc/crictl.yaml, cri-o's conffile) would make dpkg
+# prompt and fail on our closed stdin: keep the file on disk (--force-confold).
 apt_get() {
-  retry 5 env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -y -q "$@"
+  retry 8 env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -y -q "$@"
 }
 
 # sha256_of FILE: print the sha256 of FILE.
@@ -124,9 +129,13 @@ apt_source() {
     rm -rf "${tmp}"
     return 1
   fi
+  # Upstream installs these first (pkgs.k8s.io, cri-o/packaging): minimal images lack gpg.
+  ensure_packages ca-certificates curl gpg
   retry 5 curl -fsSL --connect-timeout 20 --max-time 120 -o "${tmp}/Release.key" "${url}Release.key" \
     || fatal "cannot download ${url}Release.key; check the node's route to $(cut -d/ -f3 <<<"${url}")"
-  gpg --batch --yes --dearmor -o "${tmp}/keyring.gpg" <"${tmp}/Release.key"
+  # Callers test our status (`apt_source ... &&`), which turns `set -e` off in here: check.
+  gpg --batch --yes --dearmor -o "${tmp}/keyring.gpg" <"${tmp}/Release.key" \
+    || fatal "${url}Release.key is not a usable OpenPGP key (gpg --dearmor failed, see above)"
   write_file "${KATAK8S_ROOT}${keyring}" 0644 <"${tmp}/keyring.gpg" || true
   write_file "${source}" 0644 <"${tmp}/sources" || true
   rm -rf "${tmp}"

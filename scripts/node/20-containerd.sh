@@ -61,8 +61,11 @@ ensure_main_config() {
 # "unknown service runtime.v1.RuntimeService": containerd #8139, #14121) ---
 refuse_disabled_cri() {
   local main="${ETC}/config.toml"
-  if sed -n '/^[[:space:]]*disabled_plugins[[:space:]]*=/,/]/p' "${main}" \
-    | grep -qE "[\"'](cri|io\.containerd\.grpc\.v1\.cri|io\.containerd\.cri\.v1\.[a-z]+)[\"']"; then
+  local value
+  # The value only: from `disabled_plugins =` to its closing bracket, on the same line or a
+  # later one (a sed range would skip a `]` on its first line and run into the next table).
+  value=$(sed -n '/^[[:space:]]*disabled_plugins[[:space:]]*=/{:a;/]/!{N;ba};p;q}' "${main}")
+  if grep -qE "[\"'](cri|io\.containerd\.grpc\.v1\.cri|io\.containerd\.cri\.v1\.[a-z]+)[\"']" <<<"${value}"; then
     fatal "/etc/containerd/config.toml disables the CRI plugin (disabled_plugins); remove the CRI entry" \
       "from disabled_plugins, or delete the file so this phase regenerates it, then re-run"
   fi

@@ -20,13 +20,16 @@ check_handler() {
 }
 
 # --- CRI-O moved to isv:/cri-o in 2025 (cri-o/packaging README); one stream per minor.
-# crictl (cri-tools) comes from pkgs.k8s.io, like kubeadm's dependency on it ---
+# crictl (cri-tools) comes from pkgs.k8s.io, like kubeadm's dependency on it. The lists are
+# refreshed when a source changed, and while a package is missing: a run whose update
+# failed after it wrote the sources would otherwise never read them ---
 add_repositories() {
   local changed=1
   apt_source cri-o "${CRIO_REPO_URL}" && changed=0
   apt_source kubernetes "${KUBERNETES_REPO_URL}" && changed=0
-  if (( changed == 0 )); then
-    apt_get update || fatal "apt-get update failed after adding the CRI-O/Kubernetes repositories"
+  if (( changed == 0 )) || [[ -z "$(pkg_version cri-o)" || -z "$(pkg_version cri-tools)" ]]; then
+    apt_get update || fatal "apt-get update failed after adding the CRI-O/Kubernetes repositories;" \
+      "check the node's route to download.opensuse.org and pkgs.k8s.io, then re-run"
   fi
 }
 

@@ -16,23 +16,44 @@ PREFIX="${KATAK8S_ROOT}${KATA_PREFIX}"
 MARKER="${PREFIX}/.katak8s-release"
 RELEASE="${KATA_VERSION} ${KATA_STATIC_SHA256} ${KATA_TOOLS_SHA256:-none}"
 SMOKE_KEY="${RELEASE} ${CONTAINER_RUNTIME} ${KATA_HANDLER} ${KATA_CONFIG_PATH} ${AGENT_RECONNECT_TIMEOUT_MS}"
-CRICTL=(crictl --runtime-endpoint "${CRI_SOCKET}")
-WORK=$(mktemp -d)
-SMOKE_CTR="" SMOKE_POD="" SMOKE_NET=""
-# --- whatever the smoke test started is removed, whichever way the script ends ---
+# crictl's default 2 s request timeout (RunPodSandbox gets twice that) is shorter than a
+# Kata VM boot under nested virtualization: give each request the smoke budget.
+CRICTL=(crictl --runtime-endpoint "${CRI_SOCKET}" --timeout "${SMOKE_TIMEOUT}s")
+WORK="" SMOKE_RAN="" SMOKE_CTR="" SMOKE_POD="" SMOKE_NET=""
+# --- whatever a failed smoke test left in its own namespace (also a sandbox whose request
+# timed out before it returned an ID, or a killed earlier run's) is removed on exit. A
+# container whose task exists cannot be deleted: `tasks rm -f` kills the task and its VM
+# first. Every call is bounded: a hung shim must not hang the phase ---
 cleanup() {
-  if [[ -n ${SMOKE_CTR} ]]; then
-    ctr -n katak8s tasks kill -s SIGKILL "${SMOKE_CTR}" >/dev/null 2>&1 || true
-    ctr -n katak8s containers rm "${SMOKE_CTR}" >/dev/null 2>&1 || true
-  fi
-  if [[ -n ${SMOKE_POD} ]]; then
-    "${CRICTL[@]}" stopp "${SMOKE_POD}" >/dev/null 2>&1 || true
-    "${CRICTL[@]}" rmp -f "${SMOKE_POD}" >/dev/null 2>&1 || true
+  local id ids=()
+  if [[ ${SMOKE_RAN} == containerd ]]; then
+    mapfile -t ids < <(timeout 60 ctr -n katak8s containers ls -q 2>/dev/null || true)
+    for id in ${SMOKE_CTR:+"${SMOKE_CTR}"} "${ids[@]}"; do
+      timeout 60 ctr -n katak8s tasks rm -f "${id}" >/dev/null 2>&1 || true
+      timeout 60 ctr -n katak8s containers rm "${id}" >/dev/null 2>&1 || true
+    done
+  elif [[ ${SMOKE_RAN} == crio ]]; then
+    mapfile -t ids < <(timeout 60 "${CRICTL[@]}" pods --namespace "^katak8s$" -q 2>/dev/null || true)
+    for id in ${SMOKE_POD:+"${SMOKE_POD}"} "${ids[@]}"; do
+      timeout 120 "${CRICTL[@]}" stopp "${id}" >/dev/null 2>&1 || true
+      timeout 120 "${CRICTL[@]}" rmp -f "${id}" >/dev/null 2>&1 || true
+    done
   fi
   if [[ -n ${SMOKE_NET} ]]; then rm -f "${SMOKE_NET}"; fi
-  rm -rf "${WORK}"
+  if [[ -n ${WORK} ]]; then rm -rf "${WORK}"; fi
 }
 trap cleanup EXIT
+
+# --- downloads and staging sit beside KATA_PREFIX, not in /tmp: /tmp is a RAM-backed tmpfs
+# (half the memory) since Ubuntu 24.10, too small for the multi-GB payload; on the same
+# filesystem the final `mv` is a rename. A killed earlier run's leftovers go first ---
+make_workdir() {
+  local parent
+  parent=$(dirname "${PREFIX}")
+  mkdir -p "${parent}"
+  rm -rf "${parent}"/.katak8s-kata.*
+  WORK=$(mktemp -d "${parent}/.katak8s-kata.XXXXXX")
+}
 
 # --- download one release asset and verify it against its pin ---
 fetch_verified() {
@@ -62,6 +83,8 @@ install_kata() {
   if [[ -n ${KATA_TOOLS_SHA256} ]]; then
     fetch_verified "kata-tools-static-${KATA_VERSION}-amd64.tar.zst" "${KATA_TOOLS_SHA256}"
     tar --zstd -xf "${WORK}/kata-tools-static-${KATA_VERSION}-amd64.tar.zst" -C "${stage}"
+    [[ -x "${stage}${KATA_PREFIX}/bin/kata-ctl" ]] || fatal "kata-tools-static ${KATA_VERSION} lacks" \
+      "${KATA_PREFIX}/bin/kata-ctl; check the archive and its pin (versions.KATA_TOOLS_SHA256)"
   else
     log_warn "no sha256 pin for kata-tools-static ${KATA_VERSION} (versions.KATA_TOOLS_SHA256):" \
       "kata-ctl is not installed and 'kata-ctl check' is skipped; the sandbox test below still runs"
@@ -94,6 +117,28 @@ write_nested_dropin() {
     | write_file "$(dirname "${KATAK8S_ROOT}${KATA_CONFIG_PATH}")/config.d/50-katak8s-nested.toml" 0644 || true
 }
 
+# --- CRI-O drops a handler whose runtime_path is missing when it starts ("Runtime handler
+# ... is being ignored", pkg/config ValidateRuntimes), and the runtime phase started it
+# before /opt/kata existed. SIGHUP re-validates the runtimes (ReloadRuntimes); an older
+# CRI-O needs a restart, done only while the kubelet runs no pods ---
+crio_has_handler() {
+  local config
+  config=$(crio status config 2>/dev/null) || return 1
+  grep -qE "^[[:space:]]*\[crio\.runtime\.runtimes\.${KATA_HANDLER}\]" <<<"${config}"
+}
+register_crio_handler() {
+  [[ ${CONTAINER_RUNTIME} == crio ]] || return 0
+  crio_has_handler && return 0
+  log_info "CRI-O started before Kata was installed; reloading it to register handler '${KATA_HANDLER}'"
+  systemctl reload crio || true
+  wait_for 30 "CRI-O handler '${KATA_HANDLER}'" crio_has_handler && return 0
+  ! kubelet_runs_pods || fatal "CRI-O did not register runtime handler '${KATA_HANDLER}' on reload and" \
+    "the kubelet runs pods here; drain the node (kubectl drain), 'systemctl restart crio', then re-run"
+  systemctl restart crio
+  wait_for "${SMOKE_TIMEOUT}" "CRI-O handler '${KATA_HANDLER}'" crio_has_handler || fatal "CRI-O does" \
+    "not register runtime handler '${KATA_HANDLER}'; look for 'is being ignored' in 'journalctl -u crio'"
+}
+
 # --- Kata's own host check (no network checks: they query GitHub) ---
 kata_check() {
   local ctl="${PREFIX}/bin/kata-ctl"
@@ -110,13 +155,17 @@ smoke_containerd() {
   timeout "${SMOKE_TIMEOUT}" ctr -n katak8s run --rm --runtime io.containerd.kata.v2 \
     --runtime-config-path "${KATA_CONFIG_PATH}" "${SMOKE_IMAGE}" "${SMOKE_CTR}" uname -r >"${WORK}/guest" \
     || fatal "ctr could not run a Kata container; see 'journalctl -u containerd' and 'kata-ctl check'"
+  SMOKE_CTR=""  # `run --rm` removed it
 }
 
 # --- CRI-O: a pod through the kata handler and a container in it, via crictl. Before a CNI
-# is installed CRI-O cannot network a pod, so a loopback-only network is lent for the test ---
+# is installed CRI-O cannot network a pod, so a loopback-only network is lent for the test.
+# Only *.conf, *.conflist and *.json count (libcni): the cri-o package ships its bridge as
+# 10-crio-bridge.conflist.disabled ---
 smoke_crio() {
   local net="${KATAK8S_ROOT}/etc/cni/net.d" ctr
-  if ! compgen -G "${net}/*.conf*" >/dev/null; then
+  if ! compgen -G "${net}/*.conf" >/dev/null && ! compgen -G "${net}/*.conflist" >/dev/null \
+    && ! compgen -G "${net}/*.json" >/dev/null; then
     SMOKE_NET="${net}/00-katak8s-smoke.conflist"
     mkdir -p "${net}"
     printf '{"cniVersion": "1.0.0", "name": "katak8s-smoke", "plugins": [{"type": "loopback"}]}\n' >"${SMOKE_NET}"
@@ -147,6 +196,7 @@ smoke_test() {
     return 0
   fi
   host=$(uname -r)
+  SMOKE_RAN=${CONTAINER_RUNTIME}
   "smoke_${CONTAINER_RUNTIME}"
   guest=$(tr -d '\r' <"${WORK}/guest" | sed '/^$/d' | tail -n1)
   [[ -n ${guest} && ${guest} != "${host}" ]] || fatal "the Kata sandbox reported kernel '${guest}'," \
@@ -157,9 +207,11 @@ smoke_test() {
 
 main() {
   require_root
+  make_workdir
   install_kata
   link_shim
   write_nested_dropin
+  register_crio_handler
   kata_check
   smoke_test
 }
