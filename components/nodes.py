@@ -166,6 +166,9 @@ class NodePool(pulumi.ComponentResource):
                 # cluster (pulumi-sdk.md §1.6). It applies to servers created afterwards;
                 # docs/operations.md shows how to roll an existing node onto it.
                 ignore_changes=["imageId", "blockDevices"],
+                # A replacement (a renamed cluster, new user data) must free the port
+                # first: a port serves one server at a time, so create-before-delete fails.
+                delete_before_replace=True,
             )),
         )
         first = role == naming.CONTROL_PLANE and index == 0

@@ -102,9 +102,10 @@ class Taint:
 KATA_TAINT = Taint(key=KATA_NODE_LABEL, value="true", effect="NoSchedule")
 
 # Sample workloads (sampleWorkloads): agnhost is the Kubernetes e2e image; `netexec` serves
-# /hostname, `pause` idles, and the image carries curl. 2.66.0: kubernetes/kubernetes PR
-# #139789 (merged 2026-07, promoted by kubernetes/k8s.io #9613).
-AGNHOST_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.66.0"
+# /hostname, `pause` idles, and the image carries curl. The 2.66 line comes from
+# kubernetes/kubernetes PR #139789 (merged 2026-07, promoted by kubernetes/k8s.io #9613);
+# 2.66.1 is the tag seen pulled in public manifests since (2.66.0 could not be confirmed).
+AGNHOST_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
 
 # --- Calico ----------------------------------------------------------------------------
 # v3.32.1 is the newest release documented by tigera/docs (2026-06-24); the

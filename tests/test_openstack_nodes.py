@@ -70,6 +70,7 @@ def test_servers_ports_and_server_groups():
             # A refreshed or changed image never rebuilds or replaces a live node.
             assert set(server.ignore_changes) >= {"imageId", "blockDevices"}
             assert not {"imageId", "blockDevices"} & set(server.replace_on_changes)
+            assert server.delete_before_replace  # its port can serve one server at a time
             deps = {graph.by_urn[u].name for u in server.dependencies}
             assert {"network-router-interface", "access-keypair"} <= deps
             port = graph.named(f"{name}-port").inputs

@@ -40,7 +40,7 @@ namespace = k8s.core.v1.Namespace(
 
 container = {
     "name": "web",
-    "image": cfg.get("image", "registry.k8s.io/e2e-test-images/agnhost:2.66.0"),
+    "image": cfg.get("image", "registry.k8s.io/e2e-test-images/agnhost:2.66.1"),
     "args": ["netexec", "--http-port=8080"],
     "ports": [{"name": "http", "containerPort": 8080}],
     "readinessProbe": {"httpGet": {"path": "/hostname", "port": "http"}},
