@@ -70,20 +70,29 @@ def _body(rel_path: str) -> str:
     return text.split("\n", 1)[1] if text.startswith("#!") else text
 
 
+@functools.lru_cache(maxsize=None)
+def extra_libs(script: str) -> tuple[str, ...]:
+    """Libraries a script declares with `# katak8s-lib: lib/<name>.sh` lines, inlined after
+    the common library (the script sources them itself unless KATAK8S_BUNDLED is set)."""
+    text = (SCRIPTS_DIR / script).read_text()
+    return tuple(m.group(1) for m in re.finditer(r"^# katak8s-lib: (\S+)$", text, re.M))
+
+
 def render_bundle(phase: str, script: str, params: Any) -> str:
-    """The exact file a node runs for `phase`: parameters + common library + script."""
+    """The exact file a node runs for `phase`: parameters + libraries + script."""
+    libs = (LIB, *extra_libs(script))
     return (
         "#!/usr/bin/env bash\n"
-        f"# katak8s phase {phase}: generated from scripts/{script} and scripts/{LIB}.\n"
+        f"# katak8s phase {phase}: generated from scripts/{script} and scripts/{', scripts/'.join(libs)}.\n"
         "# Do not edit on the node: the next `pulumi up` replaces it.\n"
         "set -euo pipefail\n"
         "# --- parameters ---\n"
         f"KATAK8S_PHASE={shlex.quote(phase)}\n"
         "KATAK8S_LIB=/dev/null\n"
         "KATAK8S_PARAMS=/dev/null\n"
+        + ("KATAK8S_BUNDLED=1\n" if len(libs) > 1 else "")
         + render_env(params)
-        + f"# --- scripts/{LIB} ---\n"
-        + _body(LIB)
+        + "".join(f"# --- scripts/{lib} ---\n" + _body(lib) for lib in libs)
         + f"# --- scripts/{script} ---\n"
         + _body(script)
     )

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # The one command that runs every katak8s test on a fresh Debian/Ubuntu machine.
 #
 # It installs what the suite needs, from scratch and only when missing:
@@ -6,7 +7,6 @@
 #     containerd (`containerd config dump` loads the rendered configs);
 #   - a virtualenv in ./venv with the pinned requirements-dev.txt;
 # then runs pytest over tests/ on every core. Extra arguments go to pytest.
-set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }

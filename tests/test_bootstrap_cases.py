@@ -115,7 +115,8 @@ def test_every_param_is_read_by_its_script():
     for runtime in RUNTIMES:
         for s in bootstrap.phase_specs(cfg_for(containerRuntime=runtime), role=naming.CONTROL_PLANE,
                                        flavor="f"):
-            text = (phase.SCRIPTS_DIR / s.script).read_text() + (phase.SCRIPTS_DIR / phase.LIB).read_text()
+            sources = (s.script, phase.LIB, *phase.extra_libs(s.script))
+            text = "".join((phase.SCRIPTS_DIR / f).read_text() for f in sources)
             for f in dataclasses.fields(s.params):
                 assert "${" + f.name.upper() in text, f"{s.script} never reads {f.name.upper()}"
 

@@ -72,7 +72,7 @@ def test_troubleshooting_covers_the_required_failures():
     ("this node cannot run Kubernetes with Kata", "node/00-preflight.sh"),
     ("no vmx/svm flag in /proc/cpuinfo", "node/00-preflight.sh"),
     ("/dev/kvm cannot be opened for read and write", "node/00-preflight.sh"),
-    ("ctr could not run a Kata container", "node/30-kata.sh"),
+    ("ctr could not run a Kata container", "lib/kata-smoke.sh"),
     ("failed or did not finish within", "cluster/drain.sh"),
     ("so its removal", "cluster/drain.sh"),
     ("cannot reach the API to drain", "cluster/drain.sh"),

@@ -16,7 +16,7 @@ SCRIPTS = sorted((ROOT / "scripts").rglob("*.sh"))
 PHASE_SCRIPTS = [p for p in SCRIPTS if p.parent.name != "lib" and p.name != "test.sh"]
 SHELLCHECK = shutil.which("shellcheck")
 HEADER = re.compile(
-    r'\A#!/usr/bin/env bash\n(#.*\n)+set -euo pipefail\n'
+    r'\A#!/usr/bin/env bash\nset -euo pipefail\n(#.*\n)+'
     r'# shellcheck source=scripts/lib/common.sh\n'
     r'source "\$\{KATAK8S_LIB:-\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)/\.\./lib/common\.sh\}"\n'
     r'# shellcheck source=/dev/null\n'
@@ -56,6 +56,6 @@ def test_no_xtrace(script):
 @pytest.mark.parametrize("script", PHASE_SCRIPTS, ids=_ids(PHASE_SCRIPTS))
 def test_phase_script_skeleton(script):
     text = script.read_text()
-    assert HEADER.match(text), "header: shebang, what it does + inputs, strict mode, the two sources"
+    assert HEADER.match(text), "header: shebang, strict mode, what it does + inputs, the two sources"
     assert re.search(r"^# inputs?:", text, re.M) or re.search(r"inputs?:", text.split("set -euo")[0])
     assert text.rstrip().endswith('main "$@"'), "a single ordered main at the bottom"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Last step of one node's scale-in, run from the first control plane: delete its Node
 # object, after drain.sh drained it and reset.sh ran `kubeadm reset` on it. This is
 # upstream's order (drain, reset, delete; upstream-bootstrap.md §3.6): a control plane's
@@ -7,7 +8,6 @@
 # one was not drained by katak8s (its credentials were replaced by hand?), and deleting it
 # would cut a live node out of the cluster.
 # inputs: NODE_NAME
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

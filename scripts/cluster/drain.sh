@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Scale-in of one node, step 1 of 3, run from the first control plane: cordon and drain it
 # (through the eviction API, so PodDisruptionBudgets hold; bounded by DRAIN_TIMEOUT). The
 # Node object stays: reset.sh (step 2, on the node) needs it to remove a control plane's
 # etcd member, and delete-node.sh (step 3) deletes it afterwards. A drain that fails or
 # times out stops here with a non-zero exit, so Pulumi stops the deletion: nothing is forced.
 # inputs: NODE_NAME, DRAIN_TIMEOUT (seconds)
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

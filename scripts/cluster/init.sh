@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # kubeadm init on the first control plane, exactly once. A node that already has
 # /etc/kubernetes/admin.conf is never initialised again. If that init completed (its mark
 # in /var/lib/katak8s), the node is checked against the stack instead, and a different
@@ -8,7 +9,6 @@
 # refused with the reset to run. Ends with a bounded wait on /readyz.
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), READYZ_TIMEOUT (seconds);
 # stdin: the rendered kubeadm config (components/kubeadm.py render_init_config).
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

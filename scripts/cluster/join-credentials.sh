@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Mint the credentials for ONE node's join, on the first control plane, right before that
 # join: a fresh bootstrap token with a short TTL, the CA certificate hash for discovery,
 # and, for a control plane, a freshly uploaded certificate key. They are printed as
@@ -8,7 +9,6 @@
 # its error message, unscrubbed (pulumi-sdk.md §2.6), so a failure must leave stdout empty.
 # inputs: NODE_NAME (the joining node), TOKEN_TTL (e.g. 30m), CONTROL_PLANE (true|false),
 #         READYZ_TIMEOUT (seconds)
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

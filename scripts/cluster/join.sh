@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # kubeadm join of one node (a worker, or an extra control plane), once. The rendered
 # JoinConfiguration arrives on stdin because it holds a bootstrap token (and for a control
 # plane a certificate key): it is written root-only, used, and removed; never echoed.
@@ -8,7 +9,6 @@
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), CRI_SOCKET, CONTROL_PLANE (true|false),
 #         MINT_RESOURCE (the Pulumi name of this node's join-credentials command);
 # stdin: the rendered JoinConfiguration (components/kubeadm.py render_join_config).
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

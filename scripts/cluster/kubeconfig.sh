@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Print the cluster's admin kubeconfig on stdout, for Pulumi to keep as a secret output
 # (the command runs with logging off and a secret stdout). Reads only; changes nothing.
 # inputs: NODE_NAME
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Membership of one node, seen from the first control plane: wait (bounded) until the
 # joined node is registered in the API. Its delete twin, drain.sh, removes the node before
 # its server goes. Registration, not Ready: a node is Ready only once the CNI runs, and
 # Calico is installed after the cluster forms. Reads only; changes nothing.
 # inputs: NODE_NAME, REGISTER_TIMEOUT (seconds)
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

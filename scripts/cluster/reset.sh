@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Scale-in of one node, step 2 of 3, on the node itself, after drain.sh drained it and
 # while its Node object still exists: kubeadm reset, then what reset leaves behind (CNI
 # config, iptables rules; upstream-bootstrap.md §3.6). On a control plane, kubeadm reset
@@ -6,7 +7,6 @@
 # WARNS when it cannot, so that warning stops the scale-in here (before delete-node.sh and
 # the server deletion) instead of leaving a dead member that counts against etcd's quorum.
 # inputs: NODE_NAME, CRI_SOCKET
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Preflight, the hard gate: stop a node that cannot run Kata before anything is installed.
 # Checks the OS and architecture, hardware virtualization (vmx|svm, a usable /dev/kvm), the
 # vhost modules Kata needs, cgroup v2, and minimum CPUs, memory and disk; every failure is
 # reported at once, naming the flavor and what the cloud admin must change.
 # inputs: FLAVOR, SUPPORTED_UBUNTU (array), MIN_CPUS, MIN_MEMORY_MIB, MIN_DISK_GIB
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

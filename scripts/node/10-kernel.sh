@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Kernel prerequisites for the kubelet, the CNI and Kata: wait for cloud-init (it holds the
 # apt/dpkg locks on first boot), load and persist overlay, br_netfilter, vhost_vsock and
 # vhost_net, set forwarding and bridge-netfilter sysctls, turn swap off now and after
 # reboot, and install the metadata guard (pods may not reach 169.254.169.254). Every step
 # compares before it changes anything.
 # inputs: CLOUD_INIT_TIMEOUT (seconds)
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

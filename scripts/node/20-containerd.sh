@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # containerd from Ubuntu, configured for kubeadm and Kata: SystemdCgroup, kubeadm's pause
 # image, and the Kata runtime handler (runtime-rs shim + the chosen hypervisor's config).
 # The config layout follows the config version of the installed containerd (2, 3 or 4;
@@ -6,11 +7,13 @@
 # kubelet that runs pods unless ALLOW_RUNTIME_RESTART=true.
 # inputs: KATA_HANDLER, PAUSE_IMAGE, KATA_SHIM_PATH, KATA_CONFIG_PATH, CRI_SOCKET,
 #         ALLOW_RUNTIME_RESTART, RUNTIME_WAIT_SECONDS
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+# katak8s-lib: lib/runtime.sh
+# shellcheck source=scripts/lib/runtime.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/runtime.sh"
 
 ETC="${KATAK8S_ROOT}/etc/containerd"
 IMPORTS="/etc/containerd/conf.d/*.toml"

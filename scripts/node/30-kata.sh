@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Kata Containers from the static release: kata-static (runtime-rs shim, VMMs, guest images)
 # and kata-tools-static (kata-ctl) under /opt/kata, sha256-verified against pins; a config.d
 # drop-in for nested virtualization; `kata-ctl check`; then a REAL sandbox through the
@@ -6,11 +7,13 @@
 # inputs: KATA_VERSION, KATA_RELEASE_URL, KATA_STATIC_SHA256, KATA_TOOLS_SHA256, KATA_PREFIX,
 #         KATA_SHIM_PATH, KATA_CONFIG_PATH, AGENT_RECONNECT_TIMEOUT_MS, CONTAINER_RUNTIME,
 #         KATA_HANDLER, CRI_SOCKET, SMOKE_IMAGE, SMOKE_TIMEOUT
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+# katak8s-lib: lib/kata-smoke.sh
+# shellcheck source=scripts/lib/kata-smoke.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kata-smoke.sh"
 
 PREFIX="${KATAK8S_ROOT}${KATA_PREFIX}"
 MARKER="${PREFIX}/.katak8s-release"
@@ -20,29 +23,7 @@ SMOKE_KEY="${RELEASE} ${CONTAINER_RUNTIME} ${KATA_HANDLER} ${KATA_CONFIG_PATH} $
 # Kata VM boot under nested virtualization: give each request the smoke budget.
 CRICTL=(crictl --runtime-endpoint "${CRI_SOCKET}" --timeout "${SMOKE_TIMEOUT}s")
 WORK="" SMOKE_RAN="" SMOKE_CTR="" SMOKE_POD="" SMOKE_NET=""
-# --- whatever a failed smoke test left in its own namespace (also a sandbox whose request
-# timed out before it returned an ID, or a killed earlier run's) is removed on exit. A
-# container whose task exists cannot be deleted: `tasks rm -f` kills the task and its VM
-# first. Every call is bounded: a hung shim must not hang the phase ---
-cleanup() {
-  local id ids=()
-  if [[ ${SMOKE_RAN} == containerd ]]; then
-    mapfile -t ids < <(timeout 60 ctr -n katak8s containers ls -q 2>/dev/null || true)
-    for id in ${SMOKE_CTR:+"${SMOKE_CTR}"} "${ids[@]}"; do
-      timeout 60 ctr -n katak8s tasks rm -f "${id}" >/dev/null 2>&1 || true
-      timeout 60 ctr -n katak8s containers rm "${id}" >/dev/null 2>&1 || true
-    done
-  elif [[ ${SMOKE_RAN} == crio ]]; then
-    mapfile -t ids < <(timeout 60 "${CRICTL[@]}" pods --namespace "^katak8s$" -q 2>/dev/null || true)
-    for id in ${SMOKE_POD:+"${SMOKE_POD}"} "${ids[@]}"; do
-      timeout 120 "${CRICTL[@]}" stopp "${id}" >/dev/null 2>&1 || true
-      timeout 120 "${CRICTL[@]}" rmp -f "${id}" >/dev/null 2>&1 || true
-    done
-  fi
-  if [[ -n ${SMOKE_NET} ]]; then rm -f "${SMOKE_NET}"; fi
-  if [[ -n ${WORK} ]]; then rm -rf "${WORK}"; fi
-}
-trap cleanup EXIT
+trap cleanup EXIT  # scripts/lib/kata-smoke.sh: remove what a failed smoke test left
 
 # --- downloads and staging sit beside KATA_PREFIX, not in /tmp: /tmp is a RAM-backed tmpfs
 # (half the memory) since Ubuntu 24.10, too small for the multi-GB payload; on the same
@@ -145,64 +126,6 @@ kata_check() {
   [[ -x ${ctl} ]] || return 0
   "${ctl}" check no-network-checks >&2 || fatal "'kata-ctl check' failed on this node: read its output" \
     "above (CPU flags, kvm/vhost modules); the flavor must expose hardware virtualization"
-}
-
-# --- containerd: ctr runs a container with the kata shim and the chosen hypervisor config ---
-smoke_containerd() {
-  retry 4 timeout 300 ctr -n katak8s images pull "${SMOKE_IMAGE}" >/dev/null \
-    || fatal "cannot pull ${SMOKE_IMAGE}; check the node's route to the registry"
-  SMOKE_CTR="katak8s-smoke-$$"
-  timeout "${SMOKE_TIMEOUT}" ctr -n katak8s run --rm --runtime io.containerd.kata.v2 \
-    --runtime-config-path "${KATA_CONFIG_PATH}" "${SMOKE_IMAGE}" "${SMOKE_CTR}" uname -r >"${WORK}/guest" \
-    || fatal "ctr could not run a Kata container; see 'journalctl -u containerd' and 'kata-ctl check'"
-  SMOKE_CTR=""  # `run --rm` removed it
-}
-
-# --- CRI-O: a pod through the kata handler and a container in it, via crictl. Before a CNI
-# is installed CRI-O cannot network a pod, so a loopback-only network is lent for the test.
-# Only *.conf, *.conflist and *.json count (libcni): the cri-o package ships its bridge as
-# 10-crio-bridge.conflist.disabled ---
-smoke_crio() {
-  local net="${KATAK8S_ROOT}/etc/cni/net.d" ctr
-  if ! compgen -G "${net}/*.conf" >/dev/null && ! compgen -G "${net}/*.conflist" >/dev/null \
-    && ! compgen -G "${net}/*.json" >/dev/null; then
-    SMOKE_NET="${net}/00-katak8s-smoke.conflist"
-    mkdir -p "${net}"
-    printf '{"cniVersion": "1.0.0", "name": "katak8s-smoke", "plugins": [{"type": "loopback"}]}\n' >"${SMOKE_NET}"
-  fi
-  printf '{"metadata": {"name": "katak8s-smoke", "namespace": "katak8s", "uid": "katak8s-smoke-%s"}, "log_directory": "%s"}\n' \
-    "$$" "${WORK}" >"${WORK}/pod.json"
-  printf '{"metadata": {"name": "uname"}, "image": {"image": "%s"}, "command": ["uname", "-r"], "log_path": "uname.log"}\n' \
-    "${SMOKE_IMAGE}" >"${WORK}/ctr.json"
-  retry 4 timeout 300 "${CRICTL[@]}" pull "${SMOKE_IMAGE}" >/dev/null || fatal "cannot pull ${SMOKE_IMAGE}"
-  SMOKE_POD=$(retry 3 timeout "${SMOKE_TIMEOUT}" "${CRICTL[@]}" runp --runtime "${KATA_HANDLER}" "${WORK}/pod.json") \
-    || fatal "CRI-O could not start a pod with runtime handler '${KATA_HANDLER}'; see 'journalctl -u crio'"
-  ctr=$("${CRICTL[@]}" create "${SMOKE_POD}" "${WORK}/ctr.json" "${WORK}/pod.json") \
-    || fatal "CRI-O could not create the smoke container"
-  "${CRICTL[@]}" start "${ctr}" >/dev/null || fatal "CRI-O could not start the smoke container"
-  wait_for "${SMOKE_TIMEOUT}" "smoke container" container_exited "${ctr}" \
-    || fatal "the smoke container did not finish within ${SMOKE_TIMEOUT}s"
-  "${CRICTL[@]}" logs "${ctr}" >"${WORK}/guest" || fatal "cannot read the smoke container's log"
-}
-container_exited() { "${CRICTL[@]}" inspect "$1" | grep -q CONTAINER_EXITED; }
-
-# --- the proof: a guest kernel that is not the host's ---
-smoke_test() {
-  local host guest
-  step_done kata-smoke "${SMOKE_KEY}" && return 0
-  if [[ ${CONTAINER_RUNTIME} == crio && -f "${KATAK8S_ROOT}/etc/kubernetes/kubelet.conf" ]]; then
-    log_warn "node already joined: the CNI now needs pods known to Kubernetes, so the CRI-O sandbox" \
-      "test is left to a kata pod in the cluster"
-    return 0
-  fi
-  host=$(uname -r)
-  SMOKE_RAN=${CONTAINER_RUNTIME}
-  "smoke_${CONTAINER_RUNTIME}"
-  guest=$(tr -d '\r' <"${WORK}/guest" | sed '/^$/d' | tail -n1)
-  [[ -n ${guest} && ${guest} != "${host}" ]] || fatal "the Kata sandbox reported kernel '${guest}'," \
-    "the host's own (${host}): it did not run in a VM; check the runtime handler and its config"
-  log_info "Kata sandbox works: guest kernel ${guest}, host kernel ${host}"
-  mark_step kata-smoke "${SMOKE_KEY}"
 }
 
 main() {

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # kubeadm, kubelet and kubectl from pkgs.k8s.io for the Kubernetes minor, at the exact patch
 # (the Debian revision read from `apt-cache madison`, never constructed) and held. A node
 # that already joined a cluster at another version is refused, not changed: that is a
 # kubeadm upgrade. Control-plane nodes pre-pull their images.
 # inputs: KUBERNETES_VERSION (1.M.P), KUBERNETES_REPO_URL, CRI_SOCKET, PREPULL_IMAGES
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

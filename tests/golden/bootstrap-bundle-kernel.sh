@@ -8,6 +8,7 @@ KATAK8S_LIB=/dev/null
 KATAK8S_PARAMS=/dev/null
 CLOUD_INIT_TIMEOUT=900
 # --- scripts/lib/common.sh ---
+set -euo pipefail
 # katak8s common library: sourced by every phase script, and inlined ahead of it in the
 # phase bundle that reaches a node (components/phase.py). Functions only, no side effects.
 #
@@ -16,7 +17,6 @@ CLOUD_INIT_TIMEOUT=900
 #   - KATAK8S_ROOT (unset on real nodes) prefixes every path the scripts write, so the
 #     test sandbox can run them for real inside a temporary directory;
 #   - nothing here echoes its arguments on failure: callers may pass secrets on stdin.
-set -euo pipefail
 
 KATAK8S_ROOT="${KATAK8S_ROOT:-}"
 KATAK8S_STATE_DIR="${KATAK8S_ROOT}/var/lib/katak8s"
@@ -180,45 +180,14 @@ mark_step() {
   printf '%s\n' "$2" >"${KATAK8S_STATE_DIR}/$1.done"
 }
 step_done() { [[ "$(cat "${KATAK8S_STATE_DIR}/$1.done" 2>/dev/null)" == "$2" ]]; }
-
-# apply_runtime_config UNIT CHANGED: enable and start the container runtime UNIT; restart it
-# when its config changed (CHANGED=1) or a restart refused earlier is still pending. A
-# kubelet that runs pods blocks the restart unless ALLOW_RUNTIME_RESTART=true.
-apply_runtime_config() {
-  local unit=$1 pending="${KATAK8S_STATE_DIR}/$1.restart-pending"
-  mkdir -p "${KATAK8S_STATE_DIR}"
-  if [[ $2 == 1 ]]; then touch "${pending}"; fi
-  systemctl is-enabled --quiet "${unit}" || systemctl enable "${unit}"
-  if ! systemctl is-active --quiet "${unit}"; then
-    systemctl start "${unit}"
-  elif [[ -f ${pending} ]]; then
-    if [[ ${ALLOW_RUNTIME_RESTART:-false} != true ]] && kubelet_runs_pods; then
-      fatal "the ${unit} config changed but the kubelet runs pods on this node; drain it" \
-        "(kubectl drain) and re-run, or set katak8s:allowRuntimeRestart true to restart anyway"
-    fi
-    log_info "restarting ${unit} for its new config"
-    systemctl restart "${unit}"
-  fi
-  rm -f "${pending}"
-}
-
-# refuse_runtime_switch RUNTIME: stop when this node joined a cluster with another runtime.
-refuse_runtime_switch() {
-  local joined
-  joined=$(joined_runtime_endpoint)
-  [[ -z ${joined} ]] || same_socket "${joined}" "${CRI_SOCKET}" || fatal "this node joined the cluster" \
-    "with the runtime at ${joined}; switching it in place to $1 would orphan its pods, images and" \
-    "kubelet state. Replace the node instead: remove it (lower workerCount: drain, delete node," \
-    "kubeadm reset), then add a new node with containerRuntime=$1"
-}
 # --- scripts/node/10-kernel.sh ---
+set -euo pipefail
 # Kernel prerequisites for the kubelet, the CNI and Kata: wait for cloud-init (it holds the
 # apt/dpkg locks on first boot), load and persist overlay, br_netfilter, vhost_vsock and
 # vhost_net, set forwarding and bridge-netfilter sysctls, turn swap off now and after
 # reboot, and install the metadata guard (pods may not reach 169.254.169.254). Every step
 # compares before it changes anything.
 # inputs: CLOUD_INIT_TIMEOUT (seconds)
-set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
