@@ -77,16 +77,12 @@ class ContainerdParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CrioParams:
+class CrioParams(ContainerdParams):
+    """The runtime parameters both runtime scripts read, plus CRI-O's package repositories
+    (one per Kubernetes minor)."""
+
     crio_repo_url: str
     kubernetes_repo_url: str
-    kata_handler: str
-    pause_image: str
-    kata_shim_path: str
-    kata_config_path: str
-    cri_socket: str
-    allow_runtime_restart: bool
-    runtime_wait_seconds: int
 
 
 @dataclass(frozen=True, kw_only=True)
