@@ -22,6 +22,10 @@ from components.nodes import NodePool
 
 # TCP health check of each apiserver: a member is out after 3 failed checks 5 s apart.
 MONITOR_DELAY, MONITOR_TIMEOUT, MONITOR_RETRIES = 5, 3, 3
+# Octavia closes idle TCP flows after 50 s by default, which would cut `kubectl logs -f`,
+# `exec` and watches through the VIP whenever they are quiet; an hour keeps them usable
+# (the apiserver closes long watches itself, every 5-10 min by default).
+IDLE_TIMEOUT_MS = 3_600_000
 AMPHORA = "amphora"
 
 
@@ -57,7 +61,8 @@ class ApiEndpoint(pulumi.ComponentResource):
         self.listener = openstack.loadbalancer.Listener(
             f"{name}-listener", name=lb_name, loadbalancer_id=self.load_balancer.id,
             protocol="TCP", protocol_port=v.API_PORT,
-            allowed_cidrs=sorted(set(cfg.allowed_cidrs) | {cfg.node_cidr}), tags=tags, opts=child)
+            allowed_cidrs=sorted(set(cfg.allowed_cidrs) | {cfg.node_cidr}),
+            timeout_client_data=IDLE_TIMEOUT_MS, timeout_member_data=IDLE_TIMEOUT_MS, tags=tags, opts=child)
         self.pool = openstack.loadbalancer.Pool(
             f"{name}-pool", name=lb_name, listener_id=self.listener.id, protocol="TCP",
             lb_method="ROUND_ROBIN", tags=tags, opts=child)

@@ -27,6 +27,8 @@ def test_ha_load_balancer_wiring():
         "<id of endpoint-lb>", "TCP", 6443)
     # clients: allowedCidrs, plus the nodes, which reach controlPlaneEndpoint (the VIP)
     assert listener["allowedCidrs"] == ["10.42.0.0/24", "198.51.100.0/24"]
+    # quiet `kubectl logs -f` / exec sessions through the VIP outlive Octavia's 50 s default
+    assert listener["timeoutClientData"] == listener["timeoutMemberData"] == 3_600_000
     pool = graph.named("endpoint-pool").inputs
     assert (pool["listenerId"], pool["protocol"], pool["lbMethod"]) == ("<id of endpoint-listener>", "TCP",
                                                                        "ROUND_ROBIN")
