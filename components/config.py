@@ -102,9 +102,20 @@ class ClusterConfig:
         return any(ipaddress.ip_network(c).prefixlen == 0 for c in self.allowed_cidrs)
 
 
-def parse_config(raw: Mapping[str, Any], *, stack: str) -> ClusterConfig:
-    """Validate raw `katak8s:` values; raise ConfigError listing every problem."""
+def parse_config(raw: Mapping[str, Any], *, stack: str,
+                 encrypted: frozenset[str] | None = None) -> ClusterConfig:
+    """Validate raw `katak8s:` values; raise ConfigError listing every problem.
+
+    `encrypted` names the keys whose values the CLI decrypted (set with --secret); None
+    means unknown (tests of the rules), so the secret keys are not checked for it.
+    """
     c = Collector(raw)
+    for key in sorted(SECRET_KEYS):
+        if encrypted is not None and raw.get(key) and key not in encrypted:
+            # Pulumi.yaml cannot say `secret: true` next to a default (pulumi/pulumi#21865),
+            # so the program refuses a key that would sit in plaintext in Pulumi.<stack>.yaml.
+            c.fail(key, f"must be set as a secret: `pulumi config rm {NAMESPACE}:{key}`, then "
+                   f"`pulumi config set --secret {NAMESPACE}:{key} < your-key-file`", raw[key])
     for unknown in sorted(set(raw) - KEY_NAMES):
         c.problems.append(f"{NAMESPACE}:{unknown}: unknown key; known keys: {', '.join(sorted(KEY_NAMES))}")
     values = {k.name: c.get(k) for k in KEYS}
@@ -171,12 +182,25 @@ def load_config(read: Callable[[], Mapping[str, Any]] | None = None) -> ClusterC
     """
     import pulumi
 
+    from pulumi.runtime import config as runtime_config
+
     raw = read() if read else _raw_from_pulumi()
-    cfg = parse_config(raw, stack=pulumi.get_stack())
+    encrypted = frozenset(k.split(":", 1)[1] for k in raw_secret_keys(runtime_config) if k.startswith(f"{NAMESPACE}:"))
+    cfg = parse_config(raw, stack=pulumi.get_stack(), encrypted=encrypted)
     if cfg.opens_world:
         pulumi.log.warn(f"{NAMESPACE}:allowedCidrs holds 0.0.0.0/0: SSH (22) and the Kubernetes API "
                         "(6443) are reachable from the whole internet; list your own CIDRs instead")
     return cfg
+
+
+def raw_secret_keys(runtime_config: Any) -> set[str]:
+    """The config keys the CLI passed as secrets: the language host exports them as
+    PULUMI_CONFIG_SECRET_KEYS (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go
+    constructConfigSecretKeys); mocks tell the runtime directly (is_config_secret)."""
+    keys = set(runtime_config.get_config_secret_keys_env())
+    keys.update(k for k in list(runtime_config.CONFIG.get()) + list(runtime_config.get_config_env())
+                if runtime_config.is_config_secret(k))
+    return keys
 
 
 def _raw_from_pulumi() -> dict[str, Any]:

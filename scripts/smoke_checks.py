@@ -155,16 +155,22 @@ def check_kernels(client: Client, nodes: dict[str, dict], kata: list[dict], runc
 
 def check_network(client: Client, kata: list[dict], runc: list[dict]) -> list[Result]:
     names = {_name(p) for p in kata}
-    allowed = _curl(client, demo.CLIENT, SERVICE_URL)
-    answer = allowed.stdout.strip()
-    out = [
-        Result(
-            "service answers the allowed client",
-            allowed.rc == 0 and answer in names,
-            f"{demo.CLIENT} -> {demo.KATA_APP}: "
-            + (answer if allowed.rc == 0 else f"curl exit {allowed.rc}"),
-        )
-    ]
+    # The client is a Deployment (drains must be able to evict it): probe from its running pod.
+    clients = [p for p in _pods(client, demo.CLIENT) if _running(p)]
+    if not clients:
+        out = [Result("service answers the allowed client", False, f"no running {demo.CLIENT} pod")]
+    else:
+        source = _name(clients[0])
+        allowed = _curl(client, source, SERVICE_URL)
+        answer = allowed.stdout.strip()
+        out = [
+            Result(
+                "service answers the allowed client",
+                allowed.rc == 0 and answer in names,
+                f"{source} -> {demo.KATA_APP}: "
+                + (answer if allowed.rc == 0 else f"curl exit {allowed.rc}"),
+            )
+        ]
     if not runc:
         out.append(Result("service times out for an unlabeled pod", False, "no runc pod to probe from"))
     else:

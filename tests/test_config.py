@@ -124,3 +124,25 @@ def test_node_cidr_exactly_large_enough_passes():
     parse_config({**BASE_CONFIG, "nodeCidr": "10.42.0.0/28", "workerCount": 9}, stack="dev")
     with pytest.raises(ConfigError):
         parse_config({**BASE_CONFIG, "nodeCidr": "10.42.0.0/28", "workerCount": 10}, stack="dev")
+
+
+# --- a secret key must arrive encrypted (Pulumi.yaml cannot say so: pulumi/pulumi#21865) ----
+
+
+def _required(**extra):
+    return {"controlPlaneFlavor": "f", "workerFlavor": "f", "externalNetwork": "n",
+            "allowedCidrs": '["203.0.113.0/24"]', **extra}
+
+
+def test_a_plaintext_ssh_key_is_refused_without_echoing_it():
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----"
+    with pytest.raises(ConfigError) as err:
+        parse_config(_required(sshPrivateKey=key), stack="dev", encrypted=frozenset())
+    assert "katak8s:sshPrivateKey: must be set as a secret" in str(err.value)
+    assert "pulumi config set --secret katak8s:sshPrivateKey" in str(err.value)
+    assert "abc" not in str(err.value) and "[secret]" in str(err.value)
+
+
+def test_an_encrypted_or_unset_ssh_key_is_accepted():
+    parse_config(_required(sshPrivateKey="k"), stack="dev", encrypted=frozenset({"sshPrivateKey"}))
+    assert parse_config(_required(), stack="dev", encrypted=frozenset()).ssh_private_key is None

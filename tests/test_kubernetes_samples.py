@@ -107,12 +107,7 @@ def test_kata_service_selects_only_the_kata_app():
 
 
 def _labels(g, name) -> dict[str, str]:
-    m = (
-        manifest(g, "Pod", name)
-        if name == demo.CLIENT
-        else manifest(g, "Deployment", name)["spec"]["template"]
-    )
-    return m["metadata"]["labels"]
+    return manifest(g, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
 
 
 def _matches(selector: dict, labels: dict) -> bool:

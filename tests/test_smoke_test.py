@@ -44,6 +44,9 @@ def _pod(name: str, app: str, node: str, runtime_class: str | None) -> dict:
     }
 
 
+CLIENT_POD = "http-client-5d9c7-x2x4q"  # the client is a Deployment: its pod has a generated name
+
+
 class FakeCluster(sc.Client):
     """A cluster where Kata works and the policies hold; tests break one thing at a time."""
 
@@ -54,7 +57,7 @@ class FakeCluster(sc.Client):
             _pod("kata-app-2", demo.KATA_APP, "k-worker-1", v.KATA_HANDLER),
             _pod("runc-app-1", demo.RUNC_APP, "k-worker-0", None),
             _pod("runc-app-2", demo.RUNC_APP, "k-worker-1", None),
-            _pod(demo.CLIENT, demo.CLIENT, "k-worker-1", None),
+            _pod(CLIENT_POD, demo.CLIENT, "k-worker-1", v.KATA_HANDLER),
         ]
         self.objects = {
             ("runtimeclass", v.KATA_HANDLER): {"metadata": {"name": "kata"}, "handler": v.KATA_HANDLER},
@@ -62,7 +65,7 @@ class FakeCluster(sc.Client):
         }
         self.guest_kernel = GUEST_KERNEL
         self.curl: dict[tuple[str, str], sc.ExecResult] = {
-            (demo.CLIENT, sc.SERVICE_URL): sc.ExecResult(0, "kata-app-2", ""),
+            (CLIENT_POD, sc.SERVICE_URL): sc.ExecResult(0, "kata-app-2", ""),
             ("runc-app-1", sc.SERVICE_URL): sc.ExecResult(28, "", "curl: (28) Connection timed out"),
             ("kata-app-1", sc.METADATA_URL): sc.ExecResult(28, "", "curl: (28) Connection timed out"),
         }
@@ -158,11 +161,11 @@ BREAKAGES: dict[str, tuple[Callable[[FakeCluster], None], set[str]]] = {
     ),
     "kata shares the host kernel": (lambda c: setattr(c, "guest_kernel", HOST_KERNEL), {KATA_KERNEL}),
     "client blocked": (
-        _set(lambda c: c.curl, (demo.CLIENT, sc.SERVICE_URL), sc.ExecResult(28, "", "timeout")),
+        _set(lambda c: c.curl, (CLIENT_POD, sc.SERVICE_URL), sc.ExecResult(28, "", "timeout")),
         {SERVICE},
     ),
     "answer from a runc pod": (
-        _set(lambda c: c.curl, (demo.CLIENT, sc.SERVICE_URL), sc.ExecResult(0, "runc-app-1", "")),
+        _set(lambda c: c.curl, (CLIENT_POD, sc.SERVICE_URL), sc.ExecResult(0, "runc-app-1", "")),
         {SERVICE},
     ),
     "unlabeled pod answered": (

@@ -1,5 +1,7 @@
 """Sample workloads: a kata app and its runc twin (agnhost netexec), a Service, a client.
 
+Every pod has a controller (a Deployment), so a drain can always evict it.
+
 Pod Security Admission: the namespace enforces `restricted`, the strictest level, and
 every container here passes it (non-root, no privilege escalation, all capabilities
 dropped, RuntimeDefault seccomp). Requests and limits are set on every container: for a
@@ -142,16 +144,23 @@ def app_service() -> dict[str, Any]:
     }
 
 
-def client_pod(cfg: ClusterConfig) -> dict[str, Any]:
+def client_deployment(cfg: ClusterConfig) -> dict[str, Any]:
     """An idle agnhost (`pause`) carrying the allowed-client label; the smoke test execs
-    curl in it."""
+    curl in its pod. A one-replica Deployment, not a bare Pod: `kubectl drain` (no
+    `--force`, scripts/cluster/drain.sh) refuses a pod no controller manages, so a bare
+    client would block every scale-in of the node it sits on (review-pulumi F4)."""
     labels = {demo.APP_LABEL: demo.CLIENT, **demo.CLIENT_LABELS}
     return {
-        "apiVersion": "v1",
-        "kind": "Pod",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": demo.CLIENT, "namespace": demo.NAMESPACE, "labels": labels},
-        # The client runs under Kata too: only the runc twin may use runc in kata-demo.
-        "spec": _pod_spec(cfg, [_container("client", ["pause"], CLIENT_RESOURCES, None)], v.KATA_HANDLER),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            # The client runs under Kata too: only the runc twin may use runc in kata-demo.
+            "template": {"metadata": {"labels": labels}, "spec": _pod_spec(
+                cfg, [_container("client", ["pause"], CLIENT_RESOURCES, None)], v.KATA_HANDLER)},
+        },
     }
 
 
@@ -190,7 +199,7 @@ class SampleWorkloads(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace, *after])
         kata = app_deployment(cfg, demo.KATA_APP, v.KATA_HANDLER)
         runc = app_deployment(cfg, demo.RUNC_APP, None)
-        svc, pod = app_service(), client_pod(cfg)
+        svc, client = app_service(), client_deployment(cfg)
         self.kata_app = k8s.apps.v1.Deployment(
             f"{name}-{demo.KATA_APP}", metadata=kata["metadata"], spec=kata["spec"], opts=child
         )
@@ -200,7 +209,7 @@ class SampleWorkloads(pulumi.ComponentResource):
         self.runc_app = k8s.apps.v1.Deployment(
             f"{name}-{demo.RUNC_APP}", metadata=runc["metadata"], spec=runc["spec"], opts=child
         )
-        self.client = k8s.core.v1.Pod(
-            f"{name}-{demo.CLIENT}", metadata=pod["metadata"], spec=pod["spec"], opts=child
+        self.client = k8s.apps.v1.Deployment(
+            f"{name}-{demo.CLIENT}", metadata=client["metadata"], spec=client["spec"], opts=child
         )
         self.register_outputs({"namespace": demo.NAMESPACE, "service": self.service.metadata})
