@@ -181,7 +181,6 @@ def load_config(read: Callable[[], Mapping[str, Any]] | None = None) -> ClusterC
     once, before any resource is declared.
     """
     import pulumi
-
     from pulumi.runtime import config as runtime_config
 
     raw = read() if read else _raw_from_pulumi()

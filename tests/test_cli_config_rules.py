@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from cli_config import CliConfigError, Value, load_project, merge_and_validate, program_config, stack_value
+
 from components.config import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,8 @@ def _merge(stack: dict, project: str = PROJECT):
 
 def test_the_upstream_bug_21865_is_reproduced():
     project = "name: p\nruntime: python\nconfig:\n  key: {type: string, secret: true, default: ''}\n"
-    with pytest.raises(CliConfigError, match="^Stack 's' with configuration key 'key' must be encrypted as it's secret$"):
+    message = "^Stack 's' with configuration key 'key' must be encrypted as it's secret$"
+    with pytest.raises(CliConfigError, match=message):
         _merge({}, project)
 
 
@@ -135,7 +136,8 @@ def test_defaults_are_merged_as_plaintext_text():
 
 @pytest.mark.parametrize("decl,message", [
     ("{type: array}", "declares an array but does not specify the underlying type"),
-    ("{type: integer, default: two}", "default value specified for configuration key 'k' is not of the expected type 'integer'"),
+    ("{type: integer, default: two}",
+     "default value specified for configuration key 'k' is not of the expected type 'integer'"),
     ("{default: 1, value: 2}", "cannot have both a 'default' and 'value' attribute"),
 ])
 def test_project_load_rules(decl, message):
