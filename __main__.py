@@ -7,6 +7,7 @@ from components.access import SshAccess
 from components.bootstrap import NodeBootstrap
 from components.cluster import KubeadmCluster
 from components.config import load_config
+from components.deployed import DeployedState
 from components.endpoint import ApiEndpoint
 from components.kubernetes import KubernetesAddons
 from components.network import ClusterNetwork
@@ -20,8 +21,10 @@ tune_gc()  # large stacks evaluate ~1.5x faster (components/tuning.py)
 cfg = load_config()
 
 # 1. OpenStack: SSH keys, network + security groups, the servers, the API endpoint.
-access = SshAccess("access", cfg)
-network = ClusterNetwork("network", cfg)
+#    Nothing is created before the change is checked against what the last `up` deployed.
+deployed = DeployedState(cfg)
+access = SshAccess("access", cfg, deployed=deployed)
+network = ClusterNetwork("network", cfg, gate=access.gate)
 nodes = NodePool("nodes", cfg, network=network, access=access)
 endpoint = ApiEndpoint("endpoint", cfg, network=network, nodes=nodes)
 

@@ -1,7 +1,8 @@
 """SSH access to the nodes: the login key pair.
 
 class SshAccess(pulumi.ComponentResource), token katak8s:access:SshAccess
-    SshAccess(name, cfg, opts=None)
+    SshAccess(name, cfg, *, deployed=None, opts=None)
+    .gate: Output[bool]         passes once components/deployed.py accepts the change
     .private_key: Output[str]   secret, OpenSSH private key (cfg.ssh_private_key or generated ED25519)
     .public_key: Output[str]    authorized_keys line
     .keypair: openstack.compute.Keypair
@@ -14,12 +15,15 @@ private outputs secret) and in every connection that uses it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_openstack as openstack
 import pulumi_tls as tls
 
 from components import naming
 from components.config import ClusterConfig
+from components.deployed import DeployedState, gated
 
 _OPENSSH_HEADER = "-----BEGIN OPENSSH PRIVATE KEY-----"
 
@@ -30,7 +34,8 @@ def keypair_name(cluster: str) -> str:
 
 
 class SshAccess(pulumi.ComponentResource):
-    def __init__(self, name: str, cfg: ClusterConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, cfg: ClusterConfig, *, deployed: DeployedState | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__(naming.type_token("access", "SshAccess"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -51,10 +56,15 @@ class SshAccess(pulumi.ComponentResource):
             public_key = self.generated_key.public_key_openssh
 
         self.keypair_name = keypair_name(cfg.cluster_name)
+        # Servers keep the key they booted with (cloud-init runs once), so a new key on a
+        # deployed stack is refused before anything changes (components/deployed.py). Every
+        # first resource waits for that check through `gate`.
+        self.gate: pulumi.Output[Any] = (deployed.gate(cfg, ssh_public_key=public_key) if deployed
+                                         else pulumi.Output.from_input(True))
         # The name is fixed, so a new key must delete the old key pair before creating its
-        # replacement. Servers keep the key they booted with (cloud-init runs once).
+        # replacement.
         self.keypair = openstack.compute.Keypair(
-            f"{name}-keypair", name=self.keypair_name, public_key=public_key,
+            f"{name}-keypair", name=gated(self.gate, self.keypair_name), public_key=public_key,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(delete_before_replace=True)))
 
         self.private_key: pulumi.Output[str] = private_key

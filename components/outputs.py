@@ -17,7 +17,7 @@ from components.config import ClusterConfig
 OUTPUT_NAMES: tuple[str, ...] = (
     "kubeconfig", "apiEndpoint", "clusterName", "kubernetesVersion", "kataVersion",
     "containerRuntime", "runtimeClassNames", "controlPlanePrivateIps", "workerPrivateIps",
-    "sshUser", "sshJumpHost", "sshPrivateKey", "networkId", "subnetId", "securityGroupIds",
+    "sshUser", "sshJumpHost", "sshPrivateKey", "sshPublicKey", "networkId", "subnetId", "securityGroupIds",
     "podCidr", "serviceCidr",
 )
 SECRET_OUTPUTS = frozenset({"kubeconfig", "sshPrivateKey"})
@@ -40,6 +40,8 @@ def stack_outputs(cfg: ClusterConfig, *, access: Any, network: Any, endpoint: An
         "sshUser": cfg.ssh_user,
         "sshJumpHost": nodes.jump_host,
         "sshPrivateKey": access.private_key,
+        # Also what components/deployed.py compares a new key with on the next `up`.
+        "sshPublicKey": access.public_key,
         "networkId": network.network_id,
         "subnetId": network.subnet_id,
         "securityGroupIds": dict(sorted(network.security_group_ids.items())),

@@ -192,7 +192,14 @@ def run_phase(
         add_previous_output_in_env=False,
         opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
             depends_on=[copy, *depends_on],
-            replace_with=[target.server],
+            # A new server gets every phase again. Phases whose delete undoes something
+            # (drain, reset, delete the Node) must NOT name it in replace_with: the engine
+            # deletes that cascade FIRST, before the dependents it orders (pulumi/pulumi
+            # step_generator.go continueStepsFromDiff, `toReplace = append(toReplace,
+            # replacedWith...)` then the reverse loop), which reset a node before draining
+            # it (review-pulumi F3). Their `triggers=[server id]` replaces them instead, in
+            # reverse dependency order: drain, reset, delete the Node (tests/engine_model.py E4/E5).
+            replace_with=[target.server] if delete_script is None else None,
             deleted_with=deleted_with or target.server,
             delete_before_replace=delete_script is not None,
             additional_secret_outputs=["stdout", "stderr"] if sensitive else None,

@@ -14,7 +14,7 @@ import logging
 import os
 import runpy
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,8 +173,12 @@ class Graph:
 class KatakMocks(pulumi.runtime.Mocks):
     """Realistic outputs for what the program reads back; everything else echoes inputs."""
 
-    def __init__(self, overrides: Mapping[str, Callable[[pmocks.MockResourceArgs], dict]] | None = None):
+    def __init__(self, overrides: Mapping[str, Callable[[pmocks.MockResourceArgs], dict]] | None = None,
+                 deployed: Mapping[str, Any] | None = None, fresh: Collection[str] = ()):
         self.overrides = dict(overrides or {})
+        # Resources the engine model replaces or re-runs: a new id, a newly minted token.
+        self.fresh = frozenset(fresh)
+        self.deployed = dict(deployed or {})  # the stack's outputs as its last `up` left them
 
     def new_resource(self, args: pmocks.MockResourceArgs):
         out = dict(args.inputs)
@@ -196,13 +200,20 @@ class KatakMocks(pulumi.runtime.Mocks):
             # Deterministic across processes (str hash() is salted per process).
             digest = hashlib.sha256(name.encode()).hexdigest()[:24]
             out["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5{digest} {name}"
+        elif typ == "pulumi:pulumi:StackReference":
+            # components/deployed.py reads the stack's own last outputs (engine builtins.go
+            # readStackReference); a fresh stack has none.
+            out["outputs"] = dict(self.deployed)
+            out["secretOutputNames"] = []
         elif typ == "command:remote:Command":
+            creds = FAKE_JOIN_CREDENTIALS.replace("0123456789abcdef", "fedcba9876543210") \
+                if name in self.fresh else FAKE_JOIN_CREDENTIALS  # a re-run mints a new token
             out["stdout"] = (FAKE_KUBECONFIG if "kubeconfig" in name
-                             else FAKE_JOIN_CREDENTIALS if "join-credentials" in name else "")
+                             else creds if "join-credentials" in name else "")
             out["stderr"] = ""
         if typ in self.overrides:
             out.update(self.overrides[typ](args))
-        return placeholder("id", name), out
+        return placeholder("new id" if name in self.fresh else "id", name), out
 
     def call(self, args: pmocks.MockCallArgs):
         result = self._call(args)
@@ -274,7 +285,8 @@ class _LogCapture(logging.Handler):
 def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev",
                 preview: bool = False, base: bool = True,
                 overrides: Mapping[str, Callable] | None = None,
-                fn: Callable[[], Any] | None = None, record: bool = True) -> Graph:
+                fn: Callable[[], Any] | None = None, record: bool = True,
+                deployed: Graph | Mapping[str, Any] | None = None, fresh: Collection[str] = ()) -> Graph:
     """Evaluate __main__.py with `config` (keys without the `katak8s:` prefix; lists as
     Python lists) and return its graph. Raises what the program raises (ConfigError
     for bad input), after the runtime has settled.
@@ -283,9 +295,14 @@ def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev",
     tests of one component use it, e.g. `run_program(fn=lambda: Thing("t", load_config()))`.
     `record=False` skips recording (the graph is then empty): the benchmark times the
     program and the SDK alone with it, without this harness's bookkeeping.
+    `deployed` is the stack as its last `pulumi up` left it (a Graph, or its outputs): the
+    program reads those outputs at preview to refuse changes a live cluster can't take.
+    `fresh` names resources whose outputs are new (tests/engine_model.py simulate).
     """
     values = {**(BASE_CONFIG if base else {}), **(config or {})}
-    mocks = KatakMocks(overrides)
+    if isinstance(deployed, Graph):
+        deployed = {k: e.value for k, e in deployed.exports.items()}
+    mocks = KatakMocks(overrides, deployed, fresh)
     monitor = RecordingMonitor(mocks) if record else pmocks.MockMonitor(mocks)
     logger = logging.getLogger(f"katak8s-mock-{id(monitor)}")
     capture = _LogCapture()

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Operation plan: which node-level scripts `pulumi up` would run, in which order, per node.
+
+    venv/bin/python scripts/operations.py --stack dev --set workerCount=1     # dev -> dev with a change
+    venv/bin/python scripts/operations.py --stack dev --fresh                  # a first `pulumi up`
+    venv/bin/python scripts/operations.py --stack dev --destroy                # `pulumi destroy`
+    venv/bin/python scripts/operations.py --stack dev --before-plan plan/base  # this checkout vs a plan dir
+
+It evaluates the program under Pulumi's mock runtime (tests/harness.py) before and after the
+change and runs the engine model (tests/engine_model.py, every rule cited there) over the two
+graphs; `--before-plan` takes the "before" graph from a scripts/plan.py directory (the base
+branch in the plan-review workflow) and the "after" one from this checkout. A line
+such as `dev-worker-2: drain (on dev-cp-0), then kubeadm reset, then delete the Node (on
+dev-cp-0); server deleted` is what a reviewer checks before merging. A change the program
+refuses (components/deployed.py) prints the refusal instead. `--replace NAME` models
+`pulumi up --replace` of that resource.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
+
+from engine_model import DISRUPTIVE_UPDATES, Step, locate, node_names, script_of, simulate  # noqa: E402
+from harness import Export, Graph, Registration, run_program  # noqa: E402
+from plan import stack_config  # noqa: E402
+
+from components.config import ConfigError  # noqa: E402
+
+GRAPH_FILE = "graph.json"
+# What each script does, in a reviewer's words (scripts/node, scripts/cluster).
+VERBS = {
+    "node/00-preflight.sh": "preflight", "node/10-kernel.sh": "kernel", "node/20-containerd.sh": "runtime",
+    "node/20-crio.sh": "runtime", "node/30-kata.sh": "kata", "node/40-kube-packages.sh": "kube packages",
+    "cluster/init.sh": "kubeadm init", "cluster/kubeconfig.sh": "read the kubeconfig",
+    "cluster/join-credentials.sh": "mint join credentials", "cluster/join.sh": "kubeadm join",
+    "cluster/member.sh": "wait until registered", "cluster/drain.sh": "drain", "cluster/reset.sh": "kubeadm reset",
+    "cluster/delete-node.sh": "delete the Node",
+}
+INSTANCE = "openstack:compute/instance:Instance"
+
+
+def _script(step: Step, graphs: dict[str, Registration]) -> str | None:
+    reg = step.reg
+    if step.op == "delete":
+        return script_of(reg.plain("delete")) if reg.plain("delete") else None
+    copy = graphs.get(reg.urn.rsplit("::", 1)[0] + "::" + reg.name + "-copy") or next(
+        (r for r in graphs.values() if r.name == reg.name + "-copy"), None)
+    return script_of((copy.plain("source") or {}).get("text")) if copy else None
+
+
+def node_actions(steps: list[Step], before: Graph | None, after: Graph | None) -> OrderedDict[str, list[str]]:
+    """Per node (in order of first appearance), what happens to it, in order."""
+    nodes = node_names(before, after)
+    regs = {r.urn: r for g in (before, after) if g is not None for r in g}
+    out: OrderedDict[str, list[str]] = OrderedDict()
+    for step in steps:
+        reg = step.reg
+        if reg.type == INSTANCE:
+            node = reg.plain("name")
+            if step.op == "update":
+                text = "; ".join(DISRUPTIVE_UPDATES[k] for k in step.keys if k in DISRUPTIVE_UPDATES)
+                text = f"server {text}" if text else "server updated in place (" + ", ".join(step.keys) + ")"
+            elif step.op == "replace":
+                text = "new server created" + (f" (replaced: {', '.join(step.keys)})" if step.keys else "")
+            else:
+                text = {"create": "server created", "delete": "server deleted"}[step.op]
+            out.setdefault(node, []).append(text)
+            continue
+        if reg.type != "command:remote:Command":
+            continue
+        host, node, _phase = locate(reg.name, nodes)
+        script = _script(step, regs)
+        if step.op == "delete" and script is None:
+            continue  # nothing runs (C2)
+        verb = VERBS.get(script or "", script or reg.name)
+        where = f" (on {host})" if host != node else ""
+        if step.op == "delete":
+            text = (f"{verb} skipped{where} (deleted with {reg.deleted_with.rsplit('::', 1)[-1]})"
+                    if step.skipped else f"{verb}{where}")
+        else:
+            text = f"{verb}{where}" + (" (re-run)" if step.op == "update" else "")
+        out.setdefault(node, []).append(text)
+    return out
+
+
+def render(steps: list[Step], before: Graph | None, after: Graph | None) -> str:
+    actions = node_actions(steps, before, after)
+    nodes = set(node_names(before, after))
+    if not actions:
+        lines = ["No node-level step runs: no script, no server change."]
+    else:
+        lines = [f"{node}: " + ", then ".join(items) for node, items in actions.items()]
+        untouched = sorted(nodes - set(actions))
+        if untouched:
+            lines.append(f"Untouched: {', '.join(untouched)}.")
+    counts: dict[str, int] = {}
+    for s in steps:
+        counts[s.op] = counts.get(s.op, 0) + 1
+    summary = ", ".join(f"{n} {op}" for op, n in sorted(counts.items())) or "no steps"
+    return "\n".join([*lines, f"Resources: {summary}."])
+
+
+# --- graphs on disk (plan directories) ---------------------------------------------------------
+
+
+def save_graph(graph: Graph, out: Path) -> None:
+    """The graph and its plain outputs, for a later --before-plan (secret outputs omitted)."""
+    data = {"registrations": [reg.__dict__ for reg in graph],
+            "exports": {k: e.value for k, e in sorted(graph.exports.items()) if not e.secret and e.known}}
+    (out / GRAPH_FILE).write_text(json.dumps(data, sort_keys=True, indent=1, default=str) + "\n")
+
+
+def load_graph(plan_dir: Path) -> Graph | None:
+    path = plan_dir / GRAPH_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    exports = {k: Export(v, False, True) for k, v in data["exports"].items()}
+    return Graph([Registration(**row) for row in data["registrations"]], [], exports)
+
+
+def operation(before: Graph | None, config: dict | None, stack: str, replace: tuple[str, ...] = ()) -> str:
+    """The rendered operation plan from `before` to the program evaluated with `config`
+    (None: destroy). Raises ConfigError when the program refuses the change."""
+    warnings.simplefilter("ignore", DeprecationWarning)
+
+    def evaluate(fresh: frozenset[str]) -> Graph | None:
+        if config is None:
+            return None
+        return run_program(config, stack=stack, base=False, deployed=before, fresh=fresh)
+
+    steps, after = simulate(before, evaluate, replace=replace)
+    return render(steps, before, after)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before-plan", type=Path, metavar="DIR",
+                        help="the deployed state: a scripts/plan.py directory (default: the stack file)")
+    parser.add_argument("--stack", default="dev")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the change to model")
+    parser.add_argument("--fresh", action="store_true", help="model the first `pulumi up` of the stack")
+    parser.add_argument("--destroy", action="store_true", help="model `pulumi destroy`")
+    parser.add_argument("--replace", action="append", default=[], metavar="NAME",
+                        help="model `pulumi up --replace` of the resource with this name")
+    args = parser.parse_args(argv)
+    config = stack_config(args.stack)
+    changed = dict(config)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            changed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            changed[key] = value
+    try:
+        if args.before_plan is not None:
+            before = load_graph(args.before_plan)
+        else:
+            before = None if args.fresh else run_program(config, stack=args.stack, base=False)
+        print(operation(before, None if args.destroy else changed, args.stack, tuple(args.replace)))
+    except ConfigError as err:
+        print(f"Refused before any resource changes:\n{err}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
