@@ -31,6 +31,7 @@ from components.config_rules import (  # noqa: F401 (re-exported: the contract's
     check_networks,
     check_one_of,
     check_range,
+    check_replace_nodes,
     check_versions,
     int_or_zero,
 )
@@ -75,6 +76,7 @@ class ClusterConfig:
     kata_sha256: str | None
     allow_runtime_restart: bool
     drain_timeout_seconds: int
+    replace_nodes: tuple[str, ...] = ()
 
     @property
     def kubernetes_patch(self) -> str:
@@ -136,6 +138,8 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
                     values["calicoVersion"], values["kataSha256"])
     node_count = int_or_zero(values["controlPlaneCount"]) + int_or_zero(values["workerCount"])
     check_networks(c, values, node_count)
+    check_replace_nodes(c, values["replaceNodes"], name, int_or_zero(values["controlPlaneCount"]),
+                        int_or_zero(values["workerCount"]))
     if values["kataDedicatedWorkers"] and values["workerCount"] == 0:
         c.fail("kataDedicatedWorkers", "needs workerCount >= 1 (the tainted kata pool is the workers)", True)
     for key in ("image", "sshUser", "controlPlaneFlavor", "workerFlavor", "externalNetwork"):
@@ -170,6 +174,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         kata_sha256=values["kataSha256"] or None,
         allow_runtime_restart=values["allowRuntimeRestart"],
         drain_timeout_seconds=values["drainTimeoutSeconds"],
+        replace_nodes=tuple(values["replaceNodes"]),
     )
 
 

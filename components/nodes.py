@@ -41,6 +41,8 @@ from components.phase import NodeTarget
 # dial (default 15) leaves a CPU-starved booting guest time for the TCP and SSH
 # handshakes, and retransmits a lost SYN several times within one attempt.
 DIAL_ERROR_LIMIT = 60
+# Server inputs that change only for new servers, or for the node in `replaceNodes`.
+FROZEN_INPUTS = ("imageId", "blockDevices", "flavorName", "userData")
 PER_DIAL_TIMEOUT = 20
 # Spread each role over hypervisors when the cloud can, but still schedule when it can't
 # (a hard anti-affinity group fails the boot of node N+1 on a cloud with N hosts).
@@ -145,6 +147,7 @@ class NodePool(pulumi.ComponentResource):
             lambda keys: cloudinit.render(cloudinit.UserData(
                 hostname=node, host_private_key=keys[0], host_public_key=keys[1]))))
         boot_volume = cfg.boot_volume_size > 0
+        rebuild = node in cfg.replace_nodes
         server = openstack.compute.Instance(
             node,
             name=node,
@@ -162,11 +165,16 @@ class NodePool(pulumi.ComponentResource):
             user_data=user_data,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                 depends_on=[access.keypair, net.router_interface],
-                # A new image (the cloud refreshing `ubuntu-24.04`, or a changed `image`)
-                # would rebuild or replace every server at once, wiping nodes of a live
-                # cluster (pulumi-sdk.md §1.6). It applies to servers created afterwards;
-                # docs/operations.md shows how to roll an existing node onto it.
-                ignore_changes=["imageId", "blockDevices"],
+                # A new image (the cloud refreshing `ubuntu-24.04`) rebuilds a server in
+                # place, a new flavor resizes it (Nova resize: reboot), new user data (a new
+                # katak8s renderer) replaces it: every server of a role at once, undrained
+                # (terraform-provider-openstack compute_instance_v2 Update; review-pulumi F5).
+                # They apply to servers created afterwards. The engine keeps ignored inputs
+                # even on `--replace` (step_generator.go processIgnoreChanges), so the one
+                # node in `replaceNodes` is rebuilt on the new values instead: drained and
+                # reset first (tests/engine_model.py E4), one per `pulumi up`.
+                ignore_changes=[] if rebuild else list(FROZEN_INPUTS),
+                replace_on_changes=list(FROZEN_INPUTS) if rebuild else None,
                 # A replacement (a renamed cluster, new user data) must free the port
                 # first: a port serves one server at a time, so create-before-delete fails.
                 delete_before_replace=True,

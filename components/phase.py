@@ -78,12 +78,21 @@ def extra_libs(script: str) -> tuple[str, ...]:
     return tuple(m.group(1) for m in re.finditer(r"^# katak8s-lib: (\S+)$", text, re.M))
 
 
+@functools.lru_cache(maxsize=None)
+def standalone(script: str) -> bool:
+    """A script marked `katak8s-standalone` sources no library: its bundle changes only
+    with the script itself (scripts/cluster/kubeconfig.sh says why)."""
+    return "katak8s-standalone" in (SCRIPTS_DIR / script).read_text()
+
+
 def render_bundle(phase: str, script: str, params: Any) -> str:
     """The exact file a node runs for `phase`: parameters + libraries + script."""
-    libs = (LIB, *extra_libs(script))
+    libs = () if standalone(script) else (LIB, *extra_libs(script))
     return (
         "#!/usr/bin/env bash\n"
-        f"# katak8s phase {phase}: generated from scripts/{script} and scripts/{', scripts/'.join(libs)}.\n"
+        f"# katak8s phase {phase}: generated from scripts/{script}"
+        + "".join(f" and scripts/{lib}" for lib in libs[:1]) + "".join(f", scripts/{lib}" for lib in libs[1:])
+        + ".\n"
         "# Do not edit on the node: the next `pulumi up` replaces it.\n"
         "set -euo pipefail\n"
         "# --- parameters ---\n"

@@ -259,7 +259,7 @@ def simulate(before: Graph | None, evaluate: Callable[[frozenset[str]], Graph | 
 
 # --- what a step runs on a node (C2, C3) ------------------------------------------------------
 
-_FROM = re.compile(r"generated from scripts/(\S+?)(?: and |\.$|,)")
+_FROM = re.compile(r"generated from scripts/(\S+?\.sh)")
 
 
 def script_of(bundle_or_command: str | None) -> str | None:

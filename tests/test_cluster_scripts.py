@@ -25,7 +25,7 @@ CA_HASH = "sha256:" + "ab" * 32
 ENDPOINT = "10.42.0.11:6443"
 CONTAINERD = v.CRI_SOCKETS["containerd"]
 ADMIN_CONF = (f"apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://{ENDPOINT}\n"
-              "  name: dev\n")
+              "  name: dev\nusers:\n- name: kubernetes-admin\n  user: {}\n")
 
 
 def make_sandbox(tmp_path: Path, **kw) -> Sandbox:
@@ -170,6 +170,16 @@ def test_kubeconfig_prints_admin_conf_and_nothing_else(tmp_path):
     sb.write("etc/kubernetes/admin.conf", ADMIN_CONF, 0o600)
     res = sb.run("cluster/kubeconfig.sh", params)
     assert res.ok and res.stdout == ADMIN_CONF and res.changing() == [], res
+    # A cut-off file is refused before anything is printed (review-pulumi F17).
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF.split("users:")[0], 0o600)
+    res = sb.run("cluster/kubeconfig.sh", params)
+    assert res.rc == 1 and res.stdout == "" and "no users:" in res.stderr, res
+
+
+def test_the_kubeconfig_bundle_does_not_change_with_the_shared_library():
+    """review-pulumi F8: its stdout configures the Kubernetes provider."""
+    bundle = phase.render_bundle("kubeconfig", "cluster/kubeconfig.sh", KubeconfigParams(node_name="dev-cp-0"))
+    assert "# --- scripts/lib/" not in bundle and "KATAK8S_LIB:-" not in bundle
 
 
 # --- join credentials -----------------------------------------------------------------------
