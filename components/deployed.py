@@ -88,7 +88,11 @@ class DeployedState:
                 raise ConfigError(problems)
             return True
 
-        return pulumi.Output.from_input(asyncio.ensure_future(check()))
+        task = asyncio.ensure_future(check())
+        # Every gated input awaits it and reports the failure; mark it retrieved here so
+        # asyncio does not print it a second time when the task is collected.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return pulumi.Output.from_input(task)
 
 
 def gated(gate: pulumi.Input[Any], value: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -86,7 +86,9 @@ def node_actions(steps: list[Step], before: Graph | None, after: Graph | None) -
             text = (f"{verb} skipped{where} (deleted with {reg.deleted_with.rsplit('::', 1)[-1]})"
                     if step.skipped else f"{verb}{where}")
         else:
-            text = f"{verb}{where}" + (" (re-run)" if step.op == "update" else "")
+            # An update re-runs `create` (C2); so does a replacement, whose old copy's delete
+            # runs nothing for the phases without a delete script.
+            text = f"{verb}{where}" + (" (re-run)" if step.op in ("update", "replace") else "")
         out.setdefault(node, []).append(text)
     return out
 

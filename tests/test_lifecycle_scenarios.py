@@ -1,0 +1,217 @@
+"""Every documented operation as a scenario: the program evaluated before and after the
+change, the engine model (tests/engine_model.py) over both, and the exact node-level
+scripts that would run, in order. Mocks alone see only the graph; these see the lifecycle.
+Each scenario that review-pulumi.md found broken (F3, F5, F6, F8, F20) fails on the code
+before its fix."""
+
+from __future__ import annotations
+
+import pytest
+from engine_model import plan_steps, simulate
+from harness import BASE_CONFIG, run_program
+from operations import node_actions
+
+from components import cloudinit, phase
+from components.config import ConfigError
+
+CP0, W0, W1, W2 = "dev-cp-0", "dev-worker-0", "dev-worker-1", "dev-worker-2"
+SERVER = "openstack:compute/instance:Instance"
+COMMAND = "command:remote:Command"
+REMOVAL = ["drain (on dev-cp-0)", "kubeadm reset", "delete the Node (on dev-cp-0)", "server deleted"]
+BOOTSTRAP = ["preflight", "kernel", "runtime"]  # then kata and kube packages, side by side
+
+
+def up(before: dict | None, after: dict | None, *, replace: tuple[str, ...] = ()):
+    """(steps, per-node actions) of `pulumi up` from config `before` to config `after`
+    (None: a fresh stack / `pulumi destroy`)."""
+    old = run_program(before) if before is not None else None
+
+    def evaluate(fresh):
+        return None if after is None else run_program(after, deployed=old, fresh=fresh)
+
+    steps, new = simulate(old, evaluate, replace=replace)
+    return steps, node_actions(steps, old, new)
+
+
+def destructive(steps) -> list[str]:
+    """Deletes that run a script on a node (drain, reset, delete the Node)."""
+    return [s.name for s in steps if s.op == "delete" and s.reg.type == COMMAND
+            and s.reg.plain("delete") and not s.skipped]
+
+
+def _in_order(items: list[str], *expected: str) -> bool:
+    positions = [items.index(e) for e in expected]
+    return positions == sorted(positions)
+
+
+def test_fresh_up_bootstraps_every_node_then_forms_the_cluster():
+    steps, actions = up(None, {"workerCount": 2})
+    assert {s.op for s in steps} == {"create"}
+    assert set(actions) == {CP0, W0, W1}
+    cp0 = actions[CP0]
+    assert cp0[0] == "server created"
+    assert _in_order(cp0, *BOOTSTRAP, "kube packages", "kubeadm init", "read the kubeconfig")
+    assert _in_order(cp0, "runtime", "kata")
+    for worker in (W0, W1):
+        for phase_name in ("kata", "kube packages"):
+            assert _in_order(actions[worker], "server created", *BOOTSTRAP, phase_name,
+                             "mint join credentials (on dev-cp-0)", "kubeadm join",
+                             "wait until registered (on dev-cp-0)")
+
+
+def test_a_no_op_rerun_does_nothing():
+    steps, actions = up({"workerCount": 2}, {"workerCount": 2})
+    assert steps == [] and actions == {}
+
+
+def test_scale_out_touches_only_the_new_node():
+    steps, actions = up({"workerCount": 2}, {"workerCount": 3})
+    assert list(actions) == [W2] and {s.op for s in steps} == {"create"}
+    assert _in_order(actions[W2], "server created", *BOOTSTRAP, "kubeadm join", "wait until registered (on dev-cp-0)")
+
+
+def test_scale_in_drains_resets_deletes_the_node_then_the_server():
+    steps, actions = up({"workerCount": 3}, {"workerCount": 2})
+    assert actions == {W2: REMOVAL}
+    assert {s.op for s in steps} == {"delete"} and all(W2 in s.name for s in steps)
+
+
+@pytest.mark.parametrize("ha,node", [(False, W1), (True, "dev-cp-1")])
+def test_replacing_a_joined_server_drains_before_it_resets(ha, node):
+    """review-pulumi F3: the replace_with cascade ran reset.sh before drain.sh."""
+    cfg = {"workerCount": 2, "controlPlaneCount": 3 if ha else 1}
+    _, actions = up(cfg, cfg, replace=(node,))
+    assert list(actions) == [node]
+    assert actions[node][:5] == [*REMOVAL, "new server created (replaced: --replace)"]
+    assert _in_order(actions[node], "new server created (replaced: --replace)", *BOOTSTRAP, "kubeadm join")
+
+
+def test_a_flavor_change_never_resizes_a_joined_server():
+    """review-pulumi F5: a new flavor resized every server of the role at once."""
+    steps, actions = up({"workerCount": 2}, {"workerCount": 2, "workerFlavor": "m2.xlarge"})
+    assert not [s for s in steps if s.reg.type == SERVER]
+    assert actions == {W0: ["preflight (re-run)"], W1: ["preflight (re-run)"]}  # it names the flavor
+
+
+def test_a_new_flavor_reaches_a_node_listed_in_replace_nodes_drained_first():
+    after = {"workerCount": 2, "workerFlavor": "m2.xlarge", "replaceNodes": [W1]}
+    steps, actions = up({"workerCount": 2}, after)
+    assert actions[W1][:5] == [*REMOVAL, "new server created (replaced: flavorName)"]
+    assert W0 not in actions or "server" not in " ".join(actions[W0])
+    (server,) = [s for s in steps if s.reg.type == SERVER and s.op == "replace"]
+    assert server.reg.plain("flavorName") == "m2.xlarge" and server.delete_first
+
+
+def test_an_image_change_applies_to_new_servers_only():
+    image = "11111111-2222-3333-4444-555555555555"
+    steps, actions = up({"workerCount": 2}, {"workerCount": 3, "image": image})
+    assert list(actions) == [W2]
+    (server,) = [s for s in steps if s.reg.type == SERVER]
+    assert server.op == "create" and server.reg.plain("imageId") == image
+
+
+def test_a_new_cloud_init_renderer_replaces_no_server(monkeypatch):
+    """user_data is ForceNew: a katak8s release that renders other user data would replace
+    every server, delete first, cp-0 included (a new cluster)."""
+    old = run_program({"workerCount": 2})
+    render = cloudinit.render
+    monkeypatch.setattr(cloudinit, "render", lambda data: render(data) + "# katak8s next release\n")
+    steps, new = simulate(old, lambda fresh: run_program({"workerCount": 2}, deployed=old, fresh=fresh))
+    assert new.named(CP0).plain("userData") != old.named(CP0).plain("userData")  # the renderer did change
+    assert steps == []
+
+
+def test_a_kata_version_change_reruns_only_the_kata_phases():
+    steps, actions = up({"workerCount": 2}, {"workerCount": 2, "kataVersion": "4.1.0", "kataSha256": "a" * 64})
+    assert actions == {n: ["kata (re-run)"] for n in (CP0, W0, W1)}
+    assert not destructive(steps)
+
+
+@pytest.mark.parametrize("change", [{"kubernetesVersion": "1.35"}, {"containerRuntime": "crio"}])
+def test_a_version_or_runtime_change_reruns_guarded_scripts_and_destroys_nothing(change):
+    """Until in-place upgrades land, the re-run scripts refuse on joined nodes
+    (docs/operations.md 'Version changes'); no server, reset, drain or Node deletion."""
+    steps, actions = up({"workerCount": 2}, {"workerCount": 2, **change})
+    assert not destructive(steps) and not [s for s in steps if s.reg.type == SERVER]
+    assert all(a.endswith("(re-run)") for acts in actions.values() for a in acts)
+    assert "kubeadm join (re-run)" in actions[W0] and "kubeadm init (re-run)" in actions[CP0]
+
+
+@pytest.mark.parametrize("before,after", [(1, 3), (3, 1), (3, 5)])
+def test_moving_between_one_and_several_control_planes_is_refused_before_any_resource(before, after):
+    """review-pulumi F20: the refusal came from init.sh, after the LB and servers existed."""
+    old = run_program({"controlPlaneCount": before})
+    if (before == 1) == (after == 1):
+        run_program({"controlPlaneCount": after}, deployed=old)
+        return
+    with pytest.raises(ConfigError, match="katak8s:controlPlaneCount: cannot move between 1 and 3 or 5") as err:
+        run_program({"controlPlaneCount": after}, deployed=old)
+    made = {r.type for r in err.value.graph if r.custom}
+    assert not [t for t in made if t.startswith(("openstack:", "command:", "kubernetes:"))], made
+
+
+SUPPLIED = "-----BEGIN OPENSSH PRIVATE KEY-----\nsupplied\n-----END OPENSSH PRIVATE KEY-----"
+
+
+def test_setting_an_ssh_key_on_a_deployed_stack_is_refused_at_preview():
+    """review-pulumi F6: every Command would dial with a key the servers do not have."""
+    old = run_program({})
+    for preview in (True, False):
+        with pytest.raises(ConfigError, match="katak8s:sshPrivateKey: the nodes accept only the key") as err:
+            run_program({"sshPrivateKey": SUPPLIED}, deployed=old, preview=preview)
+        assert not [r for r in err.value.graph if r.type.startswith(("openstack:", "command:"))]
+
+
+def test_removing_a_supplied_key_is_refused_and_keeping_it_is_not():
+    old = run_program({"sshPrivateKey": SUPPLIED})
+    run_program({"sshPrivateKey": SUPPLIED}, deployed=old)
+    with pytest.raises(ConfigError, match="sshPrivateKey"):
+        run_program({}, deployed=old, preview=True)  # a new key would be generated
+
+
+def test_an_edit_of_the_shared_library_never_replaces_a_node_command(monkeypatch):
+    """review-pulumi F8: the kubeconfig read-back was replaced, so every PR preview showed
+    the Kubernetes layer unknown; and no command with a destructive delete may be replaced."""
+    old = run_program({"workerCount": 2})
+    body = phase._body.__wrapped__
+    monkeypatch.setattr(phase, "_body", lambda rel: body(rel) + ("# edited\n" if rel == phase.LIB else ""))
+    steps, new = simulate(old, lambda fresh: run_program({"workerCount": 2}, deployed=old, fresh=fresh))
+    commands = [s for s in steps if s.reg.type == COMMAND]
+    assert commands, "the library edit re-runs the phases that inline it"
+    assert not destructive(steps)
+    assert not [s for s in commands if s.op == "replace" and s.reg.plain("delete")]
+    assert not [s for s in commands if s.name.endswith("-kubeconfig")]
+    assert new.named(f"{CP0}-kubeconfig").inputs == old.named(f"{CP0}-kubeconfig").inputs
+
+
+def test_destroy_skips_every_drain_reset_and_node_deletion():
+    steps, actions = up({"workerCount": 2}, None)
+    assert {s.op for s in steps} == {"delete"}
+    for worker in (W0, W1):
+        assert actions[worker] == [
+            "drain skipped (on dev-cp-0) (deleted with dev-cp-0)",
+            "kubeadm reset skipped (deleted with dev-cp-0)",
+            "delete the Node skipped (on dev-cp-0) (deleted with dev-cp-0)",
+            "server deleted"]
+    kube = [i for i, s in enumerate(steps) if s.reg.type.startswith("kubernetes:")]
+    servers = [i for i, s in enumerate(steps) if s.reg.type == SERVER]
+    assert max(kube) < min(servers), "Kubernetes objects go while the API still exists"
+
+
+def test_the_model_bites_without_the_f3_fix():
+    """The same graph with replace_with on the join (the code before the F3 fix): reset first."""
+    graph = run_program({"workerCount": 2})
+    join = graph.named(f"{W1}-kubeadm-join")
+    join.replace_with = [graph.named(W1).urn]
+    steps = plan_steps(graph, graph, replace=(W1,))
+    order = [s.name for s in steps if s.op == "delete" and s.reg.type == COMMAND and s.reg.plain("delete")]
+    assert order[:2] == [f"{W1}-kubeadm-join", f"{CP0}-membership-{W1}"]
+
+
+def test_config_is_checked_before_the_deployed_state():
+    with pytest.raises(ConfigError, match="workerCount"):
+        run_program({"workerCount": -1}, deployed=run_program({}))
+
+
+def test_base_config_is_a_deployable_stack():
+    assert BASE_CONFIG["allowedCidrs"]
