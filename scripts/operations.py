@@ -29,12 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from engine_model import DISRUPTIVE_UPDATES, Step, locate, node_names, script_of, simulate  # noqa: E402
-from harness import Export, Graph, Registration, run_program  # noqa: E402
-from plan import stack_config  # noqa: E402
+from harness import Graph, Registration, run_program  # noqa: E402
+from plan import load_graph, stack_config  # noqa: E402
 
 from components.config import ConfigError  # noqa: E402
 
-GRAPH_FILE = "graph.json"
 # What each script does, in a reviewer's words (scripts/node, scripts/cluster).
 VERBS = {
     "node/00-preflight.sh": "preflight", "node/10-kernel.sh": "kernel", "node/20-containerd.sh": "runtime",
@@ -110,25 +109,6 @@ def render(steps: list[Step], before: Graph | None, after: Graph | None) -> str:
     return "\n".join([*lines, f"Resources: {summary}."])
 
 
-# --- graphs on disk (plan directories) ---------------------------------------------------------
-
-
-def save_graph(graph: Graph, out: Path) -> None:
-    """The graph and its plain outputs, for a later --before-plan (secret outputs omitted)."""
-    data = {"registrations": [reg.__dict__ for reg in graph],
-            "exports": {k: e.value for k, e in sorted(graph.exports.items()) if not e.secret and e.known}}
-    (out / GRAPH_FILE).write_text(json.dumps(data, sort_keys=True, indent=1, default=str) + "\n")
-
-
-def load_graph(plan_dir: Path) -> Graph | None:
-    path = plan_dir / GRAPH_FILE
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text())
-    exports = {k: Export(v, False, True) for k, v in data["exports"].items()}
-    return Graph([Registration(**row) for row in data["registrations"]], [], exports)
-
-
 def operation(before: Graph | None, config: dict | None, stack: str, replace: tuple[str, ...] = ()) -> str:
     """The rendered operation plan from `before` to the program evaluated with `config`
     (None: destroy). Raises ConfigError when the program refuses the change."""
@@ -165,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.before_plan is not None:
             before = load_graph(args.before_plan)
+            if before is None:
+                parser.error(f"{args.before_plan} has no graph.json (render it with scripts/plan.py)")
         else:
             before = None if args.fresh else run_program(config, stack=args.stack, base=False)
         print(operation(before, None if args.destroy else changed, args.stack, tuple(args.replace)))

@@ -15,6 +15,8 @@ tests use) with the katak8s: config of Pulumi.<stack>.yaml, and writes:
                                    shown with the mocks' placeholder token)
     kubernetes/<kind>/<ns>.<name>.yaml  every Kubernetes object (Helm releases: their inputs)
     outputs.json                   the stack outputs (secrets redacted)
+    graph.json                     every registration and the plain outputs, for the engine
+                                   model (scripts/operations.py --before-plan)
 
 Values that exist only after deployment are placeholders such as `<floating IP of X>`.
 The output is deterministic: two runs give byte-identical files (tested), so
@@ -38,7 +40,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from harness import SECRET_SIG, Graph, Registration, run_program  # noqa: E402
+from engine_model import topological  # noqa: E402
+from harness import SECRET_SIG, Export, Graph, Registration, run_program  # noqa: E402
 
 from components.config import ConfigError  # noqa: E402
 
@@ -155,6 +158,30 @@ def _write_artifacts(reg: Registration, out: Path) -> None:
                yaml.safe_dump(_plain(reg.inputs), sort_keys=True))
 
 
+GRAPH_FILE = "graph.json"
+
+
+def save_graph(graph: Graph, out: Path) -> None:
+    """The graph and its plain outputs (secret outputs omitted), for a later --before-plan."""
+    def row(reg: Registration) -> dict[str, Any]:  # dependency lists sorted: they arrive in any order
+        return {**reg.__dict__, "outputs": {}, "dependencies": sorted(reg.dependencies),
+                "property_dependencies": {k: sorted(v) for k, v in reg.property_dependencies.items()}}
+
+    data = {"registrations": [row(reg) for reg in topological(list(graph))],
+            "exports": {k: e.value for k, e in sorted(graph.exports.items()) if not e.secret and e.known}}
+    _write(out / GRAPH_FILE, json.dumps(data, sort_keys=True, indent=1, default=str))
+
+
+def load_graph(plan_dir: Path) -> Graph | None:
+    """What save_graph wrote; None for a plan without one (an older base branch)."""
+    path = plan_dir / GRAPH_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    exports = {k: Export(v, False, True) for k, v in data["exports"].items()}
+    return Graph([Registration(**row) for row in data["registrations"]], [], exports)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
@@ -177,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or ROOT / "plan" / args.stack
     write_plan(graph, out)
+    save_graph(graph, out)
     print(f"plan: {len(graph)} resources for stack {args.stack} written to {out}", file=sys.stderr)
     return 0
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 MARKER = "<!-- katak8s-plan-review -->"
 RESOURCES = "resources.txt"
+GRAPH_FILE = "graph.json"
 INPUTS_DIR = "inputs"
 NODES_DIR = "nodes"
 # Tables longer than this are cut; the artifact has everything. GitHub rejects comments
@@ -51,8 +52,9 @@ def _files(root: Path) -> dict[str, str]:
     """Every file below `root` as {relative posix path: text}."""
     if not root.is_dir():
         return {}
+    # graph.json is the engine model's input (scripts/operations.py), not a reviewed artifact.
     return {p.relative_to(root).as_posix(): p.read_text(errors="replace")
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != GRAPH_FILE}
 
 
 def _resource_rows(text: str | None) -> set[tuple[str, ...]]:

@@ -222,11 +222,28 @@ def _schedule_deletes(state: _State, condemned: list[Registration]) -> None:
             state.steps.append(Step("delete", reg, skipped=skipped))
 
 
+def topological(regs: list[Registration]) -> list[Registration]:
+    """`regs` in dependency order, ties broken by URN: the order a snapshot keeps
+    (dependency_graph.go relies on it) and a deterministic one (registrations of one
+    evaluation arrive in whatever order their inputs resolve)."""
+    by_urn = {r.urn: r for r in regs}
+    waiting = {r.urn: _edges(r, parent=True) & set(by_urn) for r in regs}
+    out: list[Registration] = []
+    while waiting:
+        ready = sorted(u for u, deps in waiting.items() if not deps) or sorted(waiting)[:1]
+        for urn in ready:
+            out.append(by_urn[urn])
+            del waiting[urn]
+        for deps in waiting.values():
+            deps.difference_update(ready)
+    return out
+
+
 def plan_steps(before: Graph | None, after: Graph | None, *, replace: tuple[str, ...] = ()) -> list[Step]:
     """The steps of `pulumi up` from `before` to `after` (`after=None`: `pulumi destroy`).
     `replace` holds resource names passed as `pulumi up --replace <urn>`."""
-    b = {r.urn: r for r in before} if before is not None else {}
-    a = {r.urn: r for r in after} if after is not None else {}
+    b = {r.urn: r for r in topological(list(before))} if before is not None else {}
+    a = {r.urn: r for r in topological(list(after))} if after is not None else {}
     targets = {r.urn for r in [*b.values(), *a.values()] if r.name in replace}
     state = _State(before=b, after=a, targets=targets)
     for reg in a.values():
