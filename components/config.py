@@ -26,6 +26,7 @@ from components.config_rules import (  # noqa: F401 (re-exported: the contract's
     RESERVED_ADDRESSES,
     RUNTIMES,
     SECRET_KEYS,
+    SSH_PUBLIC_KEY,
     Collector,
     Key,
     check_networks,
@@ -77,6 +78,7 @@ class ClusterConfig:
     allow_runtime_restart: bool
     drain_timeout_seconds: int
     replace_nodes: tuple[str, ...] = ()
+    accept_ssh_public_key: str = ""
 
     @property
     def kubernetes_patch(self) -> str:
@@ -140,6 +142,9 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
     check_networks(c, values, node_count)
     check_replace_nodes(c, values["replaceNodes"], name, int_or_zero(values["controlPlaneCount"]),
                         int_or_zero(values["workerCount"]))
+    if values["acceptSshPublicKey"] and not SSH_PUBLIC_KEY.match(values["acceptSshPublicKey"]):
+        c.fail("acceptSshPublicKey", "must be an OpenSSH public key line, like 'ssh-ed25519 AAAA...'",
+               values["acceptSshPublicKey"])
     if values["kataDedicatedWorkers"] and values["workerCount"] == 0:
         c.fail("kataDedicatedWorkers", "needs workerCount >= 1 (the tainted kata pool is the workers)", True)
     for key in ("image", "sshUser", "controlPlaneFlavor", "workerFlavor", "externalNetwork"):
@@ -175,6 +180,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         allow_runtime_restart=values["allowRuntimeRestart"],
         drain_timeout_seconds=values["drainTimeoutSeconds"],
         replace_nodes=tuple(values["replaceNodes"]),
+        accept_ssh_public_key=values["acceptSshPublicKey"],
     )
 
 

@@ -30,6 +30,7 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _K8S_VERSION = re.compile(r"^1\.(\d+)(\.\d+)?$")
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$")
 
 
 
@@ -70,6 +71,7 @@ KEYS: tuple[Key, ...] = (
     Key("allowRuntimeRestart", "boolean", False),
     Key("drainTimeoutSeconds", "integer", 300),
     Key("replaceNodes", "array", []),
+    Key("acceptSshPublicKey", "string", ""),
 )
 KEY_NAMES = frozenset(k.name for k in KEYS)
 SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind == "secret")

@@ -33,6 +33,11 @@ CONTROL_PLANES = "controlPlanePrivateIps"
 SSH_PUBLIC_KEY = "sshPublicKey"
 
 
+def _key(line: str) -> str:
+    """An OpenSSH public key without its comment: `type base64`."""
+    return " ".join(line.split()[:2])
+
+
 def _ha(count: int) -> bool:
     return count > 1
 
@@ -52,13 +57,14 @@ def refusals(previous: Mapping[str, Any], cfg: ClusterConfig, *, ssh_public_key:
             f"{'1' if len(ips) == 1 else '3 or 5'}, or build a new stack for the other layout")
     old_key = previous.get(SSH_PUBLIC_KEY)
     if isinstance(old_key, str) and old_key.strip():
-        new_key = " ".join((ssh_public_key or "").split()[:2])
-        if new_key != " ".join(old_key.split()[:2]):
+        new_key = _key(ssh_public_key or "")
+        accepted = bool(new_key) and new_key == _key(cfg.accept_ssh_public_key)
+        if new_key != _key(old_key) and not accepted:
             problems.append(
                 f"{NAMESPACE}:sshPrivateKey: the nodes accept only the key they were built with "
                 f"({' '.join(old_key.split()[:2])[:40]}...), and this change would make every SSH step use "
-                "another one. Set the previous key back; to rotate it, follow docs/operations.md "
-                "'Rotating the SSH key'")
+                "another one. Set the previous key back; to rotate it, put the new public key on every node "
+                f"first and set {NAMESPACE}:acceptSshPublicKey to it (docs/operations.md 'Rotating the SSH key')")
     return problems
 
 

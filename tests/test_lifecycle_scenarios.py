@@ -215,3 +215,14 @@ def test_config_is_checked_before_the_deployed_state():
 
 def test_base_config_is_a_deployable_stack():
     assert BASE_CONFIG["allowedCidrs"]
+
+
+def test_a_rotated_key_is_accepted_once_its_public_key_is_named():
+    old = run_program({})
+    supplied = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5supplied katak8s-supplied-key"  # what the mock derives
+    steps, actions = up({}, {"sshPrivateKey": SUPPLIED, "acceptSshPublicKey": supplied})
+    assert not destructive(steps) and not [s for s in steps if s.reg.type == SERVER]
+    # Every Command dials with the new key: an update that re-runs its create (C2).
+    assert all(a.endswith("(re-run)") for acts in actions.values() for a in acts) and actions
+    with pytest.raises(ConfigError, match="sshPrivateKey"):  # another accepted key does not help
+        run_program({"sshPrivateKey": SUPPLIED, "acceptSshPublicKey": "ssh-ed25519 AAAAother"}, deployed=old)

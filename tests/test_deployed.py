@@ -1,0 +1,51 @@
+"""components/deployed.py's pure rules: what a deployed stack refuses, from its last outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import parse_config
+from components.deployed import CONTROL_PLANES, SSH_PUBLIC_KEY, refusals
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5old katak8s"
+NEW = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5new other-comment"
+
+
+def cfg(**extra):
+    raw = {"controlPlaneFlavor": "f", "workerFlavor": "f", "externalNetwork": "n",
+           "allowedCidrs": '["203.0.113.0/24"]', **extra}
+    return parse_config(raw, stack="dev")
+
+
+def test_a_fresh_stack_refuses_nothing():
+    assert refusals({}, cfg(controlPlaneCount="3"), ssh_public_key=None) == []
+
+
+@pytest.mark.parametrize("deployed,wanted,refused", [(1, 3, True), (3, 1, True), (5, 1, True), (3, 5, False),
+                                                     (5, 3, False), (1, 1, False)])
+def test_control_plane_layout(deployed, wanted, refused):
+    out = refusals({CONTROL_PLANES: ["10.0.0.1"] * deployed}, cfg(controlPlaneCount=str(wanted)),
+                   ssh_public_key=None)
+    assert bool(out) == refused
+    if refused:
+        assert out[0].startswith("katak8s:controlPlaneCount:") and f"has {deployed}, got {wanted}" in out[0]
+
+
+def test_ssh_key_same_key_other_comment_is_the_same_key():
+    assert refusals({SSH_PUBLIC_KEY: KEY}, cfg(), ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5old x") == []
+
+
+@pytest.mark.parametrize("new_key", [NEW, None, ""])
+def test_ssh_key_change_or_unknown_new_key_is_refused(new_key):
+    (problem,) = refusals({SSH_PUBLIC_KEY: KEY}, cfg(), ssh_public_key=new_key)
+    assert problem.startswith("katak8s:sshPrivateKey:") and "acceptSshPublicKey" in problem
+
+
+def test_ssh_key_change_is_accepted_only_for_the_named_key():
+    assert refusals({SSH_PUBLIC_KEY: KEY}, cfg(acceptSshPublicKey=NEW), ssh_public_key=NEW) == []
+    assert refusals({SSH_PUBLIC_KEY: KEY}, cfg(acceptSshPublicKey=KEY + "x"), ssh_public_key=NEW)
+
+
+def test_outputs_of_another_shape_are_not_trusted():
+    assert refusals({CONTROL_PLANES: "10.0.0.1", SSH_PUBLIC_KEY: 42}, cfg(controlPlaneCount="3"),
+                    ssh_public_key=NEW) == []
