@@ -22,9 +22,8 @@ cfg = load_config()
 
 # 1. OpenStack: SSH keys, network + security groups, the servers, the API endpoint.
 #    Nothing is created before the change is checked against what the last `up` deployed.
-deployed = DeployedState(cfg)
-access = SshAccess("access", cfg, deployed=deployed)
-network = ClusterNetwork("network", cfg, gate=access.gate)
+access = SshAccess("access", cfg, deployed=DeployedState.read())
+network = ClusterNetwork("network", cfg)
 nodes = NodePool("nodes", cfg, network=network, access=access)
 endpoint = ApiEndpoint("endpoint", cfg, network=network, nodes=nodes)
 

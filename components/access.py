@@ -2,7 +2,6 @@
 
 class SshAccess(pulumi.ComponentResource), token katak8s:access:SshAccess
     SshAccess(name, cfg, *, deployed=None, opts=None)
-    .gate: Output[bool]         passes once components/deployed.py accepts the change
     .private_key: Output[str]   secret, OpenSSH private key (cfg.ssh_private_key or generated ED25519)
     .public_key: Output[str]    authorized_keys line
     .keypair: openstack.compute.Keypair
@@ -15,15 +14,13 @@ private outputs secret) and in every connection that uses it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_openstack as openstack
 import pulumi_tls as tls
 
 from components import naming
 from components.config import ClusterConfig
-from components.deployed import DeployedState, gated
+from components.deployed import DeployedState
 
 _OPENSSH_HEADER = "-----BEGIN OPENSSH PRIVATE KEY-----"
 
@@ -57,14 +54,14 @@ class SshAccess(pulumi.ComponentResource):
 
         self.keypair_name = keypair_name(cfg.cluster_name)
         # Servers keep the key they booted with (cloud-init runs once), so a new key on a
-        # deployed stack is refused before anything changes (components/deployed.py). Every
-        # first resource waits for that check through `gate`.
-        self.gate: pulumi.Output[Any] = (deployed.gate(cfg, ssh_public_key=public_key) if deployed
-                                         else pulumi.Output.from_input(True))
+        # deployed stack is refused here, before the key pair and anything after it is
+        # declared (components/deployed.py).
+        if deployed is not None:
+            deployed.check(cfg, ssh_public_key=public_key)
         # The name is fixed, so a new key must delete the old key pair before creating its
         # replacement.
         self.keypair = openstack.compute.Keypair(
-            f"{name}-keypair", name=gated(self.gate, self.keypair_name), public_key=public_key,
+            f"{name}-keypair", name=self.keypair_name, public_key=public_key,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(delete_before_replace=True)))
 
         self.private_key: pulumi.Output[str] = private_key

@@ -1,7 +1,7 @@
 """Network layer: the node network, its router to the outside, and one security group per role.
 
 class ClusterNetwork(pulumi.ComponentResource), token katak8s:network:ClusterNetwork
-    ClusterNetwork(name, cfg, *, gate=True, opts=None)   gate: components/deployed.py
+    ClusterNetwork(name, cfg, opts=None)
     .network_id: Output[str]; .subnet_id: Output[str]
     .mtu: Output[int]                      the network's MTU read back (Calico derives its own)
     .security_group_ids: dict[str, Output[str]]   keyed by naming.CONTROL_PLANE / naming.WORKER
@@ -15,14 +15,11 @@ types a port.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_openstack as openstack
 
 from components import firewall, naming
 from components.config import ClusterConfig
-from components.deployed import gated
 
 
 def _cidr_key(cidr: str) -> str:
@@ -32,12 +29,10 @@ def _cidr_key(cidr: str) -> str:
 
 
 class ClusterNetwork(pulumi.ComponentResource):
-    def __init__(self, name: str, cfg: ClusterConfig, *, gate: pulumi.Input[Any] = True,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, cfg: ClusterConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__(naming.type_token("network", "ClusterNetwork"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster = cfg.cluster_name
-        named = gated(gate, cluster)  # nothing is created before the deployed-state checks
         tags = [naming.cluster_tag(cluster)]
 
         external = openstack.networking.get_network_output(
@@ -45,12 +40,12 @@ class ClusterNetwork(pulumi.ComponentResource):
         self.external_network_id: pulumi.Output[str] = external.id
 
         network = openstack.networking.Network(
-            f"{name}-net", name=named, admin_state_up=True, tags=tags, opts=child)
+            f"{name}-net", name=cluster, admin_state_up=True, tags=tags, opts=child)
         subnet = openstack.networking.Subnet(
             f"{name}-subnet", name=cluster, network_id=network.id, cidr=cfg.node_cidr, ip_version=4,
             enable_dhcp=True, dns_nameservers=list(cfg.dns_nameservers) or None, tags=tags, opts=child)
         router = openstack.networking.Router(
-            f"{name}-router", name=named, external_network_id=external.id, admin_state_up=True,
+            f"{name}-router", name=cluster, external_network_id=external.id, admin_state_up=True,
             tags=tags, opts=child)
         # Floating IPs need this interface ("external network is not reachable from subnet"),
         # and so does a first boot: on most clouds the metadata service that hands cloud-init
@@ -60,7 +55,7 @@ class ClusterNetwork(pulumi.ComponentResource):
 
         groups = {
             role: openstack.networking.SecGroup(
-                f"{name}-{role}", name=gated(gate, f"{cluster}-{role}"),
+                f"{name}-{role}", name=f"{cluster}-{role}",
                 description=f"katak8s {cluster}: {role} nodes (rules: components/firewall.py)",
                 tags=tags, opts=child)
             for role in (naming.CONTROL_PLANE, naming.WORKER)

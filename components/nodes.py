@@ -26,7 +26,6 @@ import pulumi_tls as tls
 from components import cloudinit, naming
 from components.access import SshAccess
 from components.config import ClusterConfig
-from components.deployed import gated
 from components.network import ClusterNetwork
 from components.phase import NodeTarget
 
@@ -92,7 +91,7 @@ class NodePool(pulumi.ComponentResource):
                                               opts=pulumi.InvokeOutputOptions(parent=self)).id)
         self.server_groups = {
             role: openstack.compute.ServerGroup(
-                f"{name}-{role}", name=gated(access.gate, f"{cfg.cluster_name}-{role}"), policies=SERVER_GROUP_POLICY,
+                f"{name}-{role}", name=f"{cfg.cluster_name}-{role}", policies=SERVER_GROUP_POLICY,
                 opts=pulumi.ResourceOptions(parent=self))
             for role in (naming.CONTROL_PLANE, naming.WORKER)
         }

@@ -123,6 +123,53 @@ def operation(before: Graph | None, config: dict | None, stack: str, replace: tu
     return render(steps, before, after)
 
 
+# The examples docs/operations.md shows, generated from the dev stack (tests keep them current).
+DOC_BEGIN, DOC_END = "<!-- operations:begin (scripts/operations.py --write-docs) -->", "<!-- operations:end -->"
+EXAMPLES: tuple[tuple[str, str, dict | None, tuple[str, ...]], ...] = (
+    ("The first `pulumi up`", "--fresh", {}, ()),
+    ("A re-run with nothing changed", "", {}, ()),
+    ("Scale out", "--set workerCount=3", {"workerCount": 3}, ()),
+    ("Scale in", "--set workerCount=1", {"workerCount": 1}, ()),
+    ("Replace a worker's server", "--replace dev-worker-1", {}, ("dev-worker-1",)),
+    ("A new worker flavor", "--set workerFlavor=m2.xlarge", {"workerFlavor": "m2.xlarge"}, ()),
+    ("Roll one worker onto the new flavor", "--set workerFlavor=m2.xlarge --set replaceNodes='[\"dev-worker-1\"]'",
+     {"workerFlavor": "m2.xlarge", "replaceNodes": ["dev-worker-1"]}, ()),
+    ("A new Kata tarball (kataVersion or kataSha256)", "--set kataSha256=<sha256>", {"kataSha256": "0" * 64}, ()),
+    ("A Kubernetes minor change (refused by the node scripts until in-place upgrades)",
+     "--set kubernetesVersion=1.35", {"kubernetesVersion": "1.35"}, ()),
+    ("1 -> 3 control planes", "--set controlPlaneCount=3", {"controlPlaneCount": 3}, ()),
+    ("A new SSH key", "--set sshPrivateKey=<another key>",
+     {"sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nanother\n-----END OPENSSH PRIVATE KEY-----"}, ()),
+    ("`pulumi destroy`", "--destroy", None, ()),
+)
+
+
+def examples_markdown(stack: str = "dev") -> str:
+    """Every EXAMPLES entry with this tool's real output for the `stack` stack file."""
+    config = stack_config(stack)
+    deployed = run_program(config, stack=stack, base=False)
+    parts = []
+    for title, flags, change, replace in EXAMPLES:
+        before = None if flags == "--fresh" else deployed
+        try:
+            text = operation(before, None if change is None else {**config, **change}, stack, replace)
+        except ConfigError as err:
+            text = f"Refused before any resource changes:\n{err}"
+        command = f"venv/bin/python scripts/operations.py --stack {stack} {flags}".rstrip()
+        parts.append(f"#### {title}\n\n```console\n$ {command}\n{text}\n```\n")
+    return "\n".join(parts)
+
+
+def write_docs(path: Path) -> bool:
+    """Rewrite the generated block of `path`; True when it changed."""
+    text = path.read_text()
+    head, rest = text.split(DOC_BEGIN, 1)
+    _, tail = rest.split(DOC_END, 1)
+    new = f"{head}{DOC_BEGIN}\n\n{examples_markdown()}\n{DOC_END}{tail}"
+    path.write_text(new)
+    return new != text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before-plan", type=Path, metavar="DIR",
@@ -133,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--destroy", action="store_true", help="model `pulumi destroy`")
     parser.add_argument("--replace", action="append", default=[], metavar="NAME",
                         help="model `pulumi up --replace` of the resource with this name")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="regenerate the examples in docs/operations.md from the dev stack")
     args = parser.parse_args(argv)
+    if args.write_docs:
+        changed = write_docs(ROOT / "docs" / "operations.md")
+        print("docs/operations.md " + ("updated" if changed else "already current"))
+        return 0
     config = stack_config(args.stack)
     changed = dict(config)
     for item in args.set:

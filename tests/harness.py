@@ -200,11 +200,6 @@ class KatakMocks(pulumi.runtime.Mocks):
             # Deterministic across processes (str hash() is salted per process).
             digest = hashlib.sha256(name.encode()).hexdigest()[:24]
             out["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5{digest} {name}"
-        elif typ == "pulumi:pulumi:StackReference":
-            # components/deployed.py reads the stack's own last outputs (engine builtins.go
-            # readStackReference); a fresh stack has none.
-            out["outputs"] = dict(self.deployed)
-            out["secretOutputNames"] = []
         elif typ == "command:remote:Command":
             creds = FAKE_JOIN_CREDENTIALS.replace("0123456789abcdef", "fedcba9876543210") \
                 if name in self.fresh else FAKE_JOIN_CREDENTIALS  # a re-run mints a new token
@@ -223,6 +218,10 @@ class KatakMocks(pulumi.runtime.Mocks):
 
     def _call(self, args: pmocks.MockCallArgs) -> dict:
         a = args.args
+        if args.token == "pulumi:pulumi:readStackOutputs":
+            # components/deployed.py reads the stack's own last outputs (engine builtins.go
+            # readStackReference); a fresh stack has none.
+            return {"name": a.get("name"), "outputs": dict(self.deployed), "secretOutputNames": []}
         if args.token == "openstack:networking/getNetwork:getNetwork":
             return {"id": placeholder("id", f"network {a.get('name')}"), "name": a.get("name"), "mtu": 1500}
         if args.token == "openstack:images/getImage:getImage":
