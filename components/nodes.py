@@ -112,24 +112,31 @@ class NodePool(pulumi.ComponentResource):
             "worker_private_ips": [t.private_ip for t in self.workers],
         })
 
-    def _check_flavor(self, flavor: str) -> pulumi.Output[list[str]]:
+    def _check_flavor(self, flavor: str) -> list[str] | None:
         """Warn at plan time when nothing in the flavor hints at VMX/SVM. Only a hint: many
-        clouds pass the host CPU through without any trait; the preflight phase is the gate."""
+        clouds pass the host CPU through without any trait; the preflight phase is the gate.
+
+        Never fails a preview: the lookup lists extra specs, which some clouds forbid, and
+        the Terraform data source then returns an error (terraform-provider-openstack
+        data_source_openstack_compute_flavor_v2.go, ListExtraSpecs; review-pulumi F10). A
+        synchronous invoke lets that error be caught here; None means "could not check"."""
         roles = ", ".join(sorted(r for r, f in self._flavors.items() if f == flavor))
-
-        def check(specs: Mapping[str, str] | None) -> list[str]:
-            hints = nested_virt_hints(specs)
-            if not hints:
-                pulumi.log.warn(
-                    f"flavor {flavor!r} ({roles}) has no extra spec hinting at nested virtualization "
-                    f"(e.g. trait:HW_CPU_X86_VMX=required or trait:HW_CPU_X86_SVM=required); Kata needs "
-                    "/dev/kvm inside the VM. Check with `openstack flavor show "
-                    f"{flavor} -c properties`; the preflight phase fails if /dev/kvm is missing "
-                    "(docs/openstack.md, 'Nested virtualization').", resource=self)
-            return hints
-
-        found = openstack.compute.get_flavor_output(name=flavor, opts=pulumi.InvokeOutputOptions(parent=self))
-        return found.extra_specs.apply(check)
+        try:
+            found = openstack.compute.get_flavor(name=flavor, opts=pulumi.InvokeOptions(parent=self))
+        except Exception as err:  # noqa: BLE001 any lookup failure only skips the hint
+            pulumi.log.warn(f"could not look up flavor {flavor!r} ({roles}) to check for nested "
+                            f"virtualization ({str(err).splitlines()[0][:200] if str(err) else type(err).__name__}); "
+                            "skipped: the preflight phase still checks /dev/kvm on every node.", resource=self)
+            return None
+        hints = nested_virt_hints(found.extra_specs)
+        if not hints:
+            pulumi.log.warn(
+                f"flavor {flavor!r} ({roles}) has no extra spec hinting at nested virtualization "
+                f"(e.g. trait:HW_CPU_X86_VMX=required or trait:HW_CPU_X86_SVM=required); Kata needs "
+                "/dev/kvm inside the VM. Check with `openstack flavor show "
+                f"{flavor} -c properties`; the preflight phase fails if /dev/kvm is missing "
+                "(docs/openstack.md, 'Nested virtualization').", resource=self)
+        return hints
 
     def _node(self, role: str, index: int) -> NodeTarget:
         cfg, net, access = self._cfg, self._network, self._access

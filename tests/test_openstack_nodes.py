@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import grpc
 import pytest
 import yaml
 from harness import unsecret
@@ -256,3 +257,23 @@ def test_a_pem_key_is_read_as_pem():
                                overrides={"tls:index/getPublicKey:getPublicKey": record})
     assert [set(a) for a in seen] == [{"privateKeyPem"}] and seen[0]["privateKeyPem"] == pem + "\n"
     assert graph.named("access-keypair").inputs["publicKey"].startswith("ssh-ed25519 ")
+
+
+def test_a_forbidden_flavor_lookup_only_warns():
+    """review-pulumi F10: clouds that forbid listing extra specs make the lookup fail; the
+    hint must never fail a preview."""
+    class Forbidden(grpc.RpcError):  # what the engine answers when the provider's Invoke fails
+        def code(self):
+            return grpc.StatusCode.UNKNOWN
+
+        def details(self):
+            return "Policy doesn't allow os_compute_api:os-flavor-extra-specs:index to be performed."
+
+    def forbidden(args):
+        raise Forbidden()
+
+    graph, _ = openstack_layer(overrides={T_FLAVOR: forbidden})
+    warnings = [m for level, m in graph.logs if level == "warning"]
+    assert len(warnings) == 2 and "could not look up flavor 'm1.large' (control-plane)" in warnings[0]
+    assert all("os-flavor-extra-specs" in w for w in warnings)
+    assert graph.of_type("openstack:compute/instance:Instance"), "the servers are still declared"
