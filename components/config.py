@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pulumi
+
 from components import versions as v
 from components.config_rules import (  # noqa: F401 (re-exported: the contract's names)
     CONTROL_PLANE_COUNTS,
@@ -38,8 +40,9 @@ from components.config_rules import (  # noqa: F401 (re-exported: the contract's
 )
 
 
-class ConfigError(Exception):
-    """Every problem of a stack's configuration, reported at once."""
+class ConfigError(pulumi.RunError):
+    """Every problem of a stack's configuration, reported at once. A RunError, so the CLI
+    shows the message without a Python traceback (pulumi/errors.py)."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems

@@ -90,11 +90,31 @@ class DeployedState:
 
     @staticmethod
     def read() -> DeployedState:
-        org = pulumi.get_organization() or "organization"  # what a self-managed backend calls it
-        name = f"{org}/{pulumi.get_project()}/{pulumi.get_stack()}"
-        result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": name})
-        outputs = (result.value or {}).get("outputs") if result is not None else None
-        return DeployedState(dict(outputs) if isinstance(outputs, Mapping) else {})
+        """Pulumi Cloud and project-scoped self-managed backends name the stack
+        `<org>/<project>/<stack>`; a legacy self-managed backend (state written before CLI
+        3.61) accepts only `<stack>` (pkg/backend/diy/store.go legacyReferenceStore
+        ParseReference), and its organization is always "organization" (diy/state.go).
+        An invoke's error can be caught (pulumi/runtime/invoke.py do_rpc), so each name is
+        tried in turn; when none answers, the checks are skipped with a warning."""
+        org = pulumi.get_organization() or "organization"
+        names = [f"{org}/{pulumi.get_project()}/{pulumi.get_stack()}"]
+        if org == "organization":
+            names.append(pulumi.get_stack())
+        errors = []
+        for name in names:
+            try:
+                result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": name})
+            except Exception as err:  # noqa: BLE001 reported below, with every name tried
+                errors.append(f"{name}: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}")
+                continue
+            # The result holds the stack's secret outputs in plain text: read two plain
+            # keys from it and never log it.
+            outputs = (result.value or {}).get("outputs")
+            return DeployedState(dict(outputs) if isinstance(outputs, Mapping) else {})
+        pulumi.log.warn("could not read this stack's last outputs, so changes a live cluster can't take "
+                        "(controlPlaneCount between 1 and 3/5, a new sshPrivateKey) are NOT checked in this "
+                        "run: " + "; ".join(errors))
+        return DeployedState({})
 
     def check(self, cfg: ClusterConfig, *, ssh_public_key: pulumi.Input[str]) -> None:
         """Raise ConfigError naming every refused change; return when there is none."""

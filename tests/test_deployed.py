@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from components.config import parse_config
@@ -49,3 +50,45 @@ def test_ssh_key_change_is_accepted_only_for_the_named_key():
 def test_outputs_of_another_shape_are_not_trusted():
     assert refusals({CONTROL_PLANES: "10.0.0.1", SSH_PUBLIC_KEY: 42}, cfg(controlPlaneCount="3"),
                     ssh_public_key=NEW) == []
+
+
+def _read_with(answer):
+    """DeployedState.read() under the mocks, with the engine's readStackOutputs answer."""
+    from harness import run_program
+
+    from components.deployed import READ_STACK_OUTPUTS, DeployedState
+
+    asked, got = [], {}
+
+    def invoke(args):
+        asked.append(args.args["name"])
+        return answer(args.args["name"])
+
+    run_program(fn=lambda: got.setdefault("state", DeployedState.read()), overrides={READ_STACK_OUTPUTS: invoke})
+    return asked, got["state"]
+
+
+class _NoSuchStack(grpc.RpcError):  # the engine's answer for a name the backend rejects
+    def code(self):
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self):
+        return "a stack name may only contain alphanumeric, hyphens, underscores, or periods"
+
+
+def test_a_legacy_self_managed_backend_is_read_by_the_bare_stack_name():
+    def answer(name):
+        if "/" in name:
+            raise _NoSuchStack()
+        return {"outputs": {CONTROL_PLANES: ["10.0.0.1"]}}
+
+    asked, state = _read_with(answer)
+    assert asked == ["organization/katak8s/dev", "dev"] and state.outputs == {CONTROL_PLANES: ["10.0.0.1"]}
+
+
+def test_an_unreadable_state_skips_the_checks_with_a_warning():
+    def answer(name):
+        raise _NoSuchStack()
+
+    asked, state = _read_with(answer)
+    assert len(asked) == 2 and state.outputs == {}
