@@ -34,7 +34,6 @@ from components.config_rules import (  # noqa: F401 (re-exported: the contract's
     check_networks,
     check_one_of,
     check_range,
-    check_replace_nodes,
     check_versions,
     int_or_zero,
 )
@@ -80,7 +79,6 @@ class ClusterConfig:
     kata_sha256: str | None
     allow_runtime_restart: bool
     drain_timeout_seconds: int
-    replace_nodes: tuple[str, ...] = ()
     accept_ssh_public_key: str = ""
 
     @property
@@ -143,8 +141,6 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
                     values["calicoVersion"], values["kataSha256"])
     node_count = int_or_zero(values["controlPlaneCount"]) + int_or_zero(values["workerCount"])
     check_networks(c, values, node_count)
-    check_replace_nodes(c, values["replaceNodes"], name, int_or_zero(values["controlPlaneCount"]),
-                        int_or_zero(values["workerCount"]))
     if values["acceptSshPublicKey"] and not SSH_PUBLIC_KEY.match(values["acceptSshPublicKey"]):
         c.fail("acceptSshPublicKey", "must be an OpenSSH public key line, like 'ssh-ed25519 AAAA...'",
                values["acceptSshPublicKey"])
@@ -182,7 +178,6 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         kata_sha256=values["kataSha256"] or None,
         allow_runtime_restart=values["allowRuntimeRestart"],
         drain_timeout_seconds=values["drainTimeoutSeconds"],
-        replace_nodes=tuple(values["replaceNodes"]),
         accept_ssh_public_key=values["acceptSshPublicKey"],
     )
 

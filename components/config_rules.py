@@ -70,7 +70,6 @@ KEYS: tuple[Key, ...] = (
     Key("kataSha256", "string", ""),
     Key("allowRuntimeRestart", "boolean", False),
     Key("drainTimeoutSeconds", "integer", 300),
-    Key("replaceNodes", "array", []),
     Key("acceptSshPublicKey", "string", ""),
 )
 KEY_NAMES = frozenset(k.name for k in KEYS)
@@ -219,16 +218,3 @@ def int_or_zero(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-
-def check_replace_nodes(c: Collector, nodes: list[str], cluster: str, cp_count: int, workers: int) -> None:
-    """replaceNodes: existing joined nodes, never cp-0 (its kubeadm init IS the cluster), and
-    one per `pulumi up`, so capacity and etcd quorum are never down by more than one node."""
-    if len(nodes) > 1:
-        c.fail("replaceNodes", "must name at most one node per `pulumi up` (replace them one at a time)", nodes)
-    valid = [f"{cluster}-cp-{i}" for i in range(1, cp_count)] + [f"{cluster}-worker-{i}" for i in range(workers)]
-    for i, node in enumerate(nodes):
-        if node == f"{cluster}-cp-0":
-            c.fail(f"replaceNodes[{i}]", "cannot be the first control plane: replacing it builds a new "
-                   "cluster (docs/operations.md, 'Replacing a node's server')", node)
-        elif node not in valid:
-            c.fail(f"replaceNodes[{i}]", "must be a node of this stack: " + (", ".join(valid) or "none"), node)

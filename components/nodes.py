@@ -40,7 +40,7 @@ from components.phase import NodeTarget
 # dial (default 15) leaves a CPU-starved booting guest time for the TCP and SSH
 # handshakes, and retransmits a lost SYN several times within one attempt.
 DIAL_ERROR_LIMIT = 60
-# Server inputs that change only for new servers, or for the node in `replaceNodes`.
+# Server inputs that change only for new (or explicitly replaced) servers.
 FROZEN_INPUTS = ("imageId", "blockDevices", "flavorName", "userData")
 PER_DIAL_TIMEOUT = 20
 # Spread each role over hypervisors when the cloud can, but still schedule when it can't
@@ -153,7 +153,6 @@ class NodePool(pulumi.ComponentResource):
             lambda keys: cloudinit.render(cloudinit.UserData(
                 hostname=node, host_private_key=keys[0], host_public_key=keys[1]))))
         boot_volume = cfg.boot_volume_size > 0
-        rebuild = node in cfg.replace_nodes
         server = openstack.compute.Instance(
             node,
             name=node,
@@ -175,12 +174,12 @@ class NodePool(pulumi.ComponentResource):
                 # place, a new flavor resizes it (Nova resize: reboot), new user data (a new
                 # katak8s renderer) replaces it: every server of a role at once, undrained
                 # (terraform-provider-openstack compute_instance_v2 Update; review-pulumi F5).
-                # They apply to servers created afterwards. The engine keeps ignored inputs
-                # even on `--replace` (step_generator.go processIgnoreChanges), so the one
-                # node in `replaceNodes` is rebuilt on the new values instead: drained and
-                # reset first (tests/engine_model.py E4), one per `pulumi up`.
-                ignore_changes=[] if rebuild else list(FROZEN_INPUTS),
-                replace_on_changes=list(FROZEN_INPUTS) if rebuild else None,
+                # They apply to servers created afterwards, and to a server replaced with
+                # `pulumi up --replace`: a replacement is checked against the program's
+                # values, not the ignored old ones (pulumi/pulumi step_generator.go
+                # continueStepsFromImport L1325 for a targeted replace, L2003-2022 for any
+                # other). docs/operations.md rolls nodes that way, drained first, one at a time.
+                ignore_changes=list(FROZEN_INPUTS),
                 # A replacement (a renamed cluster, new user data) must free the port
                 # first: a port serves one server at a time, so create-before-delete fails.
                 delete_before_replace=True,

@@ -9,7 +9,9 @@ pulumi-command v1.2.1 (7f3eb6f3) with pulumi-go-provider v1.3.0, and
 terraform-provider-openstack 27f26125 (schemas equal to v3.4.0):
 
   E1 step_generator.go continueStepsFromImport L1267 processIgnoreChanges: ignored inputs
-     take their OLD values, before Check and Diff, and so also for a replacement.
+     take their OLD values before Check and Diff, so they never cause a change. A
+     replacement is checked again against the program's values (L1325 for `--replace`,
+     L2003-2022 otherwise): the new copy gets the new values of ignored inputs too.
   E2 step_generator.go diff L2884-2971, first match wins: --replace (L2891); a replace_with
      target being replaced (L2896-2905); the deleted_with target being replaced (L2909-2917,
      pulumi/pulumi#23818); a component never replaces (L2936-2941); else the provider's Diff.
@@ -18,7 +20,9 @@ terraform-provider-openstack 27f26125 (schemas equal to v3.4.0):
   E4 step_generator.go continueStepsFromDiff L2043-2156, delete-before-replace: at the
      replaced resource's registration the engine deletes, in this order, the direct
      replace_with / deleted_with cascade (findDependentCascadeReplacements L3419-3443,
-     appended last to `toReplace`, deleted first by the reverse loop L2082), then the
+     appended last to `toReplace`, deleted first by the reverse loop L2082, in an order the
+     engine leaves to Go map iteration L3427-3441: the model cannot order them, so
+     test_lifecycle_scenarios keeps every delete script out of that cascade), then the
      dependents that must be replaced in REVERSE state order (calculateDependentReplacements
      L3268-3415), then the resource itself, then creates the replacement.
   E5 calculateDependentReplacements: candidates are every transitive dependent in the old
@@ -63,6 +67,14 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     "openstack:loadbalancer/loadBalancer:LoadBalancer": frozenset({"vipSubnetId", "loadbalancerProvider"}),
     "openstack:loadbalancer/member:Member": frozenset({"address", "subnetId", "protocolPort", "poolId"}),
     "tls:index/privateKey:PrivateKey": frozenset({"algorithm", "rsaBits", "ecdsaCurve"}),
+    "openstack:networking/secGroupRule:SecGroupRule": frozenset(
+        {"description", "direction", "ethertype", "portRangeMin", "portRangeMax", "protocol", "remoteGroupId",
+         "remoteIpPrefix", "remoteAddressGroupId", "securityGroupId"}),
+    "openstack:networking/subnet:Subnet": frozenset({"networkId", "cidr", "prefixLength", "ipVersion"}),
+    "openstack:networking/routerInterface:RouterInterface": frozenset({"routerId", "subnetId", "portId"}),
+    "openstack:loadbalancer/listener:Listener": frozenset({"protocol", "protocolPort", "loadbalancerId"}),
+    "openstack:loadbalancer/pool:Pool": frozenset({"protocol", "loadbalancerId", "listenerId"}),
+    "openstack:loadbalancer/monitor:Monitor": frozenset({"poolId", "type"}),
 }
 # In-place updates of an Instance that disrupt the guest (O1).
 DISRUPTIVE_UPDATES = {"flavorName": "resized in place (Nova resize: reboot)",
@@ -178,6 +190,7 @@ def _register(state: _State, new: Registration) -> None:
         state.steps.append(Step("create", new))
         return
     if new.urn in state.deleted:  # deleted by an earlier delete-before-replace chain
+        state.deleted.discard(new.urn)  # recreated: no longer deleted (step_generator.go L1499)
         state.replaced.add(new.urn)
         state.steps.append(Step("create", new, keys=("recreated after its cascade delete",)))
         return

@@ -3,9 +3,6 @@ problem's key, value and the allowed values, before any resource is declared."""
 
 from __future__ import annotations
 
-import json
-import re
-
 import pytest
 from harness import BASE_CONFIG, run_program
 
@@ -149,21 +146,6 @@ def test_a_plaintext_ssh_key_is_refused_without_echoing_it():
 def test_an_encrypted_or_unset_ssh_key_is_accepted():
     parse_config(_required(sshPrivateKey="k"), stack="dev", encrypted=frozenset({"sshPrivateKey"}))
     assert parse_config(_required(), stack="dev", encrypted=frozenset()).ssh_private_key is None
-
-
-@pytest.mark.parametrize("nodes,problem", [
-    (["dev-worker-1"], None),
-    (["dev-cp-0"], "replaceNodes[0]: cannot be the first control plane"),
-    (["dev-worker-9"], "replaceNodes[0]: must be a node of this stack: dev-worker-0, dev-worker-1"),
-    (["dev-worker-0", "dev-worker-1"], "replaceNodes: must name at most one node per `pulumi up`"),
-])
-def test_replace_nodes_names_one_existing_node_but_never_cp0(nodes, problem):
-    raw = _required(replaceNodes=json.dumps(nodes), workerCount="2")
-    if problem is None:
-        assert parse_config(raw, stack="dev").replace_nodes == tuple(nodes)
-    else:
-        with pytest.raises(ConfigError, match=re.escape(problem)):
-            parse_config(raw, stack="dev")
 
 
 def test_accept_ssh_public_key_must_be_a_public_key_line():

@@ -93,10 +93,12 @@ def test_a_flavor_change_never_resizes_a_joined_server():
     assert actions == {W0: ["preflight (re-run)"], W1: ["preflight (re-run)"]}  # it names the flavor
 
 
-def test_a_new_flavor_reaches_a_node_listed_in_replace_nodes_drained_first():
-    after = {"workerCount": 2, "workerFlavor": "m2.xlarge", "replaceNodes": [W1]}
-    steps, actions = up({"workerCount": 2}, after)
-    assert actions[W1][:5] == [*REMOVAL, "new server created (replaced: flavorName)"]
+def test_a_replaced_server_gets_the_new_flavor_drained_first():
+    """A replacement is checked against the program's values, not the ignored old ones (E1):
+    `pulumi up --replace` is how a node rolls onto a new flavor or image, one at a time."""
+    after = {"workerCount": 2, "workerFlavor": "m2.xlarge"}
+    steps, actions = up({"workerCount": 2}, after, replace=(W1,))
+    assert actions[W1][:5] == [*REMOVAL, "new server created (replaced: --replace)"]
     assert W0 not in actions or "server" not in " ".join(actions[W0])
     (server,) = [s for s in steps if s.reg.type == SERVER and s.op == "replace"]
     assert server.reg.plain("flavorName") == "m2.xlarge" and server.delete_first
@@ -226,3 +228,18 @@ def test_a_rotated_key_is_accepted_once_its_public_key_is_named():
     assert all(a.endswith("(re-run)") for acts in actions.values() for a in acts) and actions
     with pytest.raises(ConfigError, match="sshPrivateKey"):  # another accepted key does not help
         run_program({"sshPrivateKey": SUPPLIED, "acceptSshPublicKey": "ssh-ed25519 AAAAother"}, deployed=old)
+
+
+@pytest.mark.parametrize("cfg", [{"workerCount": 2}, {"workerCount": 1, "controlPlaneCount": 3}])
+def test_no_destructive_delete_is_in_a_replace_cascade(cfg):
+    """The engine deletes a replace_with / deleted_with cascade first and in Go-map order
+    (engine_model E4): a drain, reset or Node deletion there would run in any order, before
+    the dependents it must follow (review-pulumi F3). So a command with a delete script is
+    replaced only through its triggers, and is deleted with the first control plane only."""
+    graph = run_program(cfg)
+    cp0 = graph.named(CP0).urn
+    destructive_cmds = [r for r in graph.of_type(COMMAND) if r.plain("delete")]
+    assert len(destructive_cmds) == 3 * (cfg["workerCount"] + cfg.get("controlPlaneCount", 1) - 1)
+    for reg in destructive_cmds:
+        assert reg.replace_with == [] and reg.deleted_with == cp0, reg.name
+        assert reg.replace_on_changes == ["triggers[*]"]
