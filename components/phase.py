@@ -7,8 +7,11 @@ KATAK8S_PARAMS, which the bundle points at /dev/null because both are already in
 run from a checkout, the same script sources the real files. Shell is never assembled
 from Python strings: the only generated lines are `KEY='value'` assignments.
 
-The command's trigger is the bundle's sha256, so a phase re-runs exactly when its script,
-its library or its parameters change, and never otherwise.
+The command's trigger is the bundle's sha256, so a phase re-runs when its script, its
+library or its parameters change. It also re-runs, as an update that runs `create` again
+(pulumi-command commandController.go Update), when anything else it is given changes: its
+SSH connection (a new key or jump host), its stdin, or its delete script. Every script is
+guarded and idempotent for that reason (review-pulumi F13).
 """
 
 from __future__ import annotations

@@ -314,6 +314,18 @@ def test_deploy_runs_on_the_default_branch_or_dispatch_behind_an_environment():
     assert "pull-requests" not in wf["permissions"]
 
 
+def test_deploy_runs_inside_allowed_cidrs_with_a_pinned_cli_and_enough_parallelism():
+    """review-pulumi F2, F7, F11."""
+    wf = load("deploy")
+    (job,) = wf["jobs"].values()
+    assert job["runs-on"] == "${{ fromJSON(vars.KATAK8S_DEPLOY_RUNNER || '[\"self-hosted\", \"katak8s\"]') }}"
+    (pulumi,) = using(wf, "pulumi/actions")
+    assert pulumi["with"]["pulumi-version"] == "3.272.0"
+    assert "PULUMI_PARALLEL" in str(pulumi["with"]["parallel"])
+    (preview,) = using(load("preview"), "pulumi/actions")
+    assert preview["with"]["pulumi-version"] == "3.272.0"
+
+
 @pytest.mark.parametrize("base_has_graph", [True, False])
 def test_plan_review_operation_plan_step_runs_the_real_model(tmp_path, base_has_graph):
     """The step's own shell with the real scripts: this checkout as both head and base,
