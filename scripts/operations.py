@@ -19,7 +19,7 @@ refuses (components/deployed.py) prints the refusal instead. `--replace NAME` mo
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
 import warnings
 from collections import OrderedDict
@@ -28,9 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
-from engine_model import DISRUPTIVE_UPDATES, Step, locate, node_names, script_of, simulate  # noqa: E402
+from engine_model import Step, simulate  # noqa: E402
 from harness import Graph, Registration, run_program  # noqa: E402
-from plan import load_graph, stack_config  # noqa: E402
+from plan import load_graph, stack_config, with_overrides  # noqa: E402
+from provider_rules import DISRUPTIVE_UPDATES  # noqa: E402
 
 from components.config import ConfigError  # noqa: E402
 
@@ -44,6 +45,30 @@ VERBS = {
     "cluster/delete-node.sh": "delete the Node",
 }
 INSTANCE = "openstack:compute/instance:Instance"
+
+
+_FROM = re.compile(r"generated from scripts/(\S+?\.sh)")
+
+
+def script_of(bundle_or_command: str | None) -> str | None:
+    m = _FROM.search(bundle_or_command or "")
+    return m.group(1) if m else None
+
+
+def node_names(*graphs: Graph | None) -> list[str]:
+    names = {r.plain("name") for g in graphs if g is not None
+             for r in g.of_type("openstack:compute/instance:Instance")}
+    return sorted(names, key=len, reverse=True)  # longest first: dev-worker-10 before dev-worker-1
+
+
+def locate(name: str, nodes: list[str]) -> tuple[str, str, str]:
+    """(runs on, about which node, phase) of a phase resource named `<node>-<phase>`."""
+    host = next((n for n in nodes if name.startswith(n + "-")), "")
+    phase = name[len(host) + 1:] if host else name
+    for prefix in ("join-credentials-", "membership-"):
+        if phase.startswith(prefix) and phase[len(prefix):] in nodes:
+            return host, phase[len(prefix):], prefix.rstrip("-")
+    return host, host, phase
 
 
 def _script(step: Step, graphs: dict[str, Registration]) -> str | None:
@@ -188,13 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print("docs/operations.md " + ("updated" if changed else "already current"))
         return 0
     config = stack_config(args.stack)
-    changed = dict(config)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            changed[key] = json.loads(value)
-        except json.JSONDecodeError:
-            changed[key] = value
+    changed = with_overrides(config, args.set)
     try:
         if args.before_plan is not None:
             before = load_graph(args.before_plan)

@@ -64,6 +64,18 @@ def stack_config(stack: str) -> dict[str, Any]:
     return out
 
 
+def with_overrides(config: dict[str, Any], items: list[str]) -> dict[str, Any]:
+    """`config` with each KEY=VALUE of --set applied (JSON values allowed)."""
+    out = dict(config)
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def _show(value: Any) -> Any:
     """Inputs for humans: secret markers become {"(secret)": value}."""
     if isinstance(value, dict):
@@ -189,13 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a katak8s: key (JSON values allowed), e.g. --set workerCount=5")
     args = parser.parse_args(argv)
-    config = stack_config(args.stack)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            config[key] = json.loads(value)
-        except json.JSONDecodeError:
-            config[key] = value
+    config = with_overrides(stack_config(args.stack), args.set)
     warnings.simplefilter("ignore", DeprecationWarning)
     try:
         graph = run_program(config, stack=args.stack, base=False)

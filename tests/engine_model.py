@@ -38,49 +38,21 @@ terraform-provider-openstack 27f26125 (schemas equal to v3.4.0):
      replace_with, parent).
   E8 step.go DeleteStep.Apply L663 + isDeletedWith L603-612: a delete whose DIRECT
      deleted_with target is also deleted in this operation runs nothing (still leaves state).
-  C1 pulumi-command common/inputs.go + the SDK's replace_on_changes=["triggers[*]"]: only
-     `triggers` replaces a Command or CopyToRemote; any other change is an update
-     (go-provider infer/resource.go Diff L1132-1250).
+  C1 (tests/provider_rules.py) only `triggers` replaces a Command or CopyToRemote.
   C2 pulumi-command commandController.go Update L63-83: an update runs `update`, else
      `create` again; Delete L86-92 runs the `delete` saved in state, nothing if unset.
   C3 copyController.go L137-154: an update copies only when `source` or `remotePath` changed.
-  O1 terraform-provider-openstack ForceNew fields (FORCE_NEW below); every other change is
-     an in-place update. Instance: flavor_name resizes (L1003-1090), image_id rebuilds.
+  O1 (tests/provider_rules.py) the OpenStack provider's ForceNew arguments replace; every
+     other change is an in-place update (an Instance's flavor resizes, its image rebuilds).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness import Graph, Registration
-
-# O1: ForceNew arguments per resource type (Pulumi names).
-FORCE_NEW: dict[str, frozenset[str]] = {
-    "openstack:compute/instance:Instance": frozenset(
-        {"userData", "keyPair", "networks", "blockDevices", "schedulerHints"}),
-    "openstack:networking/port:Port": frozenset({"networkId"}),
-    "openstack:networking/floatingIp:FloatingIp": frozenset({"pool"}),
-    "openstack:compute/keypair:Keypair": frozenset({"name", "publicKey"}),
-    "openstack:compute/serverGroup:ServerGroup": frozenset({"name", "policies"}),
-    "openstack:loadbalancer/loadBalancer:LoadBalancer": frozenset({"vipSubnetId", "loadbalancerProvider"}),
-    "openstack:loadbalancer/member:Member": frozenset({"address", "subnetId", "protocolPort", "poolId"}),
-    "tls:index/privateKey:PrivateKey": frozenset({"algorithm", "rsaBits", "ecdsaCurve"}),
-    "openstack:networking/secGroupRule:SecGroupRule": frozenset(
-        {"description", "direction", "ethertype", "portRangeMin", "portRangeMax", "protocol", "remoteGroupId",
-         "remoteIpPrefix", "remoteAddressGroupId", "securityGroupId"}),
-    "openstack:networking/subnet:Subnet": frozenset({"networkId", "cidr", "prefixLength", "ipVersion"}),
-    "openstack:networking/routerInterface:RouterInterface": frozenset({"routerId", "subnetId", "portId"}),
-    "openstack:loadbalancer/listener:Listener": frozenset({"protocol", "protocolPort", "loadbalancerId"}),
-    "openstack:loadbalancer/pool:Pool": frozenset({"protocol", "loadbalancerId", "listenerId"}),
-    "openstack:loadbalancer/monitor:Monitor": frozenset({"poolId", "type"}),
-}
-# In-place updates of an Instance that disrupt the guest (O1).
-DISRUPTIVE_UPDATES = {"flavorName": "resized in place (Nova resize: reboot)",
-                      "imageId": "rebuilt in place (disk wiped)"}
-COMMAND_TYPES = ("command:remote:Command", "command:remote:CopyToRemote")
-UNKNOWN = "<unknown: depends on a replaced resource>"
+from provider_rules import provider_replace_keys
 
 
 @dataclass
@@ -117,18 +89,6 @@ def _edges(reg: Registration, *, parent: bool = False) -> set[str]:
     if parent and reg.parent:
         out.add(reg.parent)
     return out
-
-
-def provider_replace_keys(reg: Registration, changed: set[str]) -> set[str]:
-    """The provider's Diff (C1, O1, kubernetes: a new name or namespace) plus E3."""
-    if reg.type in COMMAND_TYPES:
-        keys = {"triggers"} & changed
-    elif reg.type.startswith("kubernetes:") and "metadata" in changed:
-        keys = {"metadata"}  # refined by the caller only when needed; the node layer never is
-    else:
-        keys = FORCE_NEW.get(reg.type, frozenset()) & changed
-    keys |= {k for k in changed for path in reg.replace_on_changes if path.split("[")[0].split(".")[0] == k}
-    return keys
 
 
 def _changed(state: _State, old: Registration, new: Registration) -> set[str]:
@@ -285,29 +245,3 @@ def simulate(before: Graph | None, evaluate: Callable[[frozenset[str]], Graph | 
         if news <= fresh:
             return steps, after
         fresh |= news
-
-
-# --- what a step runs on a node (C2, C3) ------------------------------------------------------
-
-_FROM = re.compile(r"generated from scripts/(\S+?\.sh)")
-
-
-def script_of(bundle_or_command: str | None) -> str | None:
-    m = _FROM.search(bundle_or_command or "")
-    return m.group(1) if m else None
-
-
-def node_names(*graphs: Graph | None) -> list[str]:
-    names = {r.plain("name") for g in graphs if g is not None
-             for r in g.of_type("openstack:compute/instance:Instance")}
-    return sorted(names, key=len, reverse=True)  # longest first: dev-worker-10 before dev-worker-1
-
-
-def locate(name: str, nodes: list[str]) -> tuple[str, str, str]:
-    """(runs on, about which node, phase) of a phase resource named `<node>-<phase>`."""
-    host = next((n for n in nodes if name.startswith(n + "-")), "")
-    phase = name[len(host) + 1:] if host else name
-    for prefix in ("join-credentials-", "membership-"):
-        if phase.startswith(prefix) and phase[len(prefix):] in nodes:
-            return host, phase[len(prefix):], prefix.rstrip("-")
-    return host, host, phase

@@ -62,6 +62,7 @@ DOCUMENTED: dict[str, Any] = {
     "sshUser": "ubuntu",
     "sshJumpHost": "203.0.113.10",
     "sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\n...\n-----END OPENSSH PRIVATE KEY-----\n",
+    "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample katak8s\n",
     "networkId": "5f1c-net",
     "subnetId": "9a2e-subnet",
     "securityGroupIds": {"control-plane": "sg-cp", "worker": "sg-worker"},
