@@ -35,7 +35,7 @@ from typing import Any
 
 import pulumi
 
-from components import kubeadm, naming
+from components import kubeadm, kubeconfig, naming
 from components import versions as v
 from components.config import ClusterConfig
 from components.phase import NodeTarget, Phase, run_phase
@@ -167,7 +167,8 @@ class KubeadmCluster(pulumi.ComponentResource):
                          depends_on=[self.init.command], secret_stdout=True)
         admin_conf = pulumi.Output.secret(read.command.stdout)
         text = pulumi.Output.all(admin_conf, self._endpoint.public_host).apply(
-            lambda a: kubeadm.public_kubeconfig(a[0], a[1], v.API_PORT))
+            lambda a: kubeconfig.rebuild(a[0], cluster_name=self._cfg.cluster_name, public_host=a[1],
+                                         port=v.API_PORT))
         return read, pulumi.Output.secret(text)
 
     def _join(self, target: NodeTarget, *, after: list[pulumi.Resource]) -> Phase:

@@ -209,18 +209,3 @@ def parse_join_credentials(text: str, *, node: str, control_plane: bool) -> Join
                              "re-run with `pulumi up --replace` on its join-credentials command")
     return JoinCredentials(token=values["token"], ca_cert_hash=values["ca_cert_hash"],
                            certificate_key=values.get("certificate_key") if control_plane else None)
-
-
-def public_kubeconfig(admin_conf: str, public_host: str, port: int = v.API_PORT) -> str:
-    """admin.conf with every cluster's server rewritten to the public endpoint.
-
-    admin.conf points at controlPlaneEndpoint, a private address; kubectl outside the
-    cloud reaches the floating IP, which init put in the certificate SANs.
-    """
-    doc = yaml.safe_load(admin_conf) if admin_conf else None
-    if not isinstance(doc, dict) or not isinstance(doc.get("clusters"), list) or not doc["clusters"]:
-        raise ValueError("the admin.conf read back from the first control plane is empty or has no "
-                         "clusters; check /etc/kubernetes/admin.conf there")
-    for entry in doc["clusters"]:
-        entry["cluster"]["server"] = f"https://{public_host}:{port}"
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)

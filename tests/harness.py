@@ -8,6 +8,7 @@ the benchmark all use this one entry point, so what they show is what they asser
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -39,20 +40,30 @@ BASE_CONFIG: dict[str, Any] = {
     "allowedCidrs": ["203.0.113.0/24"],
 }
 
-FAKE_KUBECONFIG = """apiVersion: v1
+def _pem_b64(kind: str) -> str:
+    """base64 of a tiny well-formed PEM block (its body a DER SEQUENCE), as kubeconfig
+    `*-data` fields hold: what components/kubeconfig.py accepts."""
+    pem = f"-----BEGIN {kind}-----\nMAMCAQE=\n-----END {kind}-----\n"
+    return base64.b64encode(pem.encode()).decode()
+
+
+# A kubeadm admin.conf as kubeconfig.sh prints it.
+FAKE_KUBECONFIG = f"""apiVersion: v1
 kind: Config
 clusters:
 - cluster:
-    certificate-authority-data: Q0EK
+    certificate-authority-data: {_pem_b64("CERTIFICATE")}
     server: https://10.42.0.10:6443
   name: kubernetes
 contexts:
-- context: {cluster: kubernetes, user: kubernetes-admin}
+- context: {{cluster: kubernetes, user: kubernetes-admin}}
   name: kubernetes-admin@kubernetes
 current-context: kubernetes-admin@kubernetes
 users:
 - name: kubernetes-admin
-  user: {client-certificate-data: Q0VSVAo=, client-key-data: S0VZCg==}
+  user:
+    client-certificate-data: {_pem_b64("CERTIFICATE")}
+    client-key-data: {_pem_b64("RSA PRIVATE KEY")}
 """
 
 
