@@ -43,14 +43,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from engine_model import topological  # noqa: E402
 from harness import SECRET_SIG, Export, Graph, Registration, run_program  # noqa: E402
 
-from components.config import ConfigError  # noqa: E402
+from components.config import SECRET_KEYS, ConfigError  # noqa: E402
 
 SECRET_PLACEHOLDER = "<secret from the stack configuration>"
 
 
-def stack_config(stack: str) -> dict[str, Any]:
+def stack_config(stack: str, path: Path | None = None) -> dict[str, Any]:
     """The katak8s: keys of Pulumi.<stack>.yaml; secure values become placeholders."""
-    path = ROOT / f"Pulumi.{stack}.yaml"
+    path = path or ROOT / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise SystemExit(f"plan: {path.name} not found; create it (see Pulumi.dev.yaml) or pass --stack")
     data = yaml.safe_load(path.read_text()) or {}
@@ -58,14 +58,15 @@ def stack_config(stack: str) -> dict[str, Any]:
     for key, value in (data.get("config") or {}).items():
         if not key.startswith("katak8s:"):
             continue
-        if isinstance(value, dict) and "secure" in value:
-            value = SECRET_PLACEHOLDER
+        if isinstance(value, dict) and "secure" in value or (key.split(":", 1)[1] in SECRET_KEYS and value):
+            value = SECRET_PLACEHOLDER  # a secret never enters the plan, encrypted or not
         out[key.split(":", 1)[1]] = value
     return out
 
 
 def with_overrides(config: dict[str, Any], items: list[str]) -> dict[str, Any]:
-    """`config` with each KEY=VALUE of --set applied (JSON values allowed)."""
+    """`config` with each KEY=VALUE of --set applied (JSON values allowed). A secret key's
+    value, from --set or a plaintext stack value, never enters the plan: a placeholder does."""
     out = dict(config)
     for item in items:
         key, _, value = item.partition("=")
@@ -73,7 +74,7 @@ def with_overrides(config: dict[str, Any], items: list[str]) -> dict[str, Any]:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
-    return out
+    return {k: SECRET_PLACEHOLDER if k in SECRET_KEYS and v else v for k, v in out.items()}
 
 
 def _show(value: Any) -> Any:
@@ -198,10 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
     parser.add_argument("--out", type=Path, help="output directory (default: plan/<stack>)")
+    parser.add_argument("--stack-file", type=Path, help="the stack file to read (default: Pulumi.<stack>.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a katak8s: key (JSON values allowed), e.g. --set workerCount=5")
     args = parser.parse_args(argv)
-    config = with_overrides(stack_config(args.stack), args.set)
+    config = with_overrides(stack_config(args.stack, args.stack_file), args.set)
     warnings.simplefilter("ignore", DeprecationWarning)
     try:
         graph = run_program(config, stack=args.stack, base=False)

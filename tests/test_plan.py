@@ -74,3 +74,28 @@ def test_bad_config_fails_cleanly(tmp_path):
     assert result.returncode == 2
     assert "katak8s:workerCount: must be an integer from 0 to 500, got -1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+KEY_TEXT = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAsecretsecret\n"
+            "-----END OPENSSH PRIVATE KEY-----")
+
+
+def _leaks(root: Path) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and "secretsecret" in p.read_text(errors="replace")]
+
+
+def test_no_secret_reaches_the_plan_from_set(tmp_path):
+    """Issue #12 s4: whatever the source of a secret key's value, the plan holds a placeholder."""
+    out = tmp_path / "plan"
+    assert _plan(out, "--set", f"sshPrivateKey={KEY_TEXT}").returncode == 0
+    assert _leaks(out) == []
+
+
+def test_no_secret_reaches_the_plan_from_a_plaintext_stack_value(tmp_path):
+    stack_file = tmp_path / "Pulumi.leaky.yaml"
+    dev = (ROOT / "Pulumi.dev.yaml").read_text()
+    stack_file.write_text(dev + "  katak8s:sshPrivateKey: |\n"
+                          + "".join(f"    {line}\n" for line in KEY_TEXT.splitlines()))
+    out = tmp_path / "plan"
+    assert _plan(out, "--stack-file", str(stack_file)).returncode == 0
+    assert _leaks(out) == []
