@@ -8,7 +8,6 @@ given and what is allowed. Pulumi.yaml declares the same keys; a test keeps them
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pulumi
 
 from components import versions as v
+from components.config_networks import RESERVED_ADDRESSES, check_networks, covers_everything  # noqa: F401
 from components.config_rules import (  # noqa: F401 (re-exported: the contract's names)
     CONTROL_PLANE_COUNTS,
     DNS_LABEL,
@@ -25,13 +25,12 @@ from components.config_rules import (  # noqa: F401 (re-exported: the contract's
     MAX_WORKERS,
     NAMESPACE,
     PHASE_TIMEOUT_SECONDS,
-    RESERVED_ADDRESSES,
     RUNTIMES,
     SECRET_KEYS,
     SSH_PUBLIC_KEY,
+    SSH_USER,
     Collector,
     Key,
-    check_networks,
     check_one_of,
     check_range,
     check_versions,
@@ -103,8 +102,9 @@ class ClusterConfig:
 
     @property
     def opens_world(self) -> bool:
-        """True when allowedCidrs lets the whole IPv4 internet reach SSH and the API."""
-        return any(ipaddress.ip_network(c).prefixlen == 0 for c in self.allowed_cidrs)
+        """True when allowedCidrs lets the whole IPv4 internet reach SSH and the API: their
+        union, not only a literal 0.0.0.0/0 (two /1 prefixes are the whole internet too)."""
+        return covers_everything(self.allowed_cidrs)
 
 
 def parse_config(raw: Mapping[str, Any], *, stack: str,
@@ -139,8 +139,14 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
     check_one_of(c, "kataHypervisor", values["kataHypervisor"], tuple(v.HYPERVISORS))
     check_versions(c, values["kubernetesVersion"], values["kataVersion"],
                     values["calicoVersion"], values["kataSha256"])
-    node_count = int_or_zero(values["controlPlaneCount"]) + int_or_zero(values["workerCount"])
-    check_networks(c, values, node_count)
+    if c.ok("controlPlaneCount", "workerCount"):
+        node_count = int_or_zero(values["controlPlaneCount"]) + int_or_zero(values["workerCount"])
+        check_networks(c, values, int_or_zero(values["controlPlaneCount"]), node_count)
+    else:  # the subnet size depends on them: check the rest, not the size
+        check_networks(c, values, 1, 0)
+    if values["sshUser"] and not SSH_USER.match(values["sshUser"]):
+        c.fail("sshUser", "must be a login name: lowercase letters, digits, '_' and '-', starting with a "
+               "letter or '_', at most 32 characters", values["sshUser"])
     if values["acceptSshPublicKey"] and not SSH_PUBLIC_KEY.match(values["acceptSshPublicKey"]):
         c.fail("acceptSshPublicKey", "must be an OpenSSH public key line, like 'ssh-ed25519 AAAA...'",
                values["acceptSshPublicKey"])
@@ -196,8 +202,8 @@ def load_config(read: Callable[[], Mapping[str, Any]] | None = None) -> ClusterC
     encrypted = frozenset(k.split(":", 1)[1] for k in raw_secret_keys(runtime_config) if k.startswith(f"{NAMESPACE}:"))
     cfg = parse_config(raw, stack=pulumi.get_stack(), encrypted=encrypted)
     if cfg.opens_world:
-        pulumi.log.warn(f"{NAMESPACE}:allowedCidrs holds 0.0.0.0/0: SSH (22) and the Kubernetes API "
-                        "(6443) are reachable from the whole internet; list your own CIDRs instead")
+        pulumi.log.warn(f"{NAMESPACE}:allowedCidrs covers the whole internet (0.0.0.0/0): SSH (22) and the "
+                        "Kubernetes API (6443) are reachable from anywhere; list your own CIDRs instead")
     return cfg
 
 

@@ -6,7 +6,6 @@ components/config.py applies them in `parse_config`; this module holds no Pulumi
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -23,12 +22,14 @@ RUNTIMES = ("containerd", "crio")
 # drain must fit inside its phase with time left for cordon, node deletion and API calls.
 PHASE_TIMEOUT_SECONDS = 1800
 MAX_DRAIN_SECONDS = PHASE_TIMEOUT_SECONDS - 120
-# Neutron keeps the network, broadcast, gateway and the DHCP/router ports; the API
-# load balancer VIP needs one more.
-RESERVED_ADDRESSES = 6
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_K8S_VERSION = re.compile(r"^1\.(\d+)(\.\d+)?$")
-_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+# ASCII digits without leading zeros (\d would admit other scripts' digits, and "1.036"
+# is not the 1.36 that package repositories know).
+_NUM = r"(0|[1-9][0-9]{0,3})"
+_K8S_VERSION = re.compile(rf"^1\.{_NUM}(\.{_NUM})?$")
+_SEMVER = re.compile(rf"^{_NUM}\.{_NUM}\.{_NUM}$")
+# A POSIX portable login name as Debian/Ubuntu create them (adduser NAME_REGEX, at most 32).
+SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$")
 
@@ -82,10 +83,17 @@ class Collector:
     def __init__(self, raw: Mapping[str, Any]):
         self.raw = raw
         self.problems: list[str] = []
+        self.failed: set[str] = set()
 
     def fail(self, key: str, rule: str, value: Any) -> None:
         shown = "[secret]" if key in SECRET_KEYS else repr(value)
         self.problems.append(f"{NAMESPACE}:{key}: {rule}, got {shown}")
+        self.failed.add(key.split("[", 1)[0])
+
+    def ok(self, *keys: str) -> bool:
+        """No problem was reported for any of `keys`: checks derived from a key that
+        already failed would only add misleading messages."""
+        return not self.failed.intersection(keys)
 
     def get(self, key: Key) -> Any:
         if key.name not in self.raw or self.raw[key.name] in (None, ""):
@@ -109,7 +117,8 @@ def _coerce(c: Collector, key: Key, value: Any) -> Any:
             return key.default
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        # ASCII digits only and a bounded length: int() would accept other scripts' digits.
+        if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,9}", value.strip()):
             return int(value)
         c.fail(key.name, "must be an integer", value)
         return key.default
@@ -131,18 +140,6 @@ def _coerce(c: Collector, key: Key, value: Any) -> Any:
         c.fail(key.name, "must be a list of strings", value)
         return key.default
     return [x.strip() for x in parsed]
-
-
-def _network(c: Collector, key: str, value: str) -> ipaddress.IPv4Network | None:
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError:
-        c.fail(key, "must be an IPv4 CIDR with no host bits set, like 10.42.0.0/24", value)
-        return None
-    if not isinstance(net, ipaddress.IPv4Network):
-        c.fail(key, "must be an IPv4 CIDR (IPv6 is not supported yet)", value)
-        return None
-    return net
 
 
 def check_one_of(c: Collector, key: str, value: Any, allowed: tuple[Any, ...]) -> None:
@@ -181,37 +178,6 @@ def check_versions(c: Collector, k8s: str, kata: str, calico: str, kata_sha: str
         c.fail("kataSha256", f"is required for kataVersion {kata}, which has no pinned checksum "
                f"(pinned: {', '.join(k for k, s in v.KATA_STATIC_SHA256.items() if s)}); set it to the "
                f"sha256 of kata-static-{kata}-amd64.tar.zst", kata_sha)
-
-
-def check_networks(c: Collector, values: dict[str, Any], node_count: int) -> None:
-    nets = {k: _network(c, k, values[k]) for k in ("nodeCidr", "podCidr", "serviceCidr")}
-    for i, cidr in enumerate(values["allowedCidrs"]):
-        _network(c, f"allowedCidrs[{i}]", cidr)
-    if not values["allowedCidrs"] and "allowedCidrs" in c.raw:
-        c.fail("allowedCidrs", "must list at least one CIDR that may reach SSH and the API", [])
-    for i, ip in enumerate(values["dnsNameservers"]):
-        try:
-            ipaddress.IPv4Address(ip)
-        except ValueError:
-            c.fail(f"dnsNameservers[{i}]", "must be an IPv4 address", ip)
-    names = list(nets)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            na, nb = nets[a], nets[b]
-            if na is not None and nb is not None and na.overlaps(nb):
-                c.fail(a, f"must not overlap {NAMESPACE}:{b} ({values[b]})", values[a])
-    node = nets["nodeCidr"]
-    if node is not None and node.num_addresses < node_count + RESERVED_ADDRESSES:
-        c.fail("nodeCidr", f"must hold {node_count} nodes plus {RESERVED_ADDRESSES} reserved "
-               f"addresses; use a prefix of /{_prefix_for(node_count)} or shorter", values["nodeCidr"])
-
-
-def _prefix_for(node_count: int) -> int:
-    prefix = 30
-    while 2 ** (32 - prefix) < node_count + RESERVED_ADDRESSES:
-        prefix -= 1
-    return prefix
-
 
 
 def int_or_zero(value: Any) -> int:

@@ -190,7 +190,9 @@ def run_phase(
         # The delete bundle travels inside the command text because a delete runs with
         # what the state saved, after the copy may already be gone; it holds no secret.
         delete = f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash -c {shlex.quote(delete_bundle)}"
-    create = f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash {remote_path}"
+    # Quoted although sshUser is validated (a login name): defence in depth, and a no-op
+    # for every valid name, so existing commands keep their text.
+    create = f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash {shlex.quote(remote_path)}"
     if triggers is not None:
         create += f"  # bundle sha256 {digest}"
     cmd = command.remote.Command(
