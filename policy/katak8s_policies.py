@@ -141,6 +141,37 @@ def validate_lb_listener(args: ResourceValidationArgs, report_violation: ReportV
             f"(only ports {SSH_PORT} and {API_PORT} may be reachable through katak8s:allowedCidrs).")
 
 
+def validate_world_union(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """The same rule judged on the union of prefixes: two ingress rules of one group and
+    port for 0.0.0.0/1 and 128.0.0.0/1 open it to the whole internet as surely as one
+    0.0.0.0/0 does (issue #12). Rules whose values are unknown in preview are left out."""
+    opened: dict[tuple[Any, ...], list[Any]] = {}
+    for r in args.resources:
+        if r.resource_type != SEC_GROUP_RULE or str(_get(r.props, "direction") or "").lower() != "ingress":
+            continue
+        key = tuple(_get(r.props, k) for k in ("securityGroupId", "protocol", "portRangeMin", "portRangeMax"))
+        prefix = _get(r.props, "remoteIpPrefix")
+        if isinstance(prefix, str) and all(isinstance(k, (str, int, float, type(None))) for k in key):
+            opened.setdefault(key, []).append((prefix, r))
+    for (_group, protocol, low, high), rules in sorted(opened.items(), key=lambda kv: str(kv[0])):
+        nets = [n for n in (_v4(p) for p, _ in rules) if n is not None]
+        if len(nets) < 2 or _world_port_ok(protocol, low, high):
+            continue  # a single world-open rule is validate_security_group_rule's
+        if ipaddress.ip_network("0.0.0.0/0") in ipaddress.collapse_addresses(nets):
+            names = ", ".join(sorted(repr(r.name) for _, r in rules))
+            report_violation(
+                f"security-group rules {names} together open {protocol or 'every protocol'} ports "
+                f"{low}-{high} to the whole internet; only TCP {SSH_PORT} and {API_PORT} may be.", rules[0][1].urn)
+
+
+def _v4(prefix: str) -> ipaddress.IPv4Network | None:
+    try:
+        net = ipaddress.ip_network(prefix, strict=False)
+    except ValueError:
+        return None
+    return net if isinstance(net, ipaddress.IPv4Network) else None
+
+
 # --- Commands that carry credentials must not log ---------------------------------------
 
 _NODE_PREFIX = re.compile(r"^(?P<cluster>.+?)-(?:cp|worker)-\d+-")
@@ -255,6 +286,12 @@ POLICIES = [
         name="no-world-open-ports",
         description="Only SSH (22) and the Kubernetes API (6443) may be open to 0.0.0.0/0.",
         validate=[validate_security_group_rule, validate_lb_listener],
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    StackValidationPolicy(
+        name="no-world-open-ports-by-union",
+        description="No set of ingress rules for one group and port adds up to 0.0.0.0/0, but SSH and the API.",
+        validate=validate_world_union,
         enforcement_level=EnforcementLevel.MANDATORY,
     ),
     ResourceValidationPolicy(

@@ -284,7 +284,7 @@ def test_main_builds_one_pack_of_every_policy(monkeypatch):
     assert len(built) == 1
     assert re.fullmatch(r"[A-Za-z0-9_.-]+", built[0]["name"])
     names = [p.name for p in built[0]["policies"]]
-    assert names == [p.name for p in kp.POLICIES] and len(set(names)) == 4
+    assert names == [p.name for p in kp.POLICIES] and len(set(names)) == 5
     assert built[0]["enforcement_level"] == pulumi_policy.EnforcementLevel.MANDATORY
 
 
@@ -332,3 +332,19 @@ def test_the_projects_own_stack_passes_the_pack(config):
         ResourceValidationArgs(r.type, _props(r.inputs), r.urn, r.name, _opts(r.additional_secret_outputs),
                                None))
         for r in commands), "no command recognised as credential-bearing: detection is blind to this project"
+
+
+def _rule(name, prefix, port=10250, group="sg-1"):
+    return presource(RULE, {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                                      "portRangeMin": port, "portRangeMax": port, "remoteIpPrefix": prefix,
+                                      "securityGroupId": group}, name)
+
+
+def test_two_half_internet_rules_are_a_world_open_port():
+    """Issue #12: the union of prefixes decides, not a literal 0.0.0.0/0."""
+    found = run(kp.validate_world_union, sargs(_rule("a", "0.0.0.0/1"), _rule("b", "128.0.0.0/1")))
+    assert len(found) == 1 and "together open tcp ports 10250-10250 to the whole internet" in found[0][0]
+    # SSH may be world-open, other groups or halves alone are not a union of everything.
+    assert run(kp.validate_world_union, sargs(_rule("a", "0.0.0.0/1", 22), _rule("b", "128.0.0.0/1", 22))) == []
+    assert run(kp.validate_world_union, sargs(_rule("a", "0.0.0.0/1"), _rule("b", "128.0.0.0/1", group="sg-2"))) == []
+    assert run(kp.validate_world_union, sargs(_rule("a", "0.0.0.0/1"), _rule("b", "203.0.113.0/24"))) == []
