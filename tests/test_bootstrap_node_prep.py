@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,7 @@ GUARD_UNIT_FILE = f"etc/systemd/system/{GUARD_UNIT}"
 POD_RULES = ('iifname "cali*" ip daddr 169.254.169.254 counter drop',
              'iifname "vxlan.calico" ip daddr 169.254.169.254 counter drop',
              'iifname "tunl*" ip daddr 169.254.169.254 counter drop')
+NODE_RULE = "ip daddr 169.254.169.254 meta skuid != 0 counter drop"
 # The nft stub keeps a copy of the file it was asked to check, and notes whether the live
 # rules file already existed then (it must not: a rejected file is never installed).
 NFT_CHECK = ('cp "$3" "$STATE/checked.nft"; '
@@ -209,7 +211,7 @@ def test_guard_rules_pass_nft_check_and_reload_without_duplicates(tmp_path):
     res = _in_scratch_netns("bash", "-c", script, "bash", str(rules))
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("table inet katak8s_guard") == 1 and "table ip calico_sim" in res.stdout
-    for rule in POD_RULES:
+    for rule in (*POD_RULES, NODE_RULE):
         assert res.stdout.count(rule.replace("counter", "counter packets 0 bytes 0")) == 1, res.stdout
 
 
@@ -290,6 +292,59 @@ def test_guard_drops_pod_traffic_to_metadata_but_not_the_nodes(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["before pod=user-data node=user-data",
                                        "after pod=blocked node=user-data"], res.stdout + res.stderr
+
+
+# The node talks to a metadata server in its own namespace; `fetch` runs as root, then as
+# nobody, before and after loading the guard. Arguments: nft, rules file, python, dir.
+OUTPUT_PROBE = r'''
+set -euo pipefail
+nft=$1 rules=$2 py=$3 dir=$4
+unshare --net sleep 60 >/dev/null 2>&1 &
+meta=$!
+server=""
+trap 'kill "${meta}" ${server} 2>/dev/null || true' EXIT
+self_ns=$(readlink /proc/self/ns/net)
+for _ in $(seq 100); do [[ $(readlink "/proc/${meta}/ns/net") != "${self_ns}" ]] && break; sleep 0.05; done
+ip link set lo up
+ip link add ens3 type veth peer name eth0 netns "${meta}"
+ip addr add 192.0.2.1/24 dev ens3 && ip link set ens3 up
+ip route add 169.254.169.254/32 via 192.0.2.2
+nsenter -t "${meta}" -n ip addr add 192.0.2.2/24 dev eth0
+nsenter -t "${meta}" -n ip addr add 169.254.169.254/32 dev eth0
+nsenter -t "${meta}" -n ip link set eth0 up
+nsenter -t "${meta}" -n "${py}" -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("169.254.169.254", 80)); s.listen(8); s.settimeout(20)
+while True:
+    c, _ = s.accept(); c.sendall(b"user-data\n"); c.close()
+' >/dev/null 2>&1 &
+server=$!
+fetch() { timeout 1 bash -c 'exec 3<>/dev/tcp/169.254.169.254/80 && cat <&3' 2>/dev/null || echo blocked; }
+for _ in $(seq 100); do [[ $(fetch) == user-data ]] && break; sleep 0.05; done
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups bash -c "$(declare -f fetch); fetch"; }
+echo "before root=$(fetch) nobody=$(as_nobody)"
+"${nft}" -f "${rules}"
+echo "after root=$(fetch) nobody=$(as_nobody)"
+'''
+
+
+def test_guard_drops_the_nodes_own_non_root_traffic_to_metadata(tmp_path):
+    """Issue #12 s5: a local non-root process (or non-root hostNetwork pod) cannot read the
+    user data, and with it the host private key; root (cloud-init) still can."""
+    nft = _nft()
+    if os.geteuid() != 0:
+        pytest.skip("needs real root: a user namespace maps no second user for setpriv")
+    for tool in ("ip", "nsenter", "timeout", "setpriv", "unshare"):
+        if not shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin"):
+            pytest.skip(f"{tool} is not installed (iproute2 / util-linux / coreutils)")
+    rules, _ = _guard_files(tmp_path)
+    res = subprocess.run(["unshare", "--net", "bash", "-c", OUTPUT_PROBE, "bash", nft, str(rules),
+                          sys.executable, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["before root=user-data nobody=user-data",
+                                       "after root=user-data nobody=blocked"], res.stdout + res.stderr
 
 
 def test_security_doc_describes_the_guard_the_script_installs(tmp_path):

@@ -263,7 +263,9 @@ disable_swap() {
 # the metadata service serves user data to whatever reaches 169.254.169.254 from the server.
 # Pod traffic gets there forwarded and NATed by the node, so any pod outside a blocking
 # NetworkPolicy could read the key. The node (cloud-init, host processes, hostNetwork pods)
-# sends through the output hook, not forward: it keeps access.
+# sends through the output hook, not forward: only root keeps access there (cloud-init runs
+# as root; `meta skuid` is the sending socket's user, nft(8) META EXPRESSION), so a local
+# non-root process or a non-root hostNetwork pod cannot read the key either (issue #12).
 # HOW (upstream nft(8)): our own table and oneshot unit, never /etc/nftables.conf (its `flush
 # ruleset` would wipe Calico's and kube-proxy's rules). A drop "occurs instantly, no further
 # chains or hooks are evaluated" (verdict statement): no Calico ACCEPT can undo it, and
@@ -287,6 +289,10 @@ table inet katak8s_guard {
     iifname "cali*" ip daddr 169.254.169.254 counter drop
     iifname "vxlan.calico" ip daddr 169.254.169.254 counter drop
     iifname "tunl*" ip daddr 169.254.169.254 counter drop
+  }
+  chain output {
+    type filter hook output priority filter - 10; policy accept;
+    ip daddr 169.254.169.254 meta skuid != 0 counter drop
   }
 }
 EOF
