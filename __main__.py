@@ -8,7 +8,7 @@ from components.bootstrap import NodeBootstrap
 from components.cluster import KubeadmCluster
 from components.config import load_config
 from components.deployed import DeployedState
-from components.endpoint import ApiEndpoint
+from components.endpoint import ApiEndpoint, require_octavia
 from components.kubernetes import KubernetesAddons
 from components.network import ClusterNetwork
 from components.nodes import NodePool
@@ -19,6 +19,7 @@ tune_gc()  # large stacks evaluate ~1.5x faster (components/tuning.py)
 
 # 0. Validate every config key before a single resource is declared.
 cfg = load_config()
+require_octavia(cfg)  # 3 or 5 control planes need Octavia: known at preview, before any server
 
 # 1. OpenStack: SSH keys, network + security groups, the servers, the API endpoint.
 #    Nothing is created before the change is checked against what the last `up` deployed.

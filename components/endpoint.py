@@ -27,6 +27,36 @@ MONITOR_DELAY, MONITOR_TIMEOUT, MONITOR_RETRIES = 5, 3, 3
 # (the apiserver closes long watches itself, every 5-10 min by default).
 IDLE_TIMEOUT_MS = 3_600_000
 AMPHORA = "amphora"
+# A flavor name no cloud uses: the lookup below only asks whether Octavia answers.
+OCTAVIA_PROBE = "katak8s-octavia-probe"
+
+
+def require_octavia(cfg: ClusterConfig) -> None:
+    """With 3 or 5 control planes, refuse at preview when the cloud has no Octavia, before
+    any server is declared (issue #12), instead of failing on the load balancer after the
+    servers exist. A synchronous lookup of a flavor nobody has: Octavia answers "Your query
+    returned no results"; a cloud without it fails to build the load-balancer client
+    (terraform-provider-openstack data_source_openstack_lb_flavor_v2.go Read:
+    LoadBalancerV2Client, then flavors.List). Any other answer (a policy refusal, a timeout)
+    cannot decide, so it only warns: Octavia itself still has the last word."""
+    if not cfg.ha:
+        return
+    try:
+        openstack.loadbalancer.get_flavor_v2(name=OCTAVIA_PROBE)
+        return
+    except Exception as err:  # noqa: BLE001 sorted out below by what the provider said
+        text = str(err)
+    if "returned no results" in text:
+        return
+    first = text.splitlines()[0][:300] if text else "no answer"
+    if "loadbalancer client" in text.lower() or "endpoint" in text.lower():
+        from components.config import ConfigError
+
+        raise ConfigError([f"katak8s:controlPlaneCount: {cfg.control_plane_count} control planes need the "
+                           "Octavia load-balancer service for the API endpoint, and this cloud's catalog has "
+                           f"none ({first}); use 1 control plane, or ask the cloud for Octavia, got "
+                           f"{cfg.control_plane_count}"])
+    pulumi.log.warn(f"could not check for Octavia ({first}); an HA control plane needs it.")
 
 
 class ApiEndpoint(pulumi.ComponentResource):

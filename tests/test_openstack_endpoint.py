@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from harness import OCTAVIA_PROBE, ProviderError, run_program
 from test_openstack_support import T_FIP, openstack_layer
 
 from components import versions as v
+from components.config import ConfigError
 
 LB = "openstack:loadbalancer/"
 
@@ -54,3 +57,42 @@ def test_members_follow_the_control_planes_only():
     large, _ = openstack_layer({"controlPlaneCount": 3, "workerCount": 5})
     lb_inputs = {r.urn: r.inputs for r in small if r.type.startswith(LB)}
     assert lb_inputs == {r.urn: r.inputs for r in large if r.type.startswith(LB)}
+
+
+# --- Octavia is checked at preview, before any server (issue #12) --------------------------
+
+def _probe(answer):
+    calls = []
+
+    def probe(args):
+        calls.append(args.args)
+        return answer()
+
+    return calls, {OCTAVIA_PROBE: probe}
+
+
+def _raise(message):
+    def answer():
+        raise ProviderError(message)
+    return answer
+
+
+def test_ha_without_octavia_is_refused_before_any_resource():
+    calls, overrides = _probe(_raise("Error creating OpenStack loadbalancer client: No suitable endpoint "
+                                     "could be found in the service catalog."))
+    with pytest.raises(ConfigError, match="katak8s:controlPlaneCount: 3 control planes need the Octavia") as err:
+        run_program({"controlPlaneCount": 3}, overrides=overrides)
+    assert calls and not [r for r in err.value.graph if r.type.startswith(("openstack:", "command:"))]
+
+
+def test_a_probe_that_cannot_decide_only_warns():
+    _, overrides = _probe(_raise("Policy doesn't allow os_load-balancer_api:flavor:get_all to be performed."))
+    graph = run_program({"controlPlaneCount": 3}, overrides=overrides)
+    assert any("could not check for Octavia" in m for level, m in graph.logs if level == "warning")
+    assert graph.of_type("openstack:loadbalancer/loadBalancer:LoadBalancer")
+
+
+def test_one_control_plane_never_asks_for_octavia():
+    calls, overrides = _probe(_raise("Error creating OpenStack loadbalancer client"))
+    run_program({"controlPlaneCount": 1}, overrides=overrides)
+    assert calls == []
