@@ -125,17 +125,25 @@ def test_plan_review_is_credential_free_and_safe_for_forks():
     text = (WORKFLOWS / "plan-review.yml").read_text()
     assert set(wf["on"]) == {"pull_request"}  # never pull_request_target with PR code
     assert "secrets." not in text
-    assert wf["permissions"] == {"contents": "read", "pull-requests": "write"}
-    refs = [s.get("with", {}).get("ref") for s in using(wf, "actions/checkout")]
+    assert wf["permissions"] == {"contents": "read"}
+    render, comment = wf["jobs"]["render"], wf["jobs"]["comment"]
+    assert "permissions" not in render  # the pull request's code gets a read-only token
+    assert comment["permissions"] == {"contents": "read", "pull-requests": "write"} and comment["needs"] == "render"
+    refs = [s.get("with", {}).get("ref") for s in render["steps"] if s.get("uses", "").startswith("actions/checkout")]
     assert refs == [None, "${{ github.event.pull_request.base.sha }}"]
-    upload = using(wf, "actions/upload-artifact")
+    # The job holding the write token checks out only the base branch and runs only its code.
+    refs = [s.get("with", {}).get("ref") for s in comment["steps"] if s.get("uses", "").startswith("actions/checkout")]
+    assert refs == ["${{ github.event.pull_request.base.sha }}"]
+    runs = " ".join(s.get("run", "") for s in comment["steps"])
+    assert "head/" not in runs and "venv/bin" not in runs and "base/scripts/plan_diff.py" in runs
+    upload = [s for s in render["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
     assert len(upload) == 1 and upload[0]["with"]["path"] == "plan/"
-    comment = step(wf, "Post or update the sticky comment")
+    comment_step = step(wf, "Post or update the sticky comment")
     fork_notice = step(wf, "Explain the missing comment on forks")
-    assert comment["if"].replace("==", "!=") == fork_notice["if"]
+    assert comment_step["if"].replace("==", "!=") == fork_notice["if"]
     assert "::notice" in fork_notice["run"]
-    for name in ("Render both plans", "Compare"):  # no expression is pasted into shell
-        assert "${{" not in step(wf, name)["run"]
+    for name in ("Render both plans", "Compare", "Operation plan", "Add the operation plan"):
+        assert "${{" not in step(wf, name)["run"]  # no expression is pasted into shell
 
 
 STUB_PLAN = textwrap.dedent('''\
@@ -346,9 +354,9 @@ def test_plan_review_operation_plan_step_runs_the_real_model(tmp_path, base_has_
         (base / "graph.json").unlink()
     (tmp_path / "plan" / "summary.md").write_text(plan_diff.MARKER + "\n")
     summary = tmp_path / "step-summary.md"
-    proc = run_bash(step(wf, "Operation plan")["run"], tmp_path,
-                    {"PLAN_STACK": "dev", "GITHUB_STEP_SUMMARY": str(summary)})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("Operation plan", "Add the operation plan"):
+        proc = run_bash(step(wf, name)["run"], tmp_path, {"PLAN_STACK": "dev", "GITHUB_STEP_SUMMARY": str(summary)})
+        assert proc.returncode == 0, proc.stdout + proc.stderr
     text = summary.read_text()
     assert text.startswith(plan_diff.MARKER) and "### Operation plan" in text
     if base_has_graph:
