@@ -278,7 +278,8 @@ def test_pulumi_runs_only_behind_the_credential_gate(name, command):
     assert (ROOT / "policy" / "PulumiPolicy.yaml").exists()
     assert pulumi["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}
     after_gate = steps(wf)[steps(wf).index(step(wf, GATE)) + 1:]
-    assert after_gate and all(s.get("if") == "steps.creds.outputs.ready == 'true'" for s in after_gate)
+    gated = "steps.creds.outputs.ready == 'true'"
+    assert after_gate and all(s.get("if") in (gated, f"always() && {gated}") for s in after_gate)
     assert step(wf, GATE)["id"] == "creds"
 
 
@@ -303,6 +304,13 @@ def test_credential_gate_skips_with_a_visible_notice(tmp_path, name, token, clou
         assert all(m in notice[0] for m in missing)
 
 
+def test_preview_takes_its_credentials_from_a_protected_environment():
+    """Issue #12 s3: the pull request's code gets credentials only through an environment a
+    maintainer approves, never as repository secrets."""
+    (job,) = load("preview")["jobs"].values()
+    assert job["environment"] == "preview"
+
+
 def test_preview_comments_on_the_pull_request():
     wf = load("preview")
     assert set(wf["on"]) == {"pull_request"}
@@ -315,18 +323,30 @@ def test_deploy_runs_on_the_default_branch_or_dispatch_behind_an_environment():
     wf = load("deploy")
     assert set(wf["on"]) == {"push", "workflow_dispatch"}
     assert wf["on"]["push"] == {"branches": ["main"]}
-    (job,) = wf["jobs"].values()
+    job = wf["jobs"]["up"]
     assert "github.event.repository.default_branch" in job["if"]
     assert job["environment"]["name"] and job["environment"]["name"] == job["env"]["PULUMI_STACK"]
     assert wf["concurrency"]["cancel-in-progress"] is False  # never kill a running update
     assert "pull-requests" not in wf["permissions"]
 
 
-def test_deploy_runs_inside_allowed_cidrs_with_a_pinned_cli_and_enough_parallelism():
-    """review-pulumi F2, F7, F11."""
+def test_deploy_runs_inside_allowed_cidrs_with_a_pinned_cli_and_enough_parallelism(tmp_path):
+    """review-pulumi F2, F7, F11: a named self-hosted runner, or a visible skip."""
     wf = load("deploy")
-    (job,) = wf["jobs"].values()
-    assert job["runs-on"] == "${{ fromJSON(vars.KATAK8S_DEPLOY_RUNNER || '[\"self-hosted\", \"katak8s\"]') }}"
+    runner, job = wf["jobs"]["runner"], wf["jobs"]["up"]
+    assert job["needs"] == "runner" and "needs.runner.outputs.ready == 'true'" in job["if"]
+    assert "vars.KATAK8S_DEPLOY_RUNNER" in job["runs-on"] and "self-hosted" not in str(runner["runs-on"])
+    check = runner["steps"][0]
+    for labels, ready in (("", "false"), ('["self-hosted", "katak8s"]', "true")):
+        out = tmp_path / f"out-{ready}"
+        proc = run_bash(check["run"], tmp_path, {"LABELS": labels, "GITHUB_OUTPUT": str(out)})
+        assert proc.returncode == 0 and out.read_text() == f"ready={ready}\n"
+        assert ("::notice" in proc.stdout) == (ready == "false")
+    # The cloud credentials never outlive the job on a self-hosted runner.
+    write = step(wf, "Write clouds.yaml")["run"]
+    assert "RUNNER_TEMP" in write and "OS_CLIENT_CONFIG_FILE" in write and "~/.config" not in write
+    cleanup = step(wf, "Remove the credentials from the runner")
+    assert cleanup["if"].startswith("always()") and "clouds.yaml" in cleanup["run"]
     (pulumi,) = using(wf, "pulumi/actions")
     assert pulumi["with"]["pulumi-version"] == "3.272.0"
     assert "PULUMI_PARALLEL" in str(pulumi["with"]["parallel"])
