@@ -25,15 +25,18 @@ SERVICE_MIN_ADDRESSES = 10
 # active-standby pair, plus one for a failover amphora that is built before the old one goes.
 RESERVED_ADDRESSES = 6
 RESERVED_ADDRESSES_HA = RESERVED_ADDRESSES + 4
-_SPECIAL = (("loopback", "is_loopback"), ("link-local", "is_link_local"), ("multicast", "is_multicast"),
-            ("reserved", "is_reserved"), ("unspecified", "is_unspecified"))
+# Ranges no node, pod, service or resolver address may come from (IANA special-purpose
+# registry, RFC 6890). Judged by overlap: 0.0.0.0/24 or 126.0.0.0/7 are refused too, which
+# Python's is_unspecified / is_loopback (whole-range tests) would let through.
+_SPECIAL = tuple((name, ipaddress.ip_network(cidr)) for name, cidr in (
+    ("'this network' (0.0.0.0/8)", "0.0.0.0/8"), ("loopback", "127.0.0.0/8"), ("link-local", "169.254.0.0/16"),
+    ("multicast", "224.0.0.0/4"), ("reserved", "240.0.0.0/4")))
 
 
 def _special(net: ipaddress.IPv4Network | ipaddress.IPv4Address) -> str | None:
-    for name, attr in _SPECIAL:
-        if getattr(net, attr):
-            return name
-    return None
+    if isinstance(net, ipaddress.IPv4Address):
+        net = ipaddress.ip_network(net)
+    return next((name for name, special in _SPECIAL if net.overlaps(special)), None)
 
 
 def reserved_addresses(control_planes: int) -> int:
@@ -51,7 +54,7 @@ def _network(c: Any, key: str, value: Any, *, usable: bool = True) -> ipaddress.
         return None
     kind = _special(net) if usable else None
     if kind:
-        c.fail(key, f"must not be a {kind} range", value)
+        c.fail(key, f"must not overlap the {kind} range", value)
         return None
     return net
 
@@ -92,7 +95,9 @@ def check_networks(c: Any, values: dict[str, Any], control_planes: int, node_cou
     for key, net in [*allowed, *dns]:
         for inner in ("podCidr", "serviceCidr"):
             if net is not None and nets[inner] is not None and net.subnet_of(nets[inner]):
-                c.fail(key, f"must not fall inside katak8s:{inner} ({values[inner]})", str(net))
+                c.fail(key, f"must not fall inside katak8s:{inner} ({values[inner]}): replies to it would "
+                       f"be routed to pods or services; list another source, or choose another {inner} "
+                       "before the first `pulumi up`", str(net))
     pod, service, node = nets["podCidr"], nets["serviceCidr"], nets["nodeCidr"]
     if pod is not None and not NODE_MASK - POD_NODE_MASK_MAX_DIFF <= pod.prefixlen <= NODE_MASK:
         c.fail("podCidr", f"must be a /{NODE_MASK - POD_NODE_MASK_MAX_DIFF} to /{NODE_MASK}: it holds one /"

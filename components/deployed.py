@@ -107,10 +107,11 @@ class DeployedState:
             except Exception as err:  # noqa: BLE001 reported below, with every name tried
                 errors.append(f"{name}: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}")
                 continue
-            # The result holds the stack's secret outputs in plain text: read two plain
-            # keys from it and never log it.
+            # The result holds the stack's secret outputs in plain text: keep only the two
+            # plain ones the checks read, and never log it.
             outputs = (result.value or {}).get("outputs")
-            return DeployedState(dict(outputs) if isinstance(outputs, Mapping) else {})
+            outputs = outputs if isinstance(outputs, Mapping) else {}
+            return DeployedState({k: outputs[k] for k in (CONTROL_PLANES, SSH_PUBLIC_KEY) if k in outputs})
         pulumi.log.warn("could not read this stack's last outputs, so changes a live cluster can't take "
                         "(controlPlaneCount between 1 and 3/5, a new sshPrivateKey) are NOT checked in this "
                         "run: " + "; ".join(errors))

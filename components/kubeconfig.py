@@ -18,6 +18,7 @@ import binascii
 import re
 from typing import Any
 
+import pulumi
 import yaml
 
 # admin.conf is ~6 KiB; a cap keeps a hostile file (YAML alias bombs included) cheap.
@@ -30,8 +31,9 @@ _PEM = re.compile(r"-----BEGIN ([A-Z ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END 
 KEY_TYPES = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY")
 
 
-class KubeconfigError(ValueError):
-    """The read-back admin.conf is not a plain kubeadm admin kubeconfig."""
+class KubeconfigError(pulumi.RunError, ValueError):
+    """The read-back admin.conf is not a plain kubeadm admin kubeconfig (a RunError: the CLI
+    shows the message, not a traceback)."""
 
 
 def _fail(problem: str) -> KubeconfigError:

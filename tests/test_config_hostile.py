@@ -20,10 +20,15 @@ REFUSED = {
     "ssh user with a space": ({"sshUser": "ubuntu; rm"}, "katak8s:sshUser: must be a login name"),
     "ssh user with a slash": ({"sshUser": "../root"}, "katak8s:sshUser: must be a login name"),
     "ssh user too long": ({"sshUser": "a" * 33}, "katak8s:sshUser: must be a login name"),
-    "loopback pod range": ({"podCidr": "127.0.0.0/16"}, "katak8s:podCidr: must not be a loopback range"),
-    "link-local node range": ({"nodeCidr": "169.254.0.0/24"}, "katak8s:nodeCidr: must not be a link-local"),
-    "multicast service range": ({"serviceCidr": "224.0.0.0/12"}, "katak8s:serviceCidr: must not be a multicast"),
-    "reserved pod range": ({"podCidr": "240.0.0.0/16"}, "katak8s:podCidr: must not be a reserved range"),
+    "loopback pod range": ({"podCidr": "127.0.0.0/16"}, "katak8s:podCidr: must not overlap the loopback"),
+    "link-local node range": ({"nodeCidr": "169.254.0.0/24"}, "katak8s:nodeCidr: must not overlap the link-local"),
+    "multicast service range": ({"serviceCidr": "224.0.0.0/12"},
+                                "katak8s:serviceCidr: must not overlap the multicast"),
+    "reserved pod range": ({"podCidr": "240.0.0.0/16"}, "katak8s:podCidr: must not overlap the reserved range"),
+    "this-network node range": ({"nodeCidr": "0.0.0.0/24"}, "katak8s:nodeCidr: must not overlap the 'this network'"),
+    "pod range holding loopback": ({"podCidr": "126.0.0.0/8", "serviceCidr": "10.96.0.0/12"}, None),
+    "service range in this-network": ({"serviceCidr": "0.96.0.0/12"}, "katak8s:serviceCidr: must not overlap"),
+    "this-network resolver": ({"dnsNameservers": ["0.1.2.3"]}, "katak8s:dnsNameservers[0]: must not be a"),
     "pod range smaller than a node's /24": ({"podCidr": "192.168.0.0/25"}, "katak8s:podCidr: must be a /8 to /24"),
     "pod range too large for node masks": ({"podCidr": "10.0.0.0/7"}, "katak8s:podCidr: must be a /8 to /24"),
     "service range too large": ({"serviceCidr": "10.0.0.0/11"}, "katak8s:serviceCidr: must be a /12 to /28"),
@@ -46,6 +51,9 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_hostile_configs_are_refused_by_key_and_rule(case):
     extra, message = REFUSED[case]
+    if message is None:  # a neighbour of a special range, not inside it: accepted
+        parse_config(_raw(**extra), stack="dev")
+        return
     with pytest.raises(ConfigError) as err:
         parse_config(_raw(**extra), stack="dev")
     assert any(p.startswith(message) for p in err.value.problems), err.value.problems

@@ -80,9 +80,9 @@ def test_a_legacy_self_managed_backend_is_read_by_the_bare_stack_name():
     def answer(name):
         if "/" in name:
             raise _NoSuchStack()
-        return {"outputs": {CONTROL_PLANES: ["10.0.0.1"]}}
+        return {"outputs": {CONTROL_PLANES: ["10.0.0.1"], "kubeconfig": "apiVersion: v1 ... client-key-data"}}
 
-    asked, state = _read_with(answer)
+    asked, state = _read_with(answer)  # the secret outputs the invoke returns are not kept
     assert asked == ["organization/katak8s/dev", "dev"] and state.outputs == {CONTROL_PLANES: ["10.0.0.1"]}
 
 
