@@ -8,6 +8,7 @@ tests (tests/test_cluster_scale_in.py) execute the exact `delete` text the progr
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import subprocess
 from pathlib import Path
@@ -361,4 +362,20 @@ def test_a_join_with_an_expired_token_says_how_to_mint_a_new_one(tmp_path):
     assert "pulumi up --replace" in res.stderr and "dev-cp-0-join-credentials-dev-worker-0" in res.stderr
     assert res.called("kubeadm", f"reset -f --cri-socket {CONTAINERD}")  # the failed attempt is undone
     assert not sb.exists("etc/kubernetes/katak8s/kubeadm-join.yaml")
+    assert leaked(res, TOKEN) == []
+
+
+@pytest.mark.parametrize("control_plane,warned", [(True, True), (False, False)])
+def test_a_failed_control_plane_join_says_when_its_etcd_member_is_left(tmp_path, control_plane, warned):
+    """Issue #12 s5: like scale-in's reset, the undo of a failed control-plane join names the
+    etcd member it could not remove and how to remove it, with the bundle as the node runs it."""
+    sb = make_sandbox(tmp_path)
+    sb.write("run/containerd/containerd.sock", "")
+    sb.stub("kubeadm", "join *", exit=1, stderr="error execution phase control-plane-join/etcd: timeout\n")
+    sb.stub("kubeadm", "reset *", stdout="[reset] failed to remove etcd member: context deadline exceeded\n")
+    params = dataclasses.replace(JOIN, control_plane=control_plane)
+    res = sb.run_bundle(phase.render_bundle("kubeadm-join", "cluster/join.sh", params), stdin=join_config())
+    assert res.rc == 1, res
+    assert ("did NOT remove the etcd member of dev-worker-0" in res.stderr) is warned, res.stderr
+    assert ("member remove <ID of dev-worker-0>" in res.stderr) is warned
     assert leaked(res, TOKEN) == []

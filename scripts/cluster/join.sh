@@ -13,6 +13,9 @@ set -euo pipefail
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+# katak8s-lib: lib/etcd.sh
+# shellcheck source=scripts/lib/etcd.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
 KUBELET_CONF="${K8S_DIR}/kubelet.conf"
@@ -85,7 +88,15 @@ join() {
     tail -n 25 "${LOG}" | sed -E 's/[a-z0-9]{6}\.[a-z0-9]{16}/<token>/g; s/[0-9a-f]{64}/<hex>/g' >&2
     explain_failure
     log_warn "undoing the partial join with 'kubeadm reset -f' so the next 'pulumi up' starts clean"
-    kubeadm reset -f --cri-socket "${CRI_SOCKET}" >>"${LOG}" 2>&1 || log_warn "kubeadm reset failed too"
+    local reset_output
+    reset_output=$(kubeadm reset -f --cri-socket "${CRI_SOCKET}" 2>&1) || log_warn "kubeadm reset failed too"
+    printf '%s\n' "${reset_output}" >>"${LOG}"
+    # A control plane that got as far as its etcd join leaves a member behind unless the
+    # reset removed it (issue #12): say so, as scale-in does (scripts/cluster/reset.sh).
+    if [[ "${CONTROL_PLANE}" == true ]] && etcd_member_left "${reset_output}"; then
+      log_warn "the reset did NOT remove the etcd member of ${NODE_NAME}. $(etcd_member_fix "${NODE_NAME}")," \
+        "before 'pulumi up' tries the join again"
+    fi
     rm -f "${CONFIG}"
     fatal "kubeadm join failed on ${NODE_NAME} (see above and ${LOG#"${KATAK8S_ROOT}"} there)"
   fi

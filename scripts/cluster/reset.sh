@@ -11,12 +11,12 @@ set -euo pipefail
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+# katak8s-lib: lib/etcd.sh
+# shellcheck source=scripts/lib/etcd.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
 ETCD_MANIFEST="${K8S_DIR}/manifests/etcd.yaml"
-# kubeadm's warnings when remove-etcd-member did not remove the member (phases/reset/
-# removeetcdmember.go; cmd/reset.go when the Node or the kubeadm-config is unreadable).
-ETCD_NOT_REMOVED='failed to remove etcd member|unable to fetch the kubeadm-config configmap'
 
 # joined: anything kubeadm join or init leaves on a node.
 joined() {
@@ -46,14 +46,10 @@ reset_node() {
 
 # check_etcd_member: a control plane's reset must have removed its etcd member.
 check_etcd_member() {
-  grep -qiE "${ETCD_NOT_REMOVED}" <<<"${RESET_OUTPUT}" || return 0
+  etcd_member_left "${RESET_OUTPUT}" || return 0
   fatal "kubeadm reset on ${NODE_NAME} did NOT remove its etcd member (kubeadm's warning above), so" \
-    "the scale-in stopped here: the node is reset, its Node object and server are kept. The etcd" \
-    "cluster still counts the member, and one more lost control plane may cost quorum. Remove it" \
-    "on the first control plane: kubectl -n kube-system exec etcd-<first control plane> -- etcdctl" \
-    "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt" \
-    "--cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key" \
-    "member list (then: ... member remove <ID of ${NODE_NAME}>), then run 'pulumi up' again"
+    "the scale-in stopped here: the node is reset, its Node object and server are kept." \
+    "$(etcd_member_fix "${NODE_NAME}"), then run 'pulumi up' again"
 }
 
 main() {
