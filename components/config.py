@@ -138,7 +138,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
     check_one_of(c, "containerRuntime", values["containerRuntime"], RUNTIMES)
     check_one_of(c, "kataHypervisor", values["kataHypervisor"], tuple(v.HYPERVISORS))
     check_versions(c, values["kubernetesVersion"], values["kataVersion"],
-                    values["calicoVersion"], values["kataSha256"])
+                   values["calicoVersion"], values["kataSha256"], values["allowUntestedKubernetesPatch"])
     if c.ok("controlPlaneCount", "workerCount"):
         node_count = int_or_zero(values["controlPlaneCount"]) + int_or_zero(values["workerCount"])
         check_networks(c, values, int_or_zero(values["controlPlaneCount"]), node_count)

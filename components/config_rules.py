@@ -72,6 +72,7 @@ KEYS: tuple[Key, ...] = (
     Key("allowRuntimeRestart", "boolean", False),
     Key("drainTimeoutSeconds", "integer", 300),
     Key("acceptSshPublicKey", "string", ""),
+    Key("allowUntestedKubernetesPatch", "boolean", False),
 )
 KEY_NAMES = frozenset(k.name for k in KEYS)
 SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind == "secret")
@@ -152,13 +153,20 @@ def check_range(c: Collector, key: str, value: int, lo: int, hi: int) -> None:
         c.fail(key, f"must be an integer from {lo} to {hi}", value)
 
 
-def check_versions(c: Collector, k8s: str, kata: str, calico: str, kata_sha: str) -> None:
+def check_versions(c: Collector, k8s: str, kata: str, calico: str, kata_sha: str,
+                   allow_untested_patch: bool = False) -> None:
     m = _K8S_VERSION.match(k8s)
     supported = ", ".join(sorted(v.KUBERNETES_PATCHES))
     if not m:
         c.fail("kubernetesVersion", f"must be 1.M or 1.M.P for a supported minor ({supported})", k8s)
     elif v.kubernetes_minor(k8s) not in v.KUBERNETES_PATCHES:
         c.fail("kubernetesVersion", f"minor is not supported; supported minors: {supported}", k8s)
+    elif m.group(3) and not allow_untested_patch:
+        pinned = v.KUBERNETES_PATCHES[v.kubernetes_minor(k8s)]
+        if int(m.group(3)) > int(pinned.rsplit(".", 1)[1]):
+            c.fail("kubernetesVersion", f"is newer than the tested patch {pinned} (components/versions.py); use "
+                   f"{pinned} or an older patch, or set {NAMESPACE}:allowUntestedKubernetesPatch to true to "
+                   "install it untested", k8s)
     km = _SEMVER.match(kata)
     if not km:
         c.fail("kataVersion", "must be a release tag X.Y.Z, like " + v.DEFAULT_KATA_VERSION, kata)

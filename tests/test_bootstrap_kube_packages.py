@@ -47,7 +47,8 @@ def test_workers_do_not_prepull(tmp_path):
 
 def test_missing_patch_names_what_is_available(tmp_path):
     sb = kube_sandbox(tmp_path)
-    res = sb.run_bundle(bundle(cfg_for(kubernetesVersion="1.36.9"), "kube-packages"))
+    res = sb.run_bundle(bundle(cfg_for(kubernetesVersion="1.36.9", allowUntestedKubernetesPatch="true"),
+                               "kube-packages"))
     assert res.rc == 1 and "kubeadm 1.36.9 is not in" in res.stderr
     assert "1.36.5-1.1 1.36.4-1.1 1.36.3-1.1" in res.stderr and res.called("apt-get", "*install*") == []
 

@@ -40,6 +40,7 @@ REFUSED = {
                                         "katak8s:allowedCidrs[0]: must not fall inside katak8s:podCidr"),
     "arabic-indic digits": ({"workerCount": "\u0663"}, "katak8s:workerCount: must be an integer"),
     "huge integer": ({"workerCount": "9" * 400}, "katak8s:workerCount: must be an integer"),
+    "untested patch": ({"kubernetesVersion": "1.36.99"}, "katak8s:kubernetesVersion: is newer than the tested"),
     "version with leading zero": ({"kubernetesVersion": "1.036"}, "katak8s:kubernetesVersion: must be 1.M"),
     "version with non-ASCII digits": ({"kataVersion": "4.\u0661.0"}, "katak8s:kataVersion: must be a release"),
     "HA subnet without room for the load balancer": (
@@ -74,3 +75,9 @@ def test_world_open_judges_the_union_of_allowed_cidrs(cidrs, world):
 def test_the_defaults_and_the_dev_ranges_still_pass():
     cfg = parse_config(_raw(controlPlaneCount="3", workerCount="20", dnsNameservers=["9.9.9.9"]), stack="dev")
     assert cfg.pod_cidr == "192.168.0.0/16" and cfg.service_cidr == "10.96.0.0/12"
+
+
+def test_an_untested_patch_is_accepted_only_when_asked_for():
+    assert parse_config(_raw(kubernetesVersion="1.36.99", allowUntestedKubernetesPatch="true"),
+                        stack="dev").kubernetes_patch == "1.36.99"
+    assert parse_config(_raw(kubernetesVersion="1.36.0"), stack="dev").kubernetes_patch == "1.36.0"
