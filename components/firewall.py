@@ -25,6 +25,10 @@ from components import versions as v
 # Sources (besides a role name, which means "members of that role's security group").
 ALLOWED_CIDRS = "allowedCidrs"
 NODE_CIDR = "nodeCidr"
+# A group with no rules of its own, on the jump host's port only (the first control
+# plane's today): the nodes accept SSH from its members alone, not from every control
+# plane (issue #12).
+JUMP_HOST = "jump-host"
 # When a rule applies.
 ALWAYS = "always"
 HA_ONLY = "controlPlaneCount > 1"
@@ -47,7 +51,7 @@ class Rule:
     target: str  # the role whose security group holds the rule
     protocol: str  # tcp | udp | icmp
     ports: tuple[int, int] | None  # inclusive range; None for ICMP (all types)
-    source: str  # ALLOWED_CIDRS | NODE_CIDR | a role (remote_group_id)
+    source: str  # ALLOWED_CIDRS | NODE_CIDR | JUMP_HOST | a role (remote_group_id)
     when: str  # ALWAYS | HA_ONLY | FIP_PER_NODE
     reason: str
     upstream: str
@@ -84,11 +88,12 @@ def design() -> tuple[Rule, ...]:
         Rule(target=CP, protocol="tcp", ports=_p(v.API_PORT), source=ALLOWED_CIDRS, when=ALWAYS,
              reason="Kubernetes API for kubectl and the Pulumi Kubernetes provider",
              upstream=_KUBEADM_PORTS),
-        # Jump host: cp-0 relays SSH to every other node over the private network.
-        Rule(target=CP, protocol="tcp", ports=_p(v.SSH_PORT), source=CP, when=ALWAYS,
+        # Jump host: cp-0 relays SSH to every other node over the private network; only
+        # its port is in the jump-host group, so no other control plane can SSH to a node.
+        Rule(target=CP, protocol="tcp", ports=_p(v.SSH_PORT), source=JUMP_HOST, when=ALWAYS,
              reason="SSH relayed by the jump host (first control plane) to the other control planes",
              upstream=_SSH + " (`proxy`: the jump host)"),
-        Rule(target=W, protocol="tcp", ports=_p(v.SSH_PORT), source=CP, when=ALWAYS,
+        Rule(target=W, protocol="tcp", ports=_p(v.SSH_PORT), source=JUMP_HOST, when=ALWAYS,
              reason="SSH relayed by the jump host (first control plane) to the workers",
              upstream=_SSH + " (`proxy`: the jump host)"),
         # Kubernetes control plane.
@@ -142,6 +147,8 @@ def _ports_text(rule: Rule) -> str:
 def _source_text(rule: Rule) -> str:
     if rule.source in (ALLOWED_CIDRS, NODE_CIDR):
         return f"`{rule.source}`"
+    if rule.source == JUMP_HOST:
+        return "jump-host group (the first control plane's port only)"
     return f"{rule.source} group"
 
 

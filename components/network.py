@@ -60,9 +60,14 @@ class ClusterNetwork(pulumi.ComponentResource):
                 tags=tags, opts=child)
             for role in (naming.CONTROL_PLANE, naming.WORKER)
         }
+        jump = openstack.networking.SecGroup(
+            f"{name}-{firewall.JUMP_HOST}", name=f"{cluster}-{firewall.JUMP_HOST}",
+            description=f"katak8s {cluster}: the SSH jump host; no rules of its own, the nodes' SSH rules "
+                        "name it as their source (components/firewall.py)",
+            tags=tags, opts=child)
         self.rules: dict[str, openstack.networking.SecGroupRule] = {}
         for rule in firewall.rules_for(cfg):
-            for suffix, remote in self._sources(cfg, rule, groups):
+            for suffix, remote in self._sources(cfg, rule, {**groups, firewall.JUMP_HOST: jump}):
                 key = f"{rule.target}-{rule.key}{suffix}"
                 self.rules[key] = openstack.networking.SecGroupRule(
                     f"{name}-{key}",
@@ -85,6 +90,7 @@ class ClusterNetwork(pulumi.ComponentResource):
         self.subnet_id: pulumi.Output[str] = subnet.id
         self.mtu: pulumi.Output[int] = network.mtu
         self.security_group_ids: dict[str, pulumi.Output[str]] = {r: g.id for r, g in groups.items()}
+        self.jump_host_group_id: pulumi.Output[str] = jump.id
         self.register_outputs({
             "network_id": self.network_id,
             "subnet_id": self.subnet_id,

@@ -143,10 +143,13 @@ class NodePool(pulumi.ComponentResource):
         node = naming.node_name(cfg.cluster_name, role, index)
         child = pulumi.ResourceOptions(parent=self)
 
+        first = role == naming.CONTROL_PLANE and index == 0
+        # The jump host's port alone carries the jump-host group: the source of every
+        # node's SSH rule (components/firewall.py JUMP_HOST).
+        groups = [net.security_group_ids[role], *([net.jump_host_group_id] if first else [])]
         port = openstack.networking.Port(
             f"{node}-port", name=node, network_id=net.network_id, fixed_ips=[{"subnet_id": net.subnet_id}],
-            security_group_ids=[net.security_group_ids[role]], admin_state_up=True, tags=self._tags,
-            opts=child)
+            security_group_ids=groups, admin_state_up=True, tags=self._tags, opts=child)
         host_key = tls.PrivateKey(f"{node}-host-key", algorithm="ED25519", opts=child)
         host_public = host_key.public_key_openssh
         user_data = pulumi.Output.secret(pulumi.Output.all(host_key.private_key_openssh, host_public).apply(
@@ -185,7 +188,6 @@ class NodePool(pulumi.ComponentResource):
                 delete_before_replace=True,
             )),
         )
-        first = role == naming.CONTROL_PLANE and index == 0
         fip = None
         if first or cfg.floating_ip_per_node:
             fip = openstack.networking.FloatingIp(

@@ -99,10 +99,11 @@ def test_least_privilege_between_roles():
     # workers serve nothing to the outside and no API/etcd to anyone
     assert not any(s in (firewall.ALLOWED_CIDRS, firewall.NODE_CIDR) for _, s in to_workers)
     assert {p for p, _ in to_workers} == {(22, 22), (10250, 10250), (4789, 4789), (5473, 5473), None}
-    # etcd only among control planes; kubelet and jump-host SSH only from control planes
+    # etcd only among control planes; kubelet only from control planes; SSH only from the
+    # jump host (its own group, on cp-0's port alone: issue #12), never from any control plane
     assert {s for t, _, p, s in rows if p == (2379, 2380)} == {CP}
-    internal = {s for t, _, p, s in rows if p in ((10250, 10250), (22, 22)) and s != firewall.ALLOWED_CIDRS}
-    assert internal == {CP}
+    assert {s for t, _, p, s in rows if p == (10250, 10250) and s != firewall.ALLOWED_CIDRS} == {CP}
+    assert {s for t, _, p, s in rows if p == (22, 22) and s != firewall.ALLOWED_CIDRS} == {firewall.JUMP_HOST}
     # no BGP and no IP-in-IP (Calico VXLAN, BGP disabled)
     assert not any(p == (179, 179) or proto in ("4", "ipip") for _, proto, p, _ in rows)
 
@@ -128,7 +129,7 @@ def test_network_subnet_router_and_groups():
     iface = graph.named("network-router-interface").inputs
     assert iface == {"routerId": "<id of network-router>", "subnetId": "<id of network-subnet>"}
     groups = graph.of_type(T_SG)
-    assert sorted(g.inputs["name"] for g in groups) == ["k1-control-plane", "k1-worker"]
+    assert sorted(g.inputs["name"] for g in groups) == ["k1-control-plane", "k1-jump-host", "k1-worker"]
     # egress stays Neutron's default allow-all: nodes download packages
     assert not any(g.inputs.get("deleteDefaultRules") for g in groups)
     assert not any(r.inputs["direction"] == "egress" for r in rules(graph))

@@ -43,7 +43,7 @@ def test_resource_counts(cps, workers):
         "openstack:compute/keypair:Keypair": 1,
         "openstack:networking/network:Network": 1, "openstack:networking/subnet:Subnet": 1,
         "openstack:networking/router:Router": 1, "openstack:networking/routerInterface:RouterInterface": 1,
-        "openstack:networking/secGroup:SecGroup": 2, T_RULE: 20 + (2 if ha else 0),
+        "openstack:networking/secGroup:SecGroup": 3, T_RULE: 20 + (2 if ha else 0),
         "openstack:compute/serverGroup:ServerGroup": 2, T_PORT: n, T_SERVER: n,
         T_FIP: 1 + (1 if ha else 0),
         "openstack:loadbalancer/loadBalancer:LoadBalancer": int(ha),
@@ -75,7 +75,9 @@ def test_servers_ports_and_server_groups():
             deps = {graph.by_urn[u].name for u in server.dependencies}
             assert {"network-router-interface", "access-keypair"} <= deps
             port = graph.named(f"{name}-port").inputs
-            assert port["securityGroupIds"] == [f"<id of network-{role}>"]
+            # Only the jump host's port is in the jump-host group, the nodes' SSH source.
+            jump = ["<id of network-jump-host>"] if name == "k1-cp-0" else []
+            assert port["securityGroupIds"] == [f"<id of network-{role}>", *jump]
             assert port["fixedIps"] == [{"subnetId": "<id of network-subnet>"}]
             assert port["networkId"] == "<id of network-net>"
 
