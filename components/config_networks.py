@@ -24,6 +24,11 @@ SERVICE_MIN_ADDRESSES = 10
 # the router's SNAT port. HA adds the Octavia VIP and one port per amphora of an
 # active-standby pair, plus one for a failover amphora that is built before the old one goes.
 RESERVED_ADDRESSES = 6
+# Neutron refuses a subnet with more resolvers than max_dns_nameservers (default 5).
+MAX_DNS_NAMESERVERS = 5
+# Each allowed CIDR becomes 2 rules (SSH, API; 3 with floatingIpPerNode) beside ~20 fixed
+# ones, and Neutron's default quota is 100 security-group rules per project.
+MAX_ALLOWED_CIDRS = 32
 RESERVED_ADDRESSES_HA = RESERVED_ADDRESSES + 4
 # Ranges no node, pod, service or resolver address may come from (IANA special-purpose
 # registry, RFC 6890). Judged by overlap: 0.0.0.0/24 or 126.0.0.0/7 are refused too, which
@@ -72,6 +77,13 @@ def check_networks(c: Any, values: dict[str, Any], control_planes: int, node_cou
                for i, x in enumerate(values["allowedCidrs"])]
     if not values["allowedCidrs"] and "allowedCidrs" in c.raw:
         c.fail("allowedCidrs", "must list at least one CIDR that may reach SSH and the API", [])
+    if len(set(values["allowedCidrs"])) > MAX_ALLOWED_CIDRS:
+        c.fail("allowedCidrs", f"must list at most {MAX_ALLOWED_CIDRS} CIDRs (each becomes security-group "
+               "rules, and Neutron's default quota is 100 rules per project); summarize them",
+               f"{len(values['allowedCidrs'])} entries")
+    if len(values["dnsNameservers"]) > MAX_DNS_NAMESERVERS:
+        c.fail("dnsNameservers", f"must list at most {MAX_DNS_NAMESERVERS} servers (Neutron's "
+               "max_dns_nameservers default)", values["dnsNameservers"])
     dns = []
     for i, ip in enumerate(values["dnsNameservers"]):
         try:
