@@ -226,6 +226,19 @@ def test_guard_unit_passes_systemd_analyze_verify(tmp_path):
     assert res.returncode == 0 and ours == [], res.stdout + res.stderr
 
 
+# A metadata server answering "user-data" on 169.254.169.254:80 inside the namespace of
+# process ${meta}, in the background; both probes below start one.
+METADATA_SERVER = r'''nsenter -t "${meta}" -n "${py}" -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("169.254.169.254", 80)); s.listen(8); s.settimeout(20)
+while True:
+    c, _ = s.accept(); c.sendall(b"user-data\n"); c.close()
+' >/dev/null 2>&1 &
+'''
+
+
 # A node with a pod veth (calitest0) and an uplink to a metadata server (its own namespaces,
 # 192.0.2.0/24 and 169.254.169.254 exist only inside them): fetch user data from the pod and
 # from the node itself, before and after loading the guard. Arguments: nft, rules file, python.
@@ -264,21 +277,14 @@ in_ns "${meta}" ip addr add 192.0.2.2/24 dev eth0
 in_ns "${meta}" ip addr add 169.254.169.254/32 dev eth0
 in_ns "${meta}" ip link set eth0 up
 in_ns "${meta}" ip route add 10.244.0.0/24 via 192.0.2.1
-nsenter -t "${meta}" -n "${py}" -c '
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("169.254.169.254", 80)); s.listen(8); s.settimeout(20)
-while True:
-    c, _ = s.accept(); c.sendall(b"user-data\n"); c.close()
-' >/dev/null 2>&1 &
+__METADATA_SERVER__
 server=$!
 for _ in $(seq 100); do [[ $(fetch) == user-data ]] && break; sleep 0.05; done
 probe() { echo "$1 pod=$(in_ns "${pod}" bash -c "$(declare -f fetch); fetch") node=$(fetch)"; }
 probe before
 "${nft}" -f "${rules}"
 probe after
-'''
+'''.replace("__METADATA_SERVER__", METADATA_SERVER)
 
 
 def test_guard_drops_pod_traffic_to_metadata_but_not_the_nodes(tmp_path):
@@ -312,14 +318,7 @@ ip route add 169.254.169.254/32 via 192.0.2.2
 nsenter -t "${meta}" -n ip addr add 192.0.2.2/24 dev eth0
 nsenter -t "${meta}" -n ip addr add 169.254.169.254/32 dev eth0
 nsenter -t "${meta}" -n ip link set eth0 up
-nsenter -t "${meta}" -n "${py}" -c '
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("169.254.169.254", 80)); s.listen(8); s.settimeout(20)
-while True:
-    c, _ = s.accept(); c.sendall(b"user-data\n"); c.close()
-' >/dev/null 2>&1 &
+__METADATA_SERVER__
 server=$!
 fetch() { timeout 1 bash -c 'exec 3<>/dev/tcp/169.254.169.254/80 && cat <&3' 2>/dev/null || echo blocked; }
 for _ in $(seq 100); do [[ $(fetch) == user-data ]] && break; sleep 0.05; done
@@ -327,7 +326,7 @@ as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups bash -c "$(decl
 echo "before root=$(fetch) nobody=$(as_nobody)"
 "${nft}" -f "${rules}"
 echo "after root=$(fetch) nobody=$(as_nobody)"
-'''
+'''.replace("__METADATA_SERVER__", METADATA_SERVER)
 
 
 def test_guard_drops_the_nodes_own_non_root_traffic_to_metadata(tmp_path):
