@@ -191,7 +191,8 @@ def _schedule_deletes(state: _State, condemned: list[Registration]) -> None:
             del left[r.urn]
     for batch in reversed(antichains):
         for reg in batch:
-            skipped = bool(reg.deleted_with) and reg.deleted_with in state.deleted
+            # E8, and step.go DeleteStep.Apply L661: retain_on_delete leaves it in the cloud.
+            skipped = reg.retain_on_delete or (bool(reg.deleted_with) and reg.deleted_with in state.deleted)
             state.steps.append(Step("delete", reg, skipped=skipped))
 
 

@@ -99,6 +99,7 @@ class Registration:
     ignore_changes: list[str]
     protect: bool
     outputs: dict[str, Any] = field(default_factory=dict)
+    retain_on_delete: bool = False
 
     def plain(self, key: str, default: Any = None) -> Any:
         """An input with secret markers removed."""
@@ -296,6 +297,7 @@ class RecordingMonitor(pmocks.MockMonitor):
             additional_secret_outputs=list(request.additionalSecretOutputs),
             replace_on_changes=list(request.replaceOnChanges),
             ignore_changes=list(request.ignoreChanges), protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
             outputs=dict(state.state) if state else {},
         ))
         return response

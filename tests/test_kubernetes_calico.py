@@ -192,6 +192,10 @@ def test_installation_spec_for_openstack():
             "natOutgoing": "Enabled",
             "nodeSelector": "all()",
             "blockSize": 26,
+            # the operator's own defaults (K1): without them its write-back owns the list
+            "allowedUses": ["Workload", "Tunnel"],
+            "disableNewAllocations": False,
+            "assignmentMode": "Automatic",
         }
     ]
     assert net["mtu"] == 1400 and net["nodeAddressAutodetectionV4"] == {"kubernetes": "NodeInternalIP"}
@@ -219,7 +223,11 @@ def test_operator_release_at_the_calico_version_with_one_installation_owner():
     assert rel["namespace"] == calico.OPERATOR_NAMESPACE and rel["name"] and rel["createNamespace"]
     assert not rel.get("skipAwait"), "the release must be awaited: it is an ordering point"
     assert rel["values"]["installation"] == {"enabled": False}
+    assert rel["values"]["manageCRDs"] is False, "the CRD chart is the CRDs' one owner (K2)"
+    assert rel["values"]["apiServer"] == {"enabled": False}  # K11, docs/kubernetes.md
     assert len(g.of_type(INSTALLATION)) == 1
+    annotations = g.of_type(INSTALLATION)[0].plain("metadata")["annotations"]
+    assert annotations["pulumi.com/patchForce"] == "true"  # K1's safety net
 
 
 def test_crds_are_rendered_and_applied_server_side_not_kept_in_a_helm_release():
@@ -247,6 +255,9 @@ def test_crds_are_rendered_and_applied_server_side_not_kept_in_a_helm_release():
         assert crd.name == crd.plain("metadata")["name"]  # <plural>.<group>: unique cluster-wide
         assert not crd.plain("metadata").get("annotations", {}).get("pulumi.com/skipAwait"), crd.name
         assert crd.urn in operator.dependencies, f"the operator release does not wait for {crd.name}"
+        # A chart that drops a CRD never deletes it, with every IPPool in it (K2).
+        assert crd.retain_on_delete, crd.name
+        assert crd.plain("metadata")["annotations"]["pulumi.com/patchForce"] == "true"
     # Server-side apply, whatever PULUMI_K8S_ENABLE_SERVER_SIDE_APPLY says in the shell.
     assert provider.plain("enableServerSideApply") == "true"
 

@@ -54,12 +54,45 @@ def operator_values() -> dict[str, Any]:
     installation.enabled=false: the chart would otherwise render Installation/default
     itself (templates/crs/custom-resources.yaml) and fight the CustomResource below.
     goldmane/whisker are Calico's optional flow observability; not deployed here.
+    manageCRDs=false: the CRD chart below is the CRDs' one owner. With the default true the
+    operator creates and re-updates every CRD itself (tigera/operator cmd/main.go
+    -manage-crds, pkg/imports/crds Ensure), so during an upgrade the old operator puts old
+    CRDs back and later Pulumi updates conflict (review-k8s K2; upstream's words: manage
+    them "out-of-band").
+    apiServer.enabled=false: the aggregated projectcalico.org/v3 API server is not used here
+    (the Installation and the crd.projectcalico.org objects are), and while it is unhealthy
+    every kubectl discovery prints errors for it (review-k8s K11; docs/kubernetes.md).
     """
     return {
         "installation": {"enabled": False},
+        "apiServer": {"enabled": False},
+        "manageCRDs": False,
         "goldmane": {"enabled": False},
         "whisker": {"enabled": False},
     }
+
+
+# The operator writes its defaults for each pool back into the Installation (tigera/operator
+# v1.42.3 pkg/controller/ippool/pool_controller.go "Write default IP pool configuration back",
+# defaults.go L165-166 allowedUses, L205-206 disableNewAllocations, L239-240 assignmentMode).
+# ipPools is an atomic list (no x-kubernetes-list-type), so once the operator changes it the
+# operator owns it and Pulumi's next server-side apply conflicts (review-k8s K1). Declaring
+# the same values makes the two managers agree: shared ownership, no conflict.
+POOL_DEFAULTS: dict[str, Any] = {
+    "allowedUses": ["Workload", "Tunnel"],
+    "disableNewAllocations": False,
+    "assignmentMode": "Automatic",
+}
+
+
+def retain_crd(obj: Any, opts: pulumi.ResourceOptions) -> None:
+    """Chart transformation: a CRD that a new chart version drops or renames is left in the
+    cluster, never deleted, because deleting a CRD deletes every object of it (every
+    IPPool, IPAM block and FelixConfiguration: the pod network). Its updates force
+    ownership, as upstream's `kubectl apply --server-side --force-conflicts` does."""
+    if isinstance(obj, dict) and obj.get("kind") == "CustomResourceDefinition":
+        opts.retain_on_delete = True
+        obj.setdefault("metadata", {}).setdefault("annotations", {})["pulumi.com/patchForce"] = "true"
 
 
 def pod_mtu(network_mtu: int | None) -> int | None:
@@ -94,6 +127,7 @@ def installation_spec(cfg: ClusterConfig, mtu: int | None) -> dict[str, Any]:
                 "natOutgoing": "Enabled",
                 "nodeSelector": "all()",
                 "blockSize": 26,
+                **POOL_DEFAULTS,
             }
         ],
         "nodeAddressAutodetectionV4": {"kubernetes": "NodeInternalIP"},  # = kubelet --node-ip
@@ -130,6 +164,7 @@ class Calico(pulumi.ComponentResource):
                 chart=CRD_CHART,
                 version=chart_version(cfg),
                 fetch_opts=k8s.helm.v3.FetchOpts(repo=v.CALICO_CHART_REPO),
+                transformations=[retain_crd],
             ),
             opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
@@ -163,6 +198,10 @@ class Calico(pulumi.ComponentResource):
                 "annotations": {
                     "pulumi.com/waitFor": "condition=Ready",
                     "pulumi.com/timeoutSeconds": str(INSTALLATION_TIMEOUT_SECONDS),
+                    # A safety net for defaults a future operator writes back (K1): Pulumi
+                    # takes the fields it declares instead of failing on a conflict
+                    # (pulumi-kubernetes provider/pkg/await/await.go patchForce).
+                    "pulumi.com/patchForce": "true",
                 },
             },
             spec=spec,
