@@ -23,6 +23,7 @@ reaches every dependent input as an exception.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,12 +37,22 @@ from components.config import NAMESPACE, ClusterConfig, ConfigError
 READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 # The outputs the checks read (components/outputs.py exports them).
 CONTROL_PLANES = "controlPlanePrivateIps"
+WORKERS = "workerPrivateIps"
 SSH_PUBLIC_KEY = "sshPublicKey"
+POD_CIDR, SERVICE_CIDR = "podCidr", "serviceCidr"
+READ = (CONTROL_PLANES, WORKERS, SSH_PUBLIC_KEY, POD_CIDR, SERVICE_CIDR)
 
 
 def _key(line: str) -> str:
     """An OpenSSH public key without its comment: `type base64`."""
     return " ".join(line.split()[:2])
+
+
+def _inside(ip: str, cidr: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)
+    except ValueError:
+        return True  # not an address we can judge (never trusted, never refused on)
 
 
 def _ha(count: int) -> bool:
@@ -62,6 +73,21 @@ def refusals(previous: Mapping[str, Any], cfg: ClusterConfig, *, ssh_public_key:
             f"cluster (the Kubernetes API endpoint would move and kubeadm cannot change it); the cluster "
             f"has {len(ips)}, got {cfg.control_plane_count}. Set it back to "
             f"{'1' if len(ips) == 1 else '3 or 5'}, or build a new stack for the other layout")
+    # The node subnet, pod and service ranges are fixed once the cluster exists: a new
+    # nodeCidr would move every node's address in place (a port's fixed_ip is updated, not
+    # replaced: terraform-provider-openstack networking_port_v2), and kubeadm and Calico
+    # cannot move the pod or service range of a live cluster.
+    for key, ours in ((POD_CIDR, cfg.pod_cidr), (SERVICE_CIDR, cfg.service_cidr)):
+        theirs = previous.get(key)
+        if isinstance(theirs, str) and theirs and theirs != ours:
+            problems.append(f"{NAMESPACE}:{key}: cannot change on a deployed cluster (it is {theirs}); set it "
+                            f"back to {theirs}, got {ours!r}")
+    addresses = [ip for k in (CONTROL_PLANES, WORKERS) if isinstance(previous.get(k), list) for ip in previous[k]]
+    outside = [ip for ip in addresses if isinstance(ip, str) and not _inside(ip, cfg.node_cidr)]
+    if outside:
+        problems.append(f"{NAMESPACE}:nodeCidr: cannot change on a deployed cluster: the nodes have addresses "
+                        f"outside it ({', '.join(outside[:3])}), which would change in place; set it back, got "
+                        f"{cfg.node_cidr!r}")
     old_key = previous.get(SSH_PUBLIC_KEY)
     if isinstance(old_key, str) and old_key.strip():
         new_key = _key(ssh_public_key or "")
@@ -107,11 +133,11 @@ class DeployedState:
             except Exception as err:  # noqa: BLE001 reported below, with every name tried
                 errors.append(f"{name}: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}")
                 continue
-            # The result holds the stack's secret outputs in plain text: keep only the two
-            # plain ones the checks read, and never log it.
+            # The result holds the stack's secret outputs in plain text: keep only the plain
+            # ones the checks read, and never log it.
             outputs = (result.value or {}).get("outputs")
             outputs = outputs if isinstance(outputs, Mapping) else {}
-            return DeployedState({k: outputs[k] for k in (CONTROL_PLANES, SSH_PUBLIC_KEY) if k in outputs})
+            return DeployedState({k: outputs[k] for k in READ if k in outputs})
         pulumi.log.warn("could not read this stack's last outputs, so changes a live cluster can't take "
                         "(controlPlaneCount between 1 and 3/5, a new sshPrivateKey) are NOT checked in this "
                         "run: " + "; ".join(errors))

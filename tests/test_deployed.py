@@ -25,7 +25,7 @@ def test_a_fresh_stack_refuses_nothing():
 @pytest.mark.parametrize("deployed,wanted,refused", [(1, 3, True), (3, 1, True), (5, 1, True), (3, 5, False),
                                                      (5, 3, False), (1, 1, False)])
 def test_control_plane_layout(deployed, wanted, refused):
-    out = refusals({CONTROL_PLANES: ["10.0.0.1"] * deployed}, cfg(controlPlaneCount=str(wanted)),
+    out = refusals({CONTROL_PLANES: ["10.42.0.11"] * deployed}, cfg(controlPlaneCount=str(wanted)),
                    ssh_public_key=None)
     assert bool(out) == refused
     if refused:
@@ -92,3 +92,14 @@ def test_an_unreadable_state_skips_the_checks_with_a_warning():
 
     asked, state = _read_with(answer)
     assert len(asked) == 2 and state.outputs == {}
+
+
+@pytest.mark.parametrize("change,key", [({"podCidr": "10.244.0.0/16"}, "podCidr"),
+                                        ({"serviceCidr": "10.100.0.0/16"}, "serviceCidr"),
+                                        ({"nodeCidr": "10.43.0.0/24"}, "nodeCidr")])
+def test_network_ranges_are_fixed_once_deployed(change, key):
+    previous = {CONTROL_PLANES: ["10.42.0.11"], "workerPrivateIps": ["10.42.0.21"],
+                "podCidr": "192.168.0.0/16", "serviceCidr": "10.96.0.0/12"}
+    (problem,) = refusals(previous, cfg(**change), ssh_public_key=None)
+    assert problem.startswith(f"katak8s:{key}: cannot change on a deployed cluster")
+    assert refusals(previous, cfg(), ssh_public_key=None) == []

@@ -243,3 +243,15 @@ def test_no_destructive_delete_is_in_a_replace_cascade(cfg):
     for reg in destructive_cmds:
         assert reg.replace_with == [] and reg.deleted_with == cp0, reg.name
         assert reg.replace_on_changes == ["triggers[*]"]
+
+
+def test_a_new_node_subnet_is_refused_before_it_moves_every_node():
+    """A port's fixed IP is updated in place (O1): the model shows no node script, yet every
+    node's address would change under kubeadm. Refused at preview instead."""
+    # The mocks' addresses are placeholders; the stack's real outputs hold addresses.
+    deployed = {"controlPlanePrivateIps": ["10.42.0.11"], "workerPrivateIps": ["10.42.0.21", "10.42.0.22"]}
+    steps, _ = up({"workerCount": 2}, {"workerCount": 2, "nodeCidr": "10.43.0.0/24"})
+    ports = [s for s in steps if s.reg.type == "openstack:networking/port:Port"]
+    assert ports and {s.op for s in ports} == {"update"}, "the danger the refusal prevents"
+    with pytest.raises(ConfigError, match="katak8s:nodeCidr: cannot change on a deployed cluster"):
+        run_program({"workerCount": 2, "nodeCidr": "10.43.0.0/24"}, deployed=deployed)
