@@ -79,6 +79,7 @@ class ClusterConfig:
     allow_runtime_restart: bool
     drain_timeout_seconds: int
     accept_ssh_public_key: str = ""
+    warnings: tuple[str, ...] = ()  # logged once by load_config
 
     @property
     def kubernetes_patch(self) -> str:
@@ -185,6 +186,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         allow_runtime_restart=values["allowRuntimeRestart"],
         drain_timeout_seconds=values["drainTimeoutSeconds"],
         accept_ssh_public_key=values["acceptSshPublicKey"],
+        warnings=tuple(c.warnings),
     )
 
 
@@ -201,6 +203,8 @@ def load_config(read: Callable[[], Mapping[str, Any]] | None = None) -> ClusterC
     raw = read() if read else _raw_from_pulumi()
     encrypted = frozenset(k.split(":", 1)[1] for k in raw_secret_keys(runtime_config) if k.startswith(f"{NAMESPACE}:"))
     cfg = parse_config(raw, stack=pulumi.get_stack(), encrypted=encrypted)
+    for warning in cfg.warnings:
+        pulumi.log.warn(warning)
     if cfg.opens_world:
         pulumi.log.warn(f"{NAMESPACE}:allowedCidrs covers the whole internet (0.0.0.0/0): SSH (22) and the "
                         "Kubernetes API (6443) are reachable from anywhere; list your own CIDRs instead")

@@ -121,9 +121,15 @@ def check_networks(c: Any, values: dict[str, Any], control_planes: int, node_cou
                f"{SERVICE_MAX_HOST_BITS} host bits and needs {SERVICE_MIN_ADDRESSES} addresses "
                "(the DNS service is the tenth)", values["serviceCidr"])
     reserved = reserved_addresses(control_planes)
-    if node is not None and node.num_addresses < node_count + reserved:
+    if node is not None and node.num_addresses < node_count + RESERVED_ADDRESSES:
         c.fail("nodeCidr", f"must hold {node_count} nodes plus {reserved} reserved addresses; use a "
                f"prefix of /{_prefix_for(node_count + reserved)} or shorter", values["nodeCidr"])
+    elif node is not None and node.num_addresses < node_count + reserved:
+        # Only a warning: a subnet that fit the base reservation may already hold a live HA
+        # cluster, and a new nodeCidr would move every node (components/deployed.py).
+        c.warnings.append(f"katak8s:nodeCidr {values['nodeCidr']} holds {node_count} nodes but leaves fewer "
+                          f"than the {reserved - RESERVED_ADDRESSES} addresses an HA load balancer may add; "
+                          f"a /{_prefix_for(node_count + reserved)} would")
 
 
 def _prefix_for(addresses: int) -> int:

@@ -84,6 +84,7 @@ class Collector:
     def __init__(self, raw: Mapping[str, Any]):
         self.raw = raw
         self.problems: list[str] = []
+        self.warnings: list[str] = []  # logged by load_config, never fatal
         self.failed: set[str] = set()
 
     def fail(self, key: str, rule: str, value: Any) -> None:

@@ -37,7 +37,8 @@ def require_octavia(cfg: ClusterConfig) -> None:
     servers exist. A synchronous lookup of a flavor nobody has: Octavia answers "Your query
     returned no results"; a cloud without it fails to build the load-balancer client
     (terraform-provider-openstack data_source_openstack_lb_flavor_v2.go Read:
-    LoadBalancerV2Client, then flavors.List). Any other answer (a policy refusal, a timeout)
+    LoadBalancerV2Client, then flavors.List; gophercloud "No suitable endpoint could be
+    found in the service catalog"). Any other answer (a policy refusal, a timeout)
     cannot decide, so it only warns: Octavia itself still has the last word."""
     if not cfg.ha:
         return
@@ -49,7 +50,9 @@ def require_octavia(cfg: ClusterConfig) -> None:
     if "returned no results" in text:
         return
     first = text.splitlines()[0][:300] if text else "no answer"
-    if "loadbalancer client" in text.lower() or "endpoint" in text.lower():
+    # gophercloud's ErrEndpointNotFound text; any other client error (authentication,
+    # a Keystone timeout) is wrapped the same way by the provider, so it cannot decide.
+    if "No suitable endpoint could be found" in text:
         from components.config import ConfigError
 
         raise ConfigError([f"katak8s:controlPlaneCount: {cfg.control_plane_count} control planes need the "

@@ -100,7 +100,9 @@ GUARD_UNIT_FILE = f"etc/systemd/system/{GUARD_UNIT}"
 POD_RULES = ('iifname "cali*" ip daddr 169.254.169.254 counter drop',
              'iifname "vxlan.calico" ip daddr 169.254.169.254 counter drop',
              'iifname "tunl*" ip daddr 169.254.169.254 counter drop')
-NODE_RULE = "ip daddr 169.254.169.254 meta skuid != 0 counter drop"
+NODE_RULES = ("ip daddr 169.254.169.254 meta skuid != 0 counter drop",
+              "ip6 daddr fe80::a9fe:a9fe meta skuid != 0 counter drop")
+V6_POD_RULE = 'iifname "cali*" ip6 daddr fe80::a9fe:a9fe counter drop'
 # The nft stub keeps a copy of the file it was asked to check, and notes whether the live
 # rules file already existed then (it must not: a rejected file is never installed).
 NFT_CHECK = ('cp "$3" "$STATE/checked.nft"; '
@@ -120,12 +122,12 @@ def test_kernel_phase_installs_the_metadata_guard_once(tmp_path, golden, ubuntu)
     rules = sb.read(GUARD_RULES)
     golden("bootstrap-metadata-guard.nft", rules)
     golden("bootstrap-metadata-guard.service", sb.read(GUARD_UNIT_FILE))
-    # Exactly our table, re-loadable in one transaction, the three pod-interface drops.
+    # Exactly our table, re-loadable in one transaction, the pod-interface drops (v4 and v6).
     lines = [line.strip() for line in rules.splitlines()]
     assert lines[2:5] == ["table inet katak8s_guard", "delete table inet katak8s_guard",
                           "table inet katak8s_guard {"]
     assert "type filter hook forward priority filter - 10; policy accept;" in lines
-    assert [line for line in lines if line.startswith("iifname")] == list(POD_RULES)
+    assert [line for line in lines if line.startswith("iifname")] == [*POD_RULES, V6_POD_RULE]
     assert "flush ruleset" not in rules and not sb.exists("etc/nftables.conf")
     unit = sb.read(GUARD_UNIT_FILE)
     assert f"ExecStart=/usr/sbin/nft -f /{GUARD_RULES}" in unit and "ExecStop" not in unit
@@ -167,7 +169,8 @@ def test_metadata_guard_repairs_drift_with_the_least_change(tmp_path, drift):
                 "disabled": [f"enable {GUARD_UNIT}"]}[drift]
     assert [c.args for c in res.changing()] == expected  # never a daemon-reload: unit unchanged
     assert len(res.called("nft", "-c -f *")) == (drift == "old-rules")
-    assert [line.strip() for line in sb.read(GUARD_RULES).splitlines() if "iifname" in line] == list(POD_RULES)
+    assert [line.strip() for line in sb.read(GUARD_RULES).splitlines() if "iifname" in line] == [
+        *POD_RULES, V6_POD_RULE]
 
 
 # --- the written rules and unit, checked by the real nft and systemd ----------------------
@@ -211,7 +214,7 @@ def test_guard_rules_pass_nft_check_and_reload_without_duplicates(tmp_path):
     res = _in_scratch_netns("bash", "-c", script, "bash", str(rules))
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("table inet katak8s_guard") == 1 and "table ip calico_sim" in res.stdout
-    for rule in (*POD_RULES, NODE_RULE):
+    for rule in (*POD_RULES, V6_POD_RULE, *NODE_RULES):
         assert res.stdout.count(rule.replace("counter", "counter packets 0 bytes 0")) == 1, res.stdout
 
 

@@ -47,9 +47,9 @@ REFUSED = {
     "untested patch": ({"kubernetesVersion": "1.36.99"}, "katak8s:kubernetesVersion: is newer than the tested"),
     "version with leading zero": ({"kubernetesVersion": "1.036"}, "katak8s:kubernetesVersion: must be 1.M"),
     "version with non-ASCII digits": ({"kataVersion": "4.\u0661.0"}, "katak8s:kataVersion: must be a release"),
-    "HA subnet without room for the load balancer": (
-        {"controlPlaneCount": "3", "workerCount": "4", "nodeCidr": "10.42.0.0/28"},
-        "katak8s:nodeCidr: must hold 7 nodes plus 10 reserved addresses"),
+    "HA subnet without room for the nodes": (
+        {"controlPlaneCount": "3", "workerCount": "8", "nodeCidr": "10.42.0.0/28"},
+        "katak8s:nodeCidr: must hold 11 nodes plus 10 reserved addresses"),
 }
 
 
@@ -85,3 +85,10 @@ def test_an_untested_patch_is_accepted_only_when_asked_for():
     assert parse_config(_raw(kubernetesVersion="1.36.99", allowUntestedKubernetesPatch="true"),
                         stack="dev").kubernetes_patch == "1.36.99"
     assert parse_config(_raw(kubernetesVersion="1.36.0"), stack="dev").kubernetes_patch == "1.36.0"
+
+
+def test_an_ha_subnet_without_room_for_the_load_balancer_ports_only_warns():
+    """It may hold a live cluster already; a new nodeCidr would move every node."""
+    cfg = parse_config(_raw(controlPlaneCount="3", workerCount="4", nodeCidr="10.42.0.0/28"), stack="dev")
+    (warning,) = cfg.warnings
+    assert "katak8s:nodeCidr 10.42.0.0/28 holds 7 nodes" in warning and "a /27 would" in warning

@@ -225,6 +225,8 @@ def test_operator_release_at_the_calico_version_with_one_installation_owner():
     assert rel["values"]["installation"] == {"enabled": False}
     assert rel["values"]["manageCRDs"] is False, "the CRD chart is the CRDs' one owner (K2)"
     assert rel["values"]["apiServer"] == {"enabled": False}  # K11, docs/kubernetes.md
+    # the operator can escalate roles: never on a worker (docs/security.md)
+    assert rel["values"]["nodeSelector"]["node-role.kubernetes.io/control-plane"] == ""
     assert len(g.of_type(INSTALLATION)) == 1
     annotations = g.of_type(INSTALLATION)[0].plain("metadata")["annotations"]
     assert annotations["pulumi.com/patchForce"] == "true"  # K1's safety net

@@ -85,14 +85,19 @@ def test_ha_without_octavia_is_refused_before_any_resource():
     assert calls and not [r for r in err.value.graph if r.type.startswith(("openstack:", "command:"))]
 
 
-def test_a_probe_that_cannot_decide_only_warns():
-    _, overrides = _probe(_raise("Policy doesn't allow os_load-balancer_api:flavor:get_all to be performed."))
+@pytest.mark.parametrize("message", [
+    "Policy doesn't allow os_load-balancer_api:flavor:get_all to be performed.",
+    "Error creating OpenStack loadbalancer client: Authentication failed",  # wrapped like a missing service
+])
+def test_a_probe_that_cannot_decide_only_warns(message):
+    _, overrides = _probe(_raise(message))
     graph = run_program({"controlPlaneCount": 3}, overrides=overrides)
     assert any("could not check for Octavia" in m for level, m in graph.logs if level == "warning")
     assert graph.of_type("openstack:loadbalancer/loadBalancer:LoadBalancer")
 
 
 def test_one_control_plane_never_asks_for_octavia():
-    calls, overrides = _probe(_raise("Error creating OpenStack loadbalancer client"))
+    calls, overrides = _probe(_raise("Error creating OpenStack loadbalancer client: No suitable endpoint "
+                                     "could be found in the service catalog."))
     run_program({"controlPlaneCount": 1}, overrides=overrides)
     assert calls == []

@@ -276,7 +276,8 @@ def test_pulumi_runs_only_behind_the_credential_gate(name, command):
     assert pulumi["uses"] == "pulumi/actions@v7"
     assert pulumi["with"]["command"] == command and pulumi["with"]["policyPacks"] == "policy"
     assert (ROOT / "policy" / "PulumiPolicy.yaml").exists()
-    assert pulumi["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}
+    prefix = "PREVIEW_" if name == "preview" else ""  # preview's secrets exist only in its environment
+    assert pulumi["env"] == {"PULUMI_ACCESS_TOKEN": f"${{{{ secrets.{prefix}PULUMI_ACCESS_TOKEN }}}}"}
     after_gate = steps(wf)[steps(wf).index(step(wf, GATE)) + 1:]
     gated = "steps.creds.outputs.ready == 'true'"
     assert after_gate and all(s.get("if") in (gated, f"always() && {gated}") for s in after_gate)
@@ -300,15 +301,21 @@ def test_credential_gate_skips_with_a_visible_notice(tmp_path, name, token, clou
         assert notice == []
     else:
         assert len(notice) == 1
-        missing = [n for n, v in (("PULUMI_ACCESS_TOKEN", token), ("OS_CLOUDS_YAML", clouds)) if v == "false"]
+        prefix = "PREVIEW_" if name == "preview" else ""
+        missing = [prefix + n for n, v in (("PULUMI_ACCESS_TOKEN", token), ("OS_CLOUDS_YAML", clouds)) if v == "false"]
         assert all(m in notice[0] for m in missing)
 
 
 def test_preview_takes_its_credentials_from_a_protected_environment():
     """Issue #12 s3: the pull request's code gets credentials only through an environment a
     maintainer approves, never as repository secrets."""
-    (job,) = load("preview")["jobs"].values()
+    wf = load("preview")
+    (job,) = wf["jobs"].values()
     assert job["environment"] == "preview"
+    # Only names no repository-level deploy secret carries (an environment falls back to
+    # repository secrets of the same name).
+    text = (WORKFLOWS / "preview.yml").read_text()
+    assert set(re.findall(r"secrets\.(\w+)", text)) == {"PREVIEW_PULUMI_ACCESS_TOKEN", "PREVIEW_OS_CLOUDS_YAML"}
 
 
 def test_preview_comments_on_the_pull_request():

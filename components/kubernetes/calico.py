@@ -65,6 +65,11 @@ def operator_values() -> dict[str, Any]:
     """
     return {
         "installation": {"enabled": False},
+        # The operator's ClusterRole can bind and escalate roles (cluster-admin in effect):
+        # it runs on a control plane, never on a worker that runs untrusted pods. It
+        # tolerates every taint by default (values.yaml tolerations); kubeadm labels control
+        # planes node-role.kubernetes.io/control-plane="".
+        "nodeSelector": {"kubernetes.io/os": "linux", "node-role.kubernetes.io/control-plane": ""},
         "apiServer": {"enabled": False},
         "manageCRDs": False,
         "goldmane": {"enabled": False},

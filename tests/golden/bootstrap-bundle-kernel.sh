@@ -266,6 +266,8 @@ disable_swap() {
 # sends through the output hook, not forward: only root keeps access there (cloud-init runs
 # as root; `meta skuid` is the sending socket's user, nft(8) META EXPRESSION), so a local
 # non-root process or a non-root hostNetwork pod cannot read the key either (issue #12).
+# Neutron's DHCP agent also serves metadata at fe80::a9fe:a9fe on IPv6-enabled networks
+# (neutron metadata docs, Victoria+): dropped the same way.
 # HOW (upstream nft(8)): our own table and oneshot unit, never /etc/nftables.conf (its `flush
 # ruleset` would wipe Calico's and kube-proxy's rules). A drop "occurs instantly, no further
 # chains or hooks are evaluated" (verdict statement): no Calico ACCEPT can undo it, and
@@ -289,10 +291,12 @@ table inet katak8s_guard {
     iifname "cali*" ip daddr 169.254.169.254 counter drop
     iifname "vxlan.calico" ip daddr 169.254.169.254 counter drop
     iifname "tunl*" ip daddr 169.254.169.254 counter drop
+    iifname "cali*" ip6 daddr fe80::a9fe:a9fe counter drop
   }
   chain output {
     type filter hook output priority filter - 10; policy accept;
     ip daddr 169.254.169.254 meta skuid != 0 counter drop
+    ip6 daddr fe80::a9fe:a9fe meta skuid != 0 counter drop
   }
 }
 EOF
