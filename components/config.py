@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 from components import versions as v
-from components.config_networks import RESERVED_ADDRESSES, check_networks, covers_everything  # noqa: F401
+from components.config_networks import check_networks, covers_everything
 from components.config_rules import (  # noqa: F401 (re-exported: the contract's names)
     CONTROL_PLANE_COUNTS,
     DNS_LABEL,
@@ -197,11 +198,8 @@ def load_config(read: Callable[[], Mapping[str, Any]] | None = None) -> ClusterC
     Warnings that do not stop a deployment (a world-open allowedCidrs) are logged here,
     once, before any resource is declared.
     """
-    import pulumi
-    from pulumi.runtime import config as runtime_config
-
     raw = read() if read else _raw_from_pulumi()
-    encrypted = frozenset(k.split(":", 1)[1] for k in raw_secret_keys(runtime_config) if k.startswith(f"{NAMESPACE}:"))
+    encrypted = frozenset(k.split(":", 1)[1] for k in raw_secret_keys() if k.startswith(f"{NAMESPACE}:"))
     cfg = parse_config(raw, stack=pulumi.get_stack(), encrypted=encrypted)
     for warning in cfg.warnings:
         pulumi.log.warn(warning)
@@ -211,7 +209,7 @@ def load_config(read: Callable[[], Mapping[str, Any]] | None = None) -> ClusterC
     return cfg
 
 
-def raw_secret_keys(runtime_config: Any) -> set[str]:
+def raw_secret_keys() -> set[str]:
     """The config keys the CLI passed as secrets: the language host exports them as
     PULUMI_CONFIG_SECRET_KEYS (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go
     constructConfigSecretKeys); mocks tell the runtime directly (is_config_secret)."""
@@ -227,8 +225,6 @@ def _raw_from_pulumi() -> dict[str, Any]:
     pulumi.Config only answers for keys it is asked about; the runtime's config map holds
     every key the CLI passed in (explicitly set, or through PULUMI_CONFIG).
     """
-    from pulumi.runtime import config as runtime_config
-
     prefix = f"{NAMESPACE}:"
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     return {key[len(prefix):]: value for key, value in merged.items() if key.startswith(prefix)}

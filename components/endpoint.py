@@ -16,7 +16,7 @@ import pulumi_openstack as openstack
 
 from components import naming
 from components import versions as v
-from components.config import ClusterConfig
+from components.config import ClusterConfig, ConfigError
 from components.network import ClusterNetwork
 from components.nodes import NodePool
 
@@ -53,8 +53,6 @@ def require_octavia(cfg: ClusterConfig) -> None:
     # gophercloud's ErrEndpointNotFound text; any other client error (authentication,
     # a Keystone timeout) is wrapped the same way by the provider, so it cannot decide.
     if "No suitable endpoint could be found" in text:
-        from components.config import ConfigError
-
         raise ConfigError([f"katak8s:controlPlaneCount: {cfg.control_plane_count} control planes need the "
                            "Octavia load-balancer service for the API endpoint, and this cloud's catalog has "
                            f"none ({first}); use 1 control plane, or ask the cloud for Octavia, got "
