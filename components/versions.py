@@ -86,6 +86,9 @@ KATA_SHIM_PATH = f"{KATA_PREFIX}/runtime-rs/bin/containerd-shim-kata-v2"
 # workload's runtimeClassName all read this value (style guide rule 11).
 KATA_HANDLER = "kata"
 KATA_NODE_LABEL = "katacontainers.io/kata-runtime"
+# kubeadm labels and taints every control plane with this key (label value "", taint
+# effect NoSchedule: kubeadm init/join phase mark-control-plane).
+CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
 
 
 @dataclass(frozen=True, kw_only=True)

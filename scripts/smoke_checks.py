@@ -1,58 +1,39 @@
 """The smoke test's logic: checks over a small cluster-client interface, and the table.
 
-Pure with respect to the cluster: everything goes through `Client`, so the tests run
-every check against a fake client (tests/test_smoke_test.py); scripts/smoke_test.py
-provides the kubectl implementation.
+Pure with respect to the cluster: everything goes through `Client` (smoke_client), so the
+tests run every check against a fake cluster (tests/test_smoke_test.py), each check
+failing at least once; scripts/smoke_test.py provides the kubectl implementation. The
+probe pods' checks are in smoke_probes. docs/kubernetes.md lists what each check proves.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from components import versions as v
 from components.kubernetes import demo
+from scripts.smoke_client import (
+    CURL_TIMEOUT,
+    EXEC_TIMEOUT,
+    SERVICE_URL,
+    Client,
+    ClientError,
+    ExecResult,
+    Result,
+    curl,
+    name,
+    skip,
+)
+from scripts.smoke_probes import check_probes
 
-PROBE_SECONDS = 5  # curl -m: a NetworkPolicy drop shows up as a timeout
-EXEC_TIMEOUT = 60
-CURL_CONNECT_FAILED, CURL_TIMEOUT = 7, 28  # curl(1) EXIT CODES
-SERVICE_URL = f"http://{demo.SERVICE_HOST}:{demo.HTTP_PORT}/hostname"
-METADATA_URL = "http://169.254.169.254/openstack/latest/meta_data.json"
+__all__ = ["Client", "ClientError", "ExecResult", "Result", "render_table", "run_checks"]
 
-
-class ClientError(Exception):
-    """The cluster could not be asked (kubectl missing, API unreachable, object absent)."""
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    rc: int
-    stdout: str
-    stderr: str
-
-
-class Client:
-    """What the checks need from a cluster."""
-
-    def list(self, kind: str, namespace: str | None = None, selector: str | None = None) -> list[dict]:
-        raise NotImplementedError
-
-    def get(self, kind: str, name: str, namespace: str | None = None) -> dict:
-        raise NotImplementedError
-
-    def exec(self, namespace: str, pod: str, argv: Sequence[str], timeout: int) -> ExecResult:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Result:
-    check: str
-    ok: bool
-    detail: str
-
-
-def _name(obj: dict) -> str:
-    return obj["metadata"]["name"]
+# More than the pods' 1400-byte MTU in each direction: the query goes out in full-size
+# segments and /echo sends it back (agnhost netexec), so an MTU black hole on the VXLAN
+# path between two nodes times out instead of passing on a few-byte reply.
+PAYLOAD = (string.ascii_lowercase + string.digits) * 84  # 3024 URL-safe bytes
+SPREAD, CROSS_NODE = "kata-app pods on different nodes", "large payload crosses nodes intact"
 
 
 def _ready(node: dict) -> bool:
@@ -66,13 +47,11 @@ def _kata_labeled(node: dict) -> bool:
     return node["metadata"].get("labels", {}).get(v.KATA_NODE_LABEL) == "true"
 
 
-def _curl(client: Client, pod: str, url: str) -> ExecResult:
-    return client.exec(demo.NAMESPACE, pod, ["curl", "-sS", "-m", str(PROBE_SECONDS), url], EXEC_TIMEOUT)
-
-
 def check_nodes(nodes: list[dict]) -> list[Result]:
-    not_ready = sorted(_name(n) for n in nodes if not _ready(n))
-    kata = sorted(_name(n) for n in nodes if _kata_labeled(n))
+    not_ready = sorted(name(n) for n in nodes if not _ready(n))
+    # Every node registers with the label (components/kubeadm.py KATA_LABELS), after its
+    # own Kata smoke test passed: a node without it was not made by katak8s's join.
+    unlabeled = sorted(name(n) for n in nodes if not _kata_labeled(n))
     return [
         Result(
             "all nodes Ready",
@@ -81,13 +60,29 @@ def check_nodes(nodes: list[dict]) -> list[Result]:
             + (f"; not Ready: {', '.join(not_ready)}" if not_ready else ""),
         ),
         Result(
-            "kata nodes labeled", bool(kata), f"{v.KATA_NODE_LABEL}=true on {', '.join(kata) or 'no node'}"
+            "kata label on every node",
+            bool(nodes) and not unlabeled,
+            f"{v.KATA_NODE_LABEL}=true on {len(nodes) - len(unlabeled)}/{len(nodes)}"
+            + (f"; missing on {', '.join(unlabeled)}" if unlabeled else ""),
         ),
     ]
 
 
+def check_calico(client: Client) -> list[Result]:
+    """The operator's own verdict on every component it runs (TigeraStatus conditions)."""
+    statuses = client.list("tigerastatus")
+    bad = []
+    for s in statuses:
+        cond = {c.get("type"): c.get("status") for c in s.get("status", {}).get("conditions", [])}
+        if cond.get("Available") != "True" or cond.get("Degraded") == "True":
+            bad.append(f"{name(s)} (Available {cond.get('Available')}, Degraded {cond.get('Degraded')})")
+    return [Result("Calico reports Available", bool(statuses) and not bad,
+                   f"{len(statuses) - len(bad)}/{len(statuses)} tigerastatus Available"
+                   + (f"; {'; '.join(bad)}" if bad else ""))]
+
+
 def _pods(client: Client, app: str) -> list[dict]:
-    return sorted(client.list("pods", demo.NAMESPACE, f"{demo.APP_LABEL}={app}"), key=_name)
+    return sorted(client.list("pods", demo.NAMESPACE, f"{demo.APP_LABEL}={app}"), key=name)
 
 
 def _node_of(pod: dict, nodes: dict[str, dict]) -> dict:
@@ -102,7 +97,7 @@ def check_pods(client: Client, nodes: dict[str, dict], kata: list[dict], runc: l
     rc = client.get("runtimeclass", v.KATA_HANDLER)
     want = client.get("deployment", demo.KATA_APP, demo.NAMESPACE)["spec"].get("replicas", 1)
     bad = [
-        f"{_name(p)}: Running {_running(p)}, runtimeClassName {p['spec'].get('runtimeClassName')!r}, "
+        f"{name(p)}: Running {_running(p)}, runtimeClassName {p['spec'].get('runtimeClassName')!r}, "
         f"node labeled {_kata_labeled(_node_of(p, nodes))}"
         for p in kata
         if not (
@@ -111,13 +106,9 @@ def check_pods(client: Client, nodes: dict[str, dict], kata: list[dict], runc: l
             and _kata_labeled(_node_of(p, nodes))
         )
     ]
-    twin_bad = [_name(p) for p in runc if not _running(p) or p["spec"].get("runtimeClassName")]
+    twin_bad = [name(p) for p in runc if not _running(p) or p["spec"].get("runtimeClassName")]
     return [
-        Result(
-            f"RuntimeClass {v.KATA_HANDLER}",
-            rc.get("handler") == v.KATA_HANDLER,
-            f"handler {rc.get('handler')!r}",
-        ),
+        Result(f"RuntimeClass {v.KATA_HANDLER}", rc.get("handler") == v.KATA_HANDLER, f"handler {rc.get('handler')!r}"),
         Result(
             "kata pods run with the RuntimeClass",
             0 < len(kata) == want and not bad,
@@ -140,92 +131,117 @@ def check_kernels(client: Client, nodes: dict[str, dict], kata: list[dict], runc
             out.append(Result(f"{label} pod kernel {verb} its node's", False, f"no {label} pod"))
         for pod in pods:
             host = _node_of(pod, nodes).get("status", {}).get("nodeInfo", {}).get("kernelVersion", "")
-            res = client.exec(demo.NAMESPACE, _name(pod), ["uname", "-r"], EXEC_TIMEOUT)
+            res = client.exec(demo.NAMESPACE, name(pod), ["uname", "-r"], EXEC_TIMEOUT)
             guest = res.stdout.strip()
             ok = res.rc == 0 and bool(host) and bool(guest) and (guest == host) == want_same
-            out.append(
-                Result(
-                    f"{label} pod kernel {verb} its node's",
-                    ok,
-                    f"{_name(pod)}: pod {guest or res.stderr.strip() or '?'} / node {host or '?'}",
-                )
-            )
+            detail = f"{name(pod)}: pod {guest or res.stderr.strip() or '?'} / node {host or '?'}"
+            out.append(Result(f"{label} pod kernel {verb} its node's", ok, detail))
     return out
 
 
-def check_network(client: Client, kata: list[dict], runc: list[dict]) -> list[Result]:
-    names = {_name(p) for p in kata}
-    # The client is a Deployment (drains must be able to evict it): probe from its running pod.
-    clients = [p for p in _pods(client, demo.CLIENT) if _running(p)]
-    if not clients:
+def _tolerates(tolerations: list[dict], taint: dict) -> bool:
+    """core/v1 Toleration.ToleratesTaint (effect, key, then Exists/Equal)."""
+    for t in tolerations:
+        if t.get("effect") and t["effect"] != taint.get("effect"):
+            continue
+        if t.get("key") and t["key"] != taint.get("key"):
+            continue
+        if t.get("operator") == "Exists" or t.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def eligible_nodes(nodes: dict[str, dict], pod: dict) -> list[str]:
+    """Ready, schedulable, labeled nodes whose scheduling taints `pod` tolerates: where the
+    spread rule (samples._spread, nodeTaintsPolicy Honor) may place a kata-app pod."""
+    tolerations = pod["spec"].get("tolerations", [])
+    return sorted(
+        n for n, node in nodes.items()
+        if _ready(node) and _kata_labeled(node) and not node.get("spec", {}).get("unschedulable")
+        and all(_tolerates(tolerations, t) for t in node.get("spec", {}).get("taints", [])
+                if t.get("effect") in ("NoSchedule", "NoExecute"))
+    )
+
+
+def check_cross_node(client: Client, nodes: dict[str, dict], kata: list[dict], source: dict | None) -> list[Result]:
+    running = [p for p in kata if _running(p)]
+    if not running:  # nothing to measure: a failure, never a skip
+        return [Result(SPREAD, False, "no running kata-app pod"), Result(CROSS_NODE, False, "no running kata-app pod")]
+    eligible = eligible_nodes(nodes, running[0])
+    if len(eligible) < 2:
+        why = f"one node can run kata-app ({', '.join(eligible) or 'none'}): no second node to cross to"
+        return [skip(SPREAD, why), skip(CROSS_NODE, why)]
+    used = sorted({p["spec"].get("nodeName", "") for p in running})
+    out = [Result(SPREAD, len(used) >= min(2, len(running)) and len(running) >= 2,
+                  f"{len(running)} pods on {', '.join(used) or 'no node'}; {len(eligible)} nodes eligible")]
+    far = [p for p in running if source and p["spec"].get("nodeName") != source["spec"].get("nodeName")]
+    if source is None or not far:
+        out.append(Result(CROSS_NODE, False, "no kata-app pod on another node than the client"))
+        return out
+    target = far[0]
+    res = curl(client, demo.NAMESPACE, name(source),
+               f"http://{target['status'].get('podIP')}:{demo.HTTP_PORT}/echo?msg={PAYLOAD}")
+    intact = res.rc == 0 and res.stdout == PAYLOAD
+    path = f"{source['spec'].get('nodeName')} -> {target['spec'].get('nodeName')}"
+    out.append(Result(CROSS_NODE, intact, f"{path}: {len(PAYLOAD)} bytes each way, "
+                      + ("echoed intact" if intact else f"curl exit {res.rc}, {len(res.stdout)} bytes back")))
+    return out
+
+
+def check_network(client: Client, kata: list[dict], runc: list[dict], source: dict | None) -> list[Result]:
+    if source is None:
         out = [Result("service answers the allowed client", False, f"no running {demo.CLIENT} pod")]
     else:
-        source = _name(clients[0])
-        allowed = _curl(client, source, SERVICE_URL)
+        allowed = curl(client, demo.NAMESPACE, name(source), SERVICE_URL)
         answer = allowed.stdout.strip()
-        out = [
-            Result(
-                "service answers the allowed client",
-                allowed.rc == 0 and answer in names,
-                f"{source} -> {demo.KATA_APP}: "
-                + (answer if allowed.rc == 0 else f"curl exit {allowed.rc}"),
-            )
-        ]
+        got = answer if allowed.rc == 0 else f"curl exit {allowed.rc}"
+        out = [Result("service answers the allowed client", allowed.rc == 0 and answer in {name(p) for p in kata},
+                      f"{name(source)} -> {demo.KATA_APP}: {got}")]
     if not runc:
-        out.append(Result("service times out for an unlabeled pod", False, "no runc pod to probe from"))
+        out.append(Result("default-deny egress holds for the runc twin", False, "no runc pod to probe from"))
     else:
-        other = _curl(client, _name(runc[0]), SERVICE_URL)
-        out.append(
-            Result(
-                "service times out for an unlabeled pod",
-                other.rc == CURL_TIMEOUT,
-                f"{_name(runc[0])} -> {demo.KATA_APP}: curl exit {other.rc} (want {CURL_TIMEOUT}, timeout)",
-            )
-        )
-    if not kata:
-        out.append(Result("metadata service unreachable from a kata pod", False, "no kata pod to probe from"))
-    else:
-        meta = _curl(client, _name(kata[0]), METADATA_URL)
-        out.append(
-            Result(
-                "metadata service unreachable from a kata pod",
-                meta.rc in (CURL_TIMEOUT, CURL_CONNECT_FAILED),
-                f"{_name(kata[0])} -> 169.254.169.254: curl exit {meta.rc} "
-                f"(want {CURL_TIMEOUT} or {CURL_CONNECT_FAILED})",
-            )
-        )
+        other = curl(client, demo.NAMESPACE, name(runc[0]), SERVICE_URL)
+        out.append(Result("default-deny egress holds for the runc twin", other.rc == CURL_TIMEOUT,
+                          f"{name(runc[0])} -> {demo.KATA_APP}: curl exit {other.rc} (want {CURL_TIMEOUT}, timeout)"))
     return out
 
 
-def _guarded(name: str, fn: Callable[[], list[Result]]) -> list[Result]:
+def _guarded(check: str, fn: Callable[[], list[Result]]) -> list[Result]:
     try:
         return fn()
     except ClientError as exc:
-        return [Result(name, False, str(exc))]
-    except (KeyError, TypeError, ValueError) as exc:
-        return [Result(name, False, f"unexpected API answer: {exc!r}")]
+        return [Result(check, False, str(exc))]
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        return [Result(check, False, f"unexpected API answer: {exc!r}")]
 
 
 def run_checks(client: Client) -> list[Result]:
     """Every check's result. Raises ClientError when the cluster cannot be reached at all
     (the node list is the first question asked)."""
     node_list = client.list("nodes")
-    nodes = {_name(n): n for n in node_list}
+    nodes = {name(n): n for n in node_list}
     results = _guarded("nodes", lambda: check_nodes(node_list))
+    results += _guarded("Calico reports Available", lambda: check_calico(client))
     try:
         kata, runc = _pods(client, demo.KATA_APP), _pods(client, demo.RUNC_APP)
+        # The client is a Deployment (drains must be able to evict it): its running pod.
+        source = next((p for p in _pods(client, demo.CLIENT) if _running(p)), None)
     except ClientError as exc:
         return results + [Result("sample workloads", False, f"{exc} (is sampleWorkloads true?)")]
     results += _guarded("pods", lambda: check_pods(client, nodes, kata, runc))
     results += _guarded("kernels", lambda: check_kernels(client, nodes, kata, runc))
-    results += _guarded("network", lambda: check_network(client, kata, runc))
+    results += _guarded("network", lambda: check_network(client, kata, runc, source))
+    results += _guarded(CROSS_NODE, lambda: check_cross_node(client, nodes, kata, source))
+    beside = next((p["spec"].get("nodeName") for p in kata if _running(p)), None)
+    results += check_probes(client, beside)
     return results
 
 
 def render_table(results: Sequence[Result]) -> str:
     width = max([len("CHECK"), *(len(r.check) for r in results)])
     lines = [f"{'CHECK':<{width}}  RESULT  DETAIL"]
-    lines += [f"{r.check:<{width}}  {'PASS' if r.ok else 'FAIL':<6}  {r.detail}" for r in results]
-    failed = sum(not r.ok for r in results)
-    lines.append(f"{len(results) - failed} passed, {failed} failed")
+    lines += [f"{r.check:<{width}}  {'SKIP' if r.skipped else 'PASS' if r.ok else 'FAIL':<6}  {r.detail}"
+              for r in results]
+    failed, skipped = sum(not r.ok for r in results), sum(r.skipped for r in results)
+    lines.append(f"{len(results) - failed - skipped} passed, {failed} failed, {skipped} skipped")
     return "\n".join(lines)

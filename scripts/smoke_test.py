@@ -9,9 +9,10 @@ Run after `pulumi up` (with sampleWorkloads true), from the repository root:
 
 It reads the kubeconfig (`pulumi stack output kubeconfig --show-secrets`, written to a
 0600 file in a private temp dir that is removed at exit), talks to the cluster only
-through `kubectl`, prints a PASS/FAIL table and exits 1 when any check fails (2 when it
-cannot start). It creates nothing in the cluster; it only reads and execs into the
-sample pods.
+through `kubectl`, prints a PASS/FAIL/SKIP table and exits 1 when any check fails (2 when
+it cannot start). Besides reading and exec'ing into the sample pods, it creates three
+short-lived probe pods (scripts/smoke_probes.py: one in kata-demo, two in a namespace of
+their own, katak8s-smoke) and deletes them before it exits.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from scripts.smoke_checks import Client, ClientError, ExecResult, render_table, 
 
 Runner = Callable[..., subprocess.CompletedProcess]
 KUBECTL_TIMEOUT = 60  # seconds for one kubectl call (each probe inside is bounded by curl -m)
+DELETE_WAIT = 300  # a namespace's pods, Kata VMs among them, stop before it is gone
 
 
 class KubectlClient(Client):
@@ -42,9 +44,13 @@ class KubectlClient(Client):
         self.base = [kubectl, "--kubeconfig", kubeconfig]
         self.run = run
 
-    def _call(self, args: Sequence[str], timeout: int = KUBECTL_TIMEOUT) -> subprocess.CompletedProcess:
+    def _call(
+        self, args: Sequence[str], timeout: int = KUBECTL_TIMEOUT, stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
         try:
-            return self.run([*self.base, *args], capture_output=True, text=True, timeout=timeout, check=False)
+            return self.run(
+                [*self.base, *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except FileNotFoundError as exc:
             raise ClientError(
                 "kubectl not found on PATH; install kubectl matching the cluster's minor"
@@ -72,6 +78,24 @@ class KubectlClient(Client):
     def exec(self, namespace: str, pod: str, argv: Sequence[str], timeout: int) -> ExecResult:
         proc = self._call(["exec", "-n", namespace, pod, "--", *argv], timeout=timeout)
         return ExecResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def _must(self, args: Sequence[str], timeout: int = KUBECTL_TIMEOUT, stdin: str | None = None) -> None:
+        proc = self._call(args, timeout=timeout, stdin=stdin)
+        if proc.returncode != 0:
+            raise ClientError(f"kubectl {' '.join(args[:3])}: {proc.stderr.strip() or 'exit ' + str(proc.returncode)}")
+
+    def create(self, manifest: dict[str, Any]) -> None:
+        self._must(["create", "-f", "-"], stdin=json.dumps(manifest))
+
+    def delete(self, kind: str, name: str, namespace: str | None = None, *, wait: bool) -> None:
+        ns = ["-n", namespace] if namespace else []
+        self._must(["delete", kind, name, *ns, "--ignore-not-found", f"--wait={str(wait).lower()}",
+                    f"--timeout={DELETE_WAIT}s"], timeout=DELETE_WAIT + KUBECTL_TIMEOUT)
+
+    def wait_ready(self, namespace: str, pod: str, timeout: int) -> bool:
+        proc = self._call(["wait", "-n", namespace, "--for=condition=Ready", f"pod/{pod}", f"--timeout={timeout}s"],
+                          timeout=timeout + KUBECTL_TIMEOUT)
+        return proc.returncode == 0
 
 
 @contextmanager

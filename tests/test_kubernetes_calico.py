@@ -10,7 +10,10 @@ generated from tigera/operator api/v1). The objects we set are spelled out field
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -267,3 +270,23 @@ def test_crds_are_rendered_and_applied_server_side_not_kept_in_a_helm_release():
 def test_helm_releases_golden(golden):
     docs = sorted((_ints(unsecret(r.inputs)) for r in graph().of_type(RELEASE)), key=lambda d: d["name"])
     golden("k8s-helm-releases.yaml", yaml.safe_dump_all(docs, sort_keys=True, default_flow_style=False))
+
+
+CRD_SCHEMA = Path(__file__).parent / "schemas" / "calico-v3.32.1-installation.operator.tigera.io.json"
+
+
+@pytest.mark.parametrize("config", [{}, {"kataDedicatedWorkers": True}, {"controlPlaneCount": 3}])
+def test_installation_passes_calicos_own_strict_crd_schema(config):
+    """The CRD's openAPIV3Schema as v3.32.1 ships it, made strict (tests/schemas/README.md)."""
+    schema = json.loads(CRD_SCHEMA.read_text())
+    inst = manifest(graph(**config), "Installation", "default")
+    jsonschema.Draft7Validator(schema).validate(inst)
+    typo = copy.deepcopy(inst)
+    typo["spec"]["controlPlaneNodeSelectors"] = typo["spec"].pop("controlPlaneNodeSelector")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate(typo)
+
+
+def test_calico_kube_controllers_run_on_the_control_planes():
+    spec = manifest(graph(), "Installation", "default")["spec"]
+    assert spec["controlPlaneNodeSelector"] == {v.CONTROL_PLANE_ROLE: ""}

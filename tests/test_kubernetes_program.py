@@ -183,13 +183,10 @@ def test_every_object_validates_strictly_against_each_supported_minor(scenario, 
         used = kubernetes_validate.validate(m, v.KUBERNETES_PATCHES[minor], strict=True)
         assert used == minor, f"kubernetes-validate fell back to the {used} schema for {minor}"
         checked.append(m["kind"])
-    assert sorted(set(checked)) == [
-        "Deployment",
-        "Namespace",
-        "NetworkPolicy",
-        "RuntimeClass",
-        "Service",
-    ]
+    budgets = [] if scenario == "control-planes-only" else ["PodDisruptionBudget"]  # one node: none
+    assert sorted(set(checked)) == sorted(
+        ["Deployment", "Namespace", "NetworkPolicy", "RuntimeClass", "Service", *budgets]
+    )
 
 
 def test_strict_validation_rejects_an_unknown_field():
@@ -217,7 +214,8 @@ def test_every_kubernetes_object_uses_the_explicit_provider():
     g = run_program(fn=addons_program(), overrides={HELM_TEMPLATE: render_crd_chart([])})
     (provider,) = g.of_type(PROVIDER)
     objects = [r for r in g if r.type.startswith("kubernetes:") and r.custom]
-    assert len(objects) == 12 + len(FAKE_CALICO_CRDS)
+    # 12 + the two PodDisruptionBudgets (kata-app, CoreDNS) of the 1+2 default stack
+    assert len(objects) == 14 + len(FAKE_CALICO_CRDS)
     assert len(g.of_type(CRD)) == len(FAKE_CALICO_CRDS)
     for r in objects:
         assert r.provider.startswith(provider.urn + "::"), (
@@ -308,7 +306,7 @@ def test_preview_of_a_fresh_stack_declares_everything_with_an_unknown_kubeconfig
     assert provider.is_secret("kubeconfig") and provider.plain("kubeconfig") == UNKNOWN
     assert not g.of_type("kubernetes:helm.sh/v4:Chart")
     assert len(g.of_type(RELEASE)) == 1 and len(g.of_type(CHART)) == 1
-    assert len([r for r in g if r.type.startswith("kubernetes:") and r.custom]) == 12
+    assert len([r for r in g if r.type.startswith("kubernetes:") and r.custom]) == 14
 
 
 # --- the single handler ----------------------------------------------------------------------
@@ -340,9 +338,9 @@ def test_installation_pool_is_the_pod_cidr_and_mtu_follows_the_network():
     assert manifest(g2, "Installation", "default")["spec"]["calicoNetwork"]["mtu"] == 8950
 
 
-def test_without_sample_workloads_only_calico_and_the_runtime_class():
+def test_without_sample_workloads_only_calico_the_runtime_class_and_system_budgets():
     kinds = sorted(m["kind"] for m in manifests(graph(sampleWorkloads=False)))
-    assert kinds == ["Installation", "RuntimeClass"]
+    assert kinds == ["Installation", "PodDisruptionBudget", "RuntimeClass"]
 
 
 def admits(policy: dict[str, Any], cidr: str) -> bool:

@@ -6,14 +6,16 @@ class KubernetesAddons(pulumi.ComponentResource), token katak8s:kubernetes:Kuber
     .runtime_class_names: list[str]
     .calico: Calico                     .calico.ready: Calico serving pod networks
     .runtime_classes: KataRuntimeClasses
+    .system: SystemServices             CoreDNS's disruption budget (system pod placement)
     .policies / .workloads: DemoNetworkPolicies / SampleWorkloads, or None (sampleWorkloads false)
 
 Reads cluster.kubeconfig (secret Output[str]), cluster.api_ready and cluster.ready (lists
 of resources) and network.mtu (Output[int]). Order: provider (after cluster.api_ready:
 the API answers) -> Calico CRDs ->
 operator -> Installation (Ready) -> namespace -> NetworkPolicies -> workloads; the
-RuntimeClass only needs the provider. Modules: provider, calico, runtime_class,
-policies, workloads (+ demo: the names the smoke test shares).
+RuntimeClass and the system budgets only need the provider. Modules: provider, calico,
+runtime_class, system, policies, workloads and samples (+ demo: the names the smoke test
+shares).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from components.kubernetes.calico import Calico
 from components.kubernetes.policies import DemoNetworkPolicies
 from components.kubernetes.provider import cluster_provider
 from components.kubernetes.runtime_class import KataRuntimeClasses
+from components.kubernetes.system import SystemServices
 from components.kubernetes.workloads import SampleWorkloads, demo_namespace
 from components.naming import type_token
 
@@ -66,6 +69,7 @@ class KubernetesAddons(pulumi.ComponentResource):
             f"{name}-calico", cfg, network_mtu=network.mtu, provider=self.provider, opts=child
         )
         self.runtime_classes = KataRuntimeClasses(f"{name}-runtime", cfg, provider=self.provider, opts=child)
+        self.system = SystemServices(f"{name}-system", cfg, provider=self.provider, opts=child)
         self.runtime_class_names: list[str] = self.runtime_classes.names
         self.policies: DemoNetworkPolicies | None = None
         self.workloads: SampleWorkloads | None = None

@@ -67,9 +67,8 @@ def operator_values() -> dict[str, Any]:
         "installation": {"enabled": False},
         # The operator's ClusterRole can bind and escalate roles (cluster-admin in effect):
         # it runs on a control plane, never on a worker that runs untrusted pods. It
-        # tolerates every taint by default (values.yaml tolerations); kubeadm labels control
-        # planes node-role.kubernetes.io/control-plane="".
-        "nodeSelector": {"kubernetes.io/os": "linux", "node-role.kubernetes.io/control-plane": ""},
+        # tolerates every taint by default (values.yaml tolerations).
+        "nodeSelector": {"kubernetes.io/os": "linux", v.CONTROL_PLANE_ROLE: ""},
         "apiServer": {"enabled": False},
         "manageCRDs": False,
         "goldmane": {"enabled": False},
@@ -139,7 +138,16 @@ def installation_spec(cfg: ClusterConfig, mtu: int | None) -> dict[str, Any]:
     }
     if mtu is not None:
         network["mtu"] = mtu
-    return {"calicoNetwork": network}
+    return {
+        "calicoNetwork": network,
+        # calico-kube-controllers (and any other operator Deployment; not the calico-node or
+        # typha pods) on the control planes: it can write nodes, IPAM and policy, so it stays
+        # off the workers that run untrusted pods. It tolerates the control-plane taint
+        # (tigera/operator v1.42.3 pkg/render/kubecontrollers kube-controllers.go:646,
+        # rmeta.TolerateCriticalAddonsAndControlPlane; the selector: api/v1
+        # installation_types.go ControlPlaneNodeSelector, "all resources ... excluding daemonsets").
+        "controlPlaneNodeSelector": {v.CONTROL_PLANE_ROLE: ""},
+    }
 
 
 class Calico(pulumi.ComponentResource):

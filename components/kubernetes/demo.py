@@ -16,8 +16,12 @@ RUNC_REASON = "the runc twin: the smoke test compares its kernel with the kata p
 
 APP_LABEL = "app"
 CLIENT_LABELS = {"role": "http-client"}  # what the kata app's ingress policy admits
+# What the egress policy lets call kata-app. Kept apart from CLIENT_LABELS on purpose: the
+# smoke test's probe carries this label and not the client's, so its request is allowed
+# out and then dropped by kata-app's ingress rule alone (review-k8s K5).
+CALLER_LABELS = {"katak8s.io/calls": KATA_APP}
 
-HTTP_PORT = 8080  # agnhost netexec's --http-port
+HTTP_PORT = 8080  # agnhost netexec's --http-port (/hostname, /echo?msg=)
 PORT_NAME = "http"
 SERVICE_HOST = f"{KATA_APP}.{NAMESPACE}.svc"
 

@@ -30,6 +30,7 @@ def network_policies() -> list[dict[str, Any]]:
     tcp_http = [{"protocol": "TCP", "port": demo.HTTP_PORT}]
     kata_app = {"matchLabels": {demo.APP_LABEL: demo.KATA_APP}}
     client = {"matchLabels": dict(demo.CLIENT_LABELS)}
+    callers = {"matchLabels": dict(demo.CALLER_LABELS)}
     return [
         # An empty podSelector selects every pod; listing both types with no rules denies both.
         _policy("default-deny-all", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
@@ -69,7 +70,9 @@ def network_policies() -> list[dict[str, Any]]:
         _policy(
             f"{demo.CLIENT}-egress-to-{demo.KATA_APP}",
             {
-                "podSelector": client,
+                # The client and the smoke test's probe: their egress is allowed alike, so
+                # only kata-app's ingress rule tells them apart.
+                "podSelector": callers,
                 "policyTypes": ["Egress"],
                 "egress": [{"to": [{"podSelector": kata_app}], "ports": tcp_http}],
             },
