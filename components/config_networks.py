@@ -96,6 +96,8 @@ def check_networks(c: Any, values: dict[str, Any], control_planes: int, node_cou
             c.fail(f"dnsNameservers[{i}]", f"must not be a {kind} address", ip)
         else:
             dns.append((f"dnsNameservers[{i}]", ipaddress.ip_network(addr)))
+    reach = [(f"podReachableCidrs[{i}]", _network(c, f"podReachableCidrs[{i}]", x, usable=False))
+             for i, x in enumerate(values["podReachableCidrs"])]
     names = list(nets)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -110,6 +112,15 @@ def check_networks(c: Any, values: dict[str, Any], control_planes: int, node_cou
                 c.fail(key, f"must not fall inside katak8s:{inner} ({values[inner]}): replies to it would "
                        f"be routed to pods or services; list another source, or choose another {inner} "
                        "before the first `pulumi up`", str(net))
+    # A network pods must reach that overlaps their own ranges would be answered inside the
+    # cluster (Calico: an IP pool may overlap no network the pods talk to; tigera/docs
+    # version-3.32 _system-requirements.mdx; review-k8s K13).
+    for key, net in reach:
+        for inner in ("podCidr", "serviceCidr"):
+            if net is not None and nets[inner] is not None and net.overlaps(nets[inner]):
+                c.fail(key, f"must not overlap katak8s:{inner} ({values[inner]}): pods would reach pods or "
+                       f"services there instead; choose another {inner} before the first `pulumi up` (the "
+                       "ranges are fixed once deployed)", str(net))
     pod, service, node = nets["podCidr"], nets["serviceCidr"], nets["nodeCidr"]
     if pod is not None and not NODE_MASK - POD_NODE_MASK_MAX_DIFF <= pod.prefixlen <= NODE_MASK:
         c.fail("podCidr", f"must be a /{NODE_MASK - POD_NODE_MASK_MAX_DIFF} to /{NODE_MASK}: it holds one /"

@@ -58,6 +58,7 @@ KEYS: tuple[Key, ...] = (
     Key("podCidr", "string", "192.168.0.0/16"),
     Key("serviceCidr", "string", "10.96.0.0/12"),
     Key("dnsNameservers", "array", []),
+    Key("podReachableCidrs", "array", []),
     Key("containerRuntime", "string", "containerd"),
     Key("kubernetesVersion", "string", v.DEFAULT_KUBERNETES_VERSION),
     Key("kataVersion", "string", v.DEFAULT_KATA_VERSION),

@@ -122,8 +122,12 @@ VXLAN_OVERHEAD = 50  # bytes; Calico MTU table: 1450 (OpenStack VXLAN) -> 1400 w
 # CRI-O's own repositories since 2025 (cri-o/packaging README): one stream per Kubernetes
 # minor, Release.key beside it (upstream-bootstrap.md §5.1).
 CRIO_APT_REPO = "https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v{minor}/deb/"
-# The container the kata phase boots in a Kata VM to compare guest and host kernels.
-KATA_SMOKE_IMAGE = "docker.io/library/busybox:1.37"
+# The container the kata phase boots in a Kata VM to compare guest and host kernels: the
+# Kubernetes e2e busybox from registry.k8s.io, not Docker Hub, whose anonymous pull limit
+# many nodes behind one router SNAT address can hit at once (review-k8s K12). The tag is
+# the one kubernetes/kubernetes test/utils/image/manifest.go pins (configs[BusyBox],
+# PromoterE2eRegistry = registry.k8s.io/e2e-test-images) for several releases.
+KATA_SMOKE_IMAGE = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"
 CRI_SOCKETS: dict[str, str] = {
     "containerd": "unix:///run/containerd/containerd.sock",
     "crio": "unix:///var/run/crio/crio.sock",

@@ -224,3 +224,12 @@ def test_kata_tools_archive_without_kata_ctl_is_refused(tmp_path, archives, monk
     res = sb.run_bundle(bundle(cfg_for(kataSha256=hashlib.sha256(archives[0]).hexdigest()), "kata"))
     assert res.rc == 1 and "lacks /opt/kata/bin/kata-ctl" in res.stderr, res
     assert not sb.exists(v.KATA_PREFIX), "nothing is installed from an archive that does not fit"
+
+
+def test_every_image_katak8s_names_comes_from_registry_k8s_io():
+    """No anonymous Docker Hub pulls: every node behind the router's one SNAT address would
+    share its rate limit at bootstrap (review-k8s K12). Pinned tags, never :latest."""
+    images = [v.KATA_SMOKE_IMAGE, v.AGNHOST_IMAGE, *v.PAUSE_IMAGES.values()]
+    for image in images:
+        assert image.startswith("registry.k8s.io/"), image
+        assert ":" in image.rsplit("/", 1)[1] and not image.endswith(":latest"), image

@@ -38,6 +38,14 @@ REFUSED = {
     "loopback resolver": ({"dnsNameservers": ["127.0.0.53"]}, "katak8s:dnsNameservers[0]: must not be a loopback"),
     "allowed source in the pod range": ({"allowedCidrs": ["192.168.4.0/24"]},
                                         "katak8s:allowedCidrs[0]: must not fall inside katak8s:podCidr"),
+    # review-k8s K13: a network pods must reach, inside their own ranges
+    "office network under the default pod range": ({"podReachableCidrs": ["192.168.10.0/24"]},
+                                                    "katak8s:podReachableCidrs[0]: must not overlap katak8s:podCidr"),
+    "reachable network holding the service range": (
+        {"podReachableCidrs": ["10.0.0.0/8"]}, "katak8s:podReachableCidrs[0]: must not overlap katak8s:serviceCidr"),
+    "reachable network that is no CIDR": ({"podReachableCidrs": ["office"]},
+                                          "katak8s:podReachableCidrs[0]: must be an IPv4 CIDR"),
+    "reachable network beside the ranges": ({"podReachableCidrs": ["172.16.0.0/12", "10.128.0.0/9"]}, None),
     "arabic-indic digits": ({"workerCount": "\u0663"}, "katak8s:workerCount: must be an integer"),
     "huge integer": ({"workerCount": "9" * 400}, "katak8s:workerCount: must be an integer"),
     "too many resolvers": ({"dnsNameservers": [f"9.9.9.{i}" for i in range(1, 7)]},

@@ -17,6 +17,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 from harness import FAKE_KUBECONFIG
+from test_kubernetes_program import VALIDATED_MINORS, schema_version
 from test_kubernetes_samples import assert_restricted
 
 from components import versions as v
@@ -488,10 +489,10 @@ PROBE_MANIFESTS = {
 }
 
 
-@pytest.mark.parametrize("minor", sorted(v.KUBERNETES_PATCHES))
+@pytest.mark.parametrize("minor", VALIDATED_MINORS)
 @pytest.mark.parametrize("probe", sorted(PROBE_MANIFESTS))
 def test_probe_manifests_validate_strictly(probe, minor):
-    assert kubernetes_validate.validate(PROBE_MANIFESTS[probe], v.KUBERNETES_PATCHES[minor], strict=True) == minor
+    assert kubernetes_validate.validate(PROBE_MANIFESTS[probe], schema_version(minor), strict=True) == minor
 
 
 def test_the_caller_probe_is_admitted_in_kata_demo_and_differs_from_the_client_by_its_role_label_only():

@@ -390,3 +390,13 @@ def test_plan_review_operation_plan_step_runs_the_real_model(tmp_path, base_has_
         assert "dev-worker-2: drain (on dev-cp-0), then kubeadm reset, then delete the Node" in text
     else:
         assert "first pulumi up" in text and "kubeadm init" in text
+
+
+def test_plan_review_renders_the_calico_charts_with_a_pinned_helm():
+    """review-pulumi F9: a wrong chart version fails the pull request, not `pulumi up`."""
+    render = load("plan-review")["jobs"]["render"]
+    runs = [s.get("run", "") for s in render["steps"]]
+    install = next(i for i, r in enumerate(runs) if "scripts/install-helm.sh" in r)
+    check = next(i for i, r in enumerate(runs) if "scripts/check_charts.py" in r)
+    assert install < check and '--helm "${RUNNER_TEMP}/bin/helm"' in runs[check]
+    assert "permissions" not in render  # the read-only job: helm never sees a write token

@@ -1,0 +1,143 @@
+"""scripts/check_charts.py against a fake helm: the charts are asked for at the pinned
+version with the program's values, and each way a chart can disagree with the program
+fails with a message naming chart, version and problem (review-pulumi F9)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import versions as v
+from components.kubernetes import calico
+from scripts import check_charts
+
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "calico-v3.32.1-installation.operator.tigera.io.json")
+                    .read_text())
+VERSION = f"v{v.DEFAULT_CALICO_VERSION}"
+
+
+def _crd(name: str, schema: dict | None = None) -> dict:
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name},
+            "spec": {"versions": [{"name": "v1", "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": schema or {"type": "object"}}}]}}
+
+
+class FakeHelm:
+    def __init__(self) -> None:
+        schema = {k: val for k, val in SCHEMA.items() if k not in ("$schema", "title")}
+        self.crds = [_crd(n) for n in check_charts.NEEDED_CRDS if not n.startswith("installations")]
+        self.crds.append(_crd("installations.operator.tigera.io", schema))
+        self.operator = [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "tigera-operator"},
+             "spec": {"template": {"spec": {
+                 "nodeSelector": {"kubernetes.io/os": "linux", v.CONTROL_PLANE_ROLE: ""},
+                 "containers": [{"name": "tigera-operator", "command": ["operator"],
+                                 "args": ["-manage-crds=false"]}]}}}},
+        ]
+        self.calls: list[list[str]] = []
+        self.values: list[dict] = []
+        self.fail: str | None = None
+
+    def __call__(self, argv, **kw):
+        assert kw["timeout"] and kw["check"] is False
+        self.calls.append(list(argv))
+        if self.fail:
+            return subprocess.CompletedProcess(argv, 1, "", self.fail)
+        if "--values" in argv:
+            self.values.append(yaml.safe_load(Path(argv[argv.index("--values") + 1]).read_text()))
+        docs = self.crds if argv[3] == calico.CRD_CHART else self.operator
+        return subprocess.CompletedProcess(argv, 0, yaml.safe_dump_all(docs), "")
+
+
+def _main(helm: FakeHelm, *args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    rc = check_charts.main(["--helm", "/opt/helm", *args], run=helm, out=out)
+    return rc, out.getvalue()
+
+
+def test_both_charts_render_at_the_pinned_version_with_the_programs_values():
+    helm = FakeHelm()
+    rc, out = _main(helm)
+    assert rc == 0, out
+    assert [c[:4] for c in helm.calls] == [["/opt/helm", "template", "calico-crds", calico.CRD_CHART],
+                                          ["/opt/helm", "template", "calico", calico.OPERATOR_CHART]]
+    for call in helm.calls:
+        assert call[call.index("--version") + 1] == VERSION
+        assert call[call.index("--repo") + 1] == v.CALICO_CHART_REPO
+    assert helm.values == [calico.operator_values()]
+
+
+def test_the_installation_is_checked_against_the_charts_schema_made_strict():
+    """An older chart whose schema lacks a field the program sets fails by path."""
+    helm = FakeHelm()
+    inst = helm.crds[-1]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec = inst["properties"]["spec"]
+    spec["properties"].pop("controlPlaneNodeSelector")
+    spec.pop("additionalProperties", None)  # as a real chart ships it: strict() adds it
+    rc, out = _main(helm)
+    assert rc == 1 and "the Installation does not fit its schema at spec" in out and "controlPlaneNodeSelector" in out
+
+
+BROKEN = {
+    "no installations CRD": (lambda h: h.crds.pop(), "no CRD installations.operator.tigera.io"),
+    "operator renders an APIServer": (
+        lambda h: h.operator.append({"kind": "APIServer", "metadata": {"name": "default"}}),
+        "renders APIServer/default"),
+    "operator renders an Installation": (
+        lambda h: h.operator.append({"kind": "Installation", "metadata": {"name": "default"}}),
+        "renders Installation/default"),
+    "operator manages CRDs": (
+        lambda h: h.operator[0]["spec"]["template"]["spec"]["containers"][0].update(args=["-manage-crds=true"]),
+        "the operator manages CRDs"),
+    "operator on any node": (
+        lambda h: h.operator[0]["spec"]["template"]["spec"].update(nodeSelector={"kubernetes.io/os": "linux"}),
+        "not pinned to the control planes"),
+    "no operator": (lambda h: h.operator.clear(), "no tigera-operator Deployment"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_each_disagreement_fails_by_name(case):
+    helm = FakeHelm()
+    mutate, message = BROKEN[case]
+    mutate(helm)
+    rc, out = _main(helm)
+    assert rc == 1 and message in out, out
+
+
+def test_a_missing_chart_version_stops_with_helms_own_error(capsys):
+    helm = FakeHelm()
+    helm.fail = f'Error: chart "{calico.CRD_CHART}" version "v3.32.9" not found in {v.CALICO_CHART_REPO} repository'
+    rc, _ = _main(helm, "--calico-version", "3.32.9")
+    err = capsys.readouterr().err
+    assert rc == 1 and "v3.32.9" in err and "not found" in err
+
+
+def test_without_helm_it_says_how_to_get_it(capsys):
+    def missing(argv, **kw):
+        raise FileNotFoundError(argv[0])
+    assert check_charts.main(["--helm", "/nope/helm"], run=missing) == 2
+    assert "scripts/install-helm.sh" in capsys.readouterr().err
+
+
+def test_strict_leaves_preserved_objects_open():
+    s = check_charts.strict({"properties": {"a": {"properties": {}, "x-kubernetes-preserve-unknown-fields": True}}})
+    assert s["additionalProperties"] is False and "additionalProperties" not in s["properties"]["a"]
+    assert copy.deepcopy(s) == s
+
+
+def test_install_helm_refuses_an_archive_that_does_not_match_the_pin(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "curl").write_text('#!/bin/sh\nwhile [ "$1" != "-o" ]; do shift; done\necho tampered > "$2"\n')
+    (fake / "curl").chmod(0o755)
+    res = subprocess.run(["bash", "scripts/install-helm.sh", str(tmp_path / "out")], capture_output=True, text=True,
+                         env={"PATH": f"{fake}:/usr/bin:/bin"}, cwd=Path(__file__).resolve().parent.parent)
+    assert res.returncode == 1 and "does not match the pinned sha256" in res.stderr
+    assert not (tmp_path / "out" / "helm").exists()
