@@ -172,8 +172,10 @@ def check_cross_node(client: Client, nodes: dict[str, dict], kata: list[dict], s
         why = f"one node can run kata-app ({', '.join(eligible) or 'none'}): no second node to cross to"
         return [skip(SPREAD, why), skip(CROSS_NODE, why)]
     used = sorted({p["spec"].get("nodeName", "") for p in running})
-    out = [Result(SPREAD, len(used) >= min(2, len(running)) and len(running) >= 2,
-                  f"{len(running)} pods on {', '.join(used) or 'no node'}; {len(eligible)} nodes eligible")]
+    spread = len(used) >= 2
+    out = [Result(SPREAD, spread, f"{len(running)} pods on {', '.join(used) or 'no node'}; {len(eligible)} nodes "
+                  "eligible" + ("" if spread else f" (after a drain: kubectl -n {demo.NAMESPACE} rollout restart "
+                                                  f"deployment/{demo.KATA_APP})"))]
     far = [p for p in running if source and p["spec"].get("nodeName") != source["spec"].get("nodeName")]
     if source is None or not far:
         out.append(Result(CROSS_NODE, False, "no kata-app pod on another node than the client"))

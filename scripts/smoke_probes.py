@@ -16,6 +16,8 @@ interrupted run are deleted first.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from components import versions as v
@@ -25,6 +27,7 @@ from scripts.smoke_client import (
     CURL_TIMEOUT,
     EXEC_TIMEOUT,
     METADATA_URL,
+    PROBE_SECONDS,
     SERVICE_URL,
     Client,
     ClientError,
@@ -48,8 +51,15 @@ GUARD_CHAIN = "forward"  # the chain that drops pods' packets (the output chain 
 TOLERATE_ALL = [{"operator": "Exists"}]  # probes go beside the sample pod they are compared with
 
 
+# Any answer from the API server's Service (curl exits 0 on 401/403 without -f): the probe
+# pod has a working network, DNS and Service routing, so a metadata timeout is a drop.
+API_URL = "https://kubernetes.default.svc/healthz"
+SA_RETRIES = 30  # a new namespace's `default` ServiceAccount: the admission plugin needs it
+
+
 def _on(node: str) -> dict[str, Any]:
-    return {"nodeSelector": {"kubernetes.io/hostname": node}, "tolerations": TOLERATE_ALL}
+    # spec.nodeName, not a hostname nodeSelector: the node's name is what the sample pod reports.
+    return {"nodeName": node, "tolerations": TOLERATE_ALL}
 
 
 def _pod(name: str, namespace: str, labels: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
@@ -93,8 +103,9 @@ def guard_probe(node: str) -> dict[str, Any]:
 
 
 def node_probe(node: str) -> dict[str, Any]:
-    """runc, hostNetwork, privileged, root, the host's / read-only at /host: reads the guard's
-    counters (`chroot /host nft`) and asks the metadata service as root on the node."""
+    """runc, hostNetwork, root with two capabilities, the host's / read-only at /host: reads
+    the guard's counters (`chroot /host nft`) and asks the metadata service as root on the
+    node (the guard lets root through)."""
     return _pod(NODE, NAMESPACE, {demo.APP_LABEL: NODE}, {
         "hostNetwork": True,
         "containers": [{
@@ -102,7 +113,10 @@ def node_probe(node: str) -> dict[str, Any]:
             "image": v.AGNHOST_IMAGE,
             "args": ["pause"],
             "resources": CLIENT_RESOURCES,
-            "securityContext": {"privileged": True, "runAsUser": 0},
+            # Not privileged: nft needs CAP_NET_ADMIN (in the host's network namespace),
+            # `chroot /host` CAP_SYS_CHROOT, and nothing else.
+            "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_CHROOT"]}},
             "volumeMounts": [{"name": "host", "mountPath": "/host", "readOnly": True}],
         }],
         "volumes": [{"name": "host", "hostPath": {"path": "/", "type": "Directory"}}],
@@ -123,14 +137,17 @@ def guard_drops(nft_json: str) -> int:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"not nft JSON: {exc}") from exc
     drops, rules = 0, 0
-    for item in items:
-        rule = item.get("rule") if isinstance(item, dict) else None
-        if not rule or rule.get("chain") != GUARD_CHAIN:
-            continue
-        exprs = rule.get("expr", [])
-        if any(isinstance(e, dict) and "drop" in e for e in exprs):
-            rules += 1
-            drops += sum(int(e["counter"]["packets"]) for e in exprs if isinstance(e, dict) and "counter" in e)
+    try:
+        for item in items:
+            rule = item.get("rule") if isinstance(item, dict) else None
+            if not rule or rule.get("chain") != GUARD_CHAIN:
+                continue
+            exprs = rule.get("expr", [])
+            if any(isinstance(e, dict) and "drop" in e for e in exprs):
+                rules += 1
+                drops += sum(int(e["counter"]["packets"]) for e in exprs if isinstance(e, dict) and "counter" in e)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # e.g. a named counter reference
+        raise ValueError(f"unexpected nft JSON: {exc!r}") from exc
     if not rules:
         raise ValueError(f"no drop rule in chain {GUARD_CHAIN}")
     return drops
@@ -141,17 +158,33 @@ def _cleanup(client: Client, *, wait: bool) -> None:
     client.delete("namespace", NAMESPACE, wait=wait)
 
 
-def _start(client: Client, node: str) -> list[str]:
-    """Creates the probes beside `node`; returns the ones not Ready in time."""
+def _create_pod(client: Client, pod: dict[str, Any], sleep: Callable[[float], None]) -> None:
+    """A pod in a namespace created a moment ago can be refused until the controller manager
+    has made its `default` ServiceAccount (the ServiceAccount admission plugin looks it up):
+    retried, bounded, on that error only."""
+    for attempt in range(SA_RETRIES):
+        try:
+            client.create(pod)
+            return
+        except ClientError as exc:
+            if "serviceaccount" not in str(exc).lower() or attempt == SA_RETRIES - 1:
+                raise
+            sleep(1)
+
+
+def _start(client: Client, node: str, sleep: Callable[[float], None], clock: Callable[[], float]) -> list[str]:
+    """Creates the probes beside `node`; returns the ones not Ready by one shared deadline."""
     _cleanup(client, wait=True)  # an interrupted run's leftovers
     client.create(probe_namespace())
     pods = [caller_probe(node), guard_probe(node), node_probe(node)]
     for pod in pods:
-        client.create(pod)
+        _create_pod(client, pod, sleep)
+    deadline = clock() + READY_SECONDS
     return [
         f"{p['metadata']['namespace']}/{p['metadata']['name']}"
         for p in pods
-        if not client.wait_ready(p["metadata"]["namespace"], p["metadata"]["name"], READY_SECONDS)
+        if not client.wait_ready(p["metadata"]["namespace"], p["metadata"]["name"],
+                                 max(int(deadline - clock()), PROBE_SECONDS))
     ]
 
 
@@ -174,8 +207,13 @@ def _probe(client: Client, node: str) -> list[Result]:
         before = _drops(client)
     except ValueError as exc:
         before, error = None, str(exc)
+    api = client.exec(NAMESPACE, GUARD, ["curl", "-sSk", "-m", str(PROBE_SECONDS), "-o", "/dev/null", API_URL],
+                      EXEC_TIMEOUT)
     pod = curl(client, NAMESPACE, GUARD, METADATA_URL)
-    out.append(Result(POD_BLOCKED, blocked(pod), f"{NAMESPACE}/{GUARD} -> 169.254.169.254: curl exit {pod.rc}"))
+    out.append(Result(POD_BLOCKED, api.rc == 0 and blocked(pod),
+                      f"{NAMESPACE}/{GUARD} -> 169.254.169.254: curl exit {pod.rc}; -> the API service: "
+                      + ("answered (the pod's network works)" if api.rc == 0 else f"curl exit {api.rc}, so "
+                         "the timeout proves nothing")))
     try:
         after = _drops(client) if before is not None else None
     except ValueError as exc:
@@ -188,9 +226,9 @@ def _probe(client: Client, node: str) -> list[Result]:
     return out
 
 
-def _run(client: Client, node: str) -> list[Result]:
+def _run(client: Client, node: str, sleep: Callable[[float], None], clock: Callable[[], float]) -> list[Result]:
     try:
-        not_ready = _start(client, node)
+        not_ready = _start(client, node, sleep, clock)
         if not_ready:
             return [Result(c, False, f"probe pods not Ready within {READY_SECONDS}s: {', '.join(not_ready)} "
                            f"(kubectl -n {NAMESPACE} describe pods)") for c in CHECKS]
@@ -199,14 +237,15 @@ def _run(client: Client, node: str) -> list[Result]:
         return [Result(c, False, f"probes: {exc}") for c in CHECKS]
 
 
-def check_probes(client: Client, node: str | None) -> list[Result]:
+def check_probes(client: Client, node: str | None, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> list[Result]:
     """The four probe checks, run beside `node` (a node that runs a kata-app pod: its image
     is there already). The probes are deleted at the end, whatever happened."""
     if node is None:
         return [Result(c, False, "no running kata-app pod to place the probes beside") for c in CHECKS]
     leftover: ClientError | None = None
     try:
-        results = _run(client, node)
+        results = _run(client, node, sleep, clock)
     finally:
         try:
             _cleanup(client, wait=False)

@@ -163,7 +163,7 @@ def _register(state: _State, new: Registration) -> None:
     elif new.deleted_with and new.deleted_with in state.replaced:
         replace = {"deletedWith"}
     else:
-        replace = provider_replace_keys(new, changed)
+        replace = provider_replace_keys(new, changed, old)
     if replace:
         state.replaced.add(new.urn)
         if new.delete_before_replace:

@@ -7,7 +7,12 @@
      arguments below replace; every other change is an in-place update. Instance:
      flavor_name resizes (resource_openstack_compute_instance_v2.go Update L1003-1090),
      image_id rebuilds. The bridge reports diff keys under their Pulumi names.
-  K1 pulumi-kubernetes: a new name or namespace replaces an object.
+  K1 pulumi-kubernetes provider/pkg/provider/diff.go forceNewProperties: a new
+     metadata.name or .namespace replaces an object, and per kind the paths of its `forceNew`
+     table (apps Deployment/StatefulSet .spec.selector, core Service .spec.clusterIP/.type,
+     Secret .type/.data/.stringData, ConfigMap .data/.binaryData); any other change (labels,
+     annotations, the pod template) is an update. Unknown old values (a dependency
+     being replaced) count as a replace of any object whose metadata is unknown.
   E3 pulumi/pulumi step_generator.go applyReplaceOnChanges L3197-3224: a changed key under a
      replace_on_changes path is a replace, whatever the provider says.
 """
@@ -42,12 +47,42 @@ DISRUPTIVE_UPDATES = {"flavorName": "resized in place (Nova resize: reboot)",
 COMMAND_TYPES = ("command:remote:Command", "command:remote:CopyToRemote")
 
 
-def provider_replace_keys(reg: Registration, changed: set[str]) -> set[str]:
-    """The keys that make the provider (C1, O1, K1) or the replace_on_changes option (E3) replace."""
+# K1: the forceNew table (type -> (input key, path inside it)) for the kinds katak8s declares.
+KUBE_FORCE_NEW: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "kubernetes:apps/v1:Deployment": (("spec", ("selector",)),),
+    "kubernetes:core/v1:Service": (("spec", ("clusterIP",)), ("spec", ("type",))),
+    "kubernetes:core/v1:Secret": (("type", ()), ("data", ()), ("stringData", ())),
+    "kubernetes:core/v1:ConfigMap": (("data", ()), ("binaryData", ())),
+}
+
+
+def _at(value: object, path: tuple[str, ...]) -> object:
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _kube_replace_keys(reg: Registration, changed: set[str], old: Registration | None) -> set[str]:
+    if old is None:  # values unknown: judged coarsely
+        return {"metadata"} & changed
+    keys = set()
+    if "metadata" in changed:
+        before, after = old.inputs.get("metadata") or {}, reg.inputs.get("metadata") or {}
+        if any(_at(before, (k,)) != _at(after, (k,)) for k in ("name", "namespace")):
+            keys.add("metadata")
+    for key, path in KUBE_FORCE_NEW.get(reg.type, ()):
+        if key in changed and _at(old.inputs.get(key), path) != _at(reg.inputs.get(key), path):
+            keys.add(key)
+    return keys
+
+
+def provider_replace_keys(reg: Registration, changed: set[str], old: Registration | None = None) -> set[str]:
+    """The keys that make the provider (C1, O1, K1) or the replace_on_changes option (E3) replace.
+    `old`: the deployed registration, when its values are known."""
     if reg.type in COMMAND_TYPES:
         keys = {"triggers"} & changed
-    elif reg.type.startswith("kubernetes:") and "metadata" in changed:
-        keys = {"metadata"}  # K1, coarsely: the model reports node-level steps, never objects
+    elif reg.type.startswith("kubernetes:"):
+        keys = _kube_replace_keys(reg, changed, old)
     else:
         keys = FORCE_NEW.get(reg.type, frozenset()) & changed
     keys |= {k for k in changed for path in reg.replace_on_changes if path.split("[")[0].split(".")[0] == k}

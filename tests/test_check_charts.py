@@ -141,3 +141,35 @@ def test_install_helm_refuses_an_archive_that_does_not_match_the_pin(tmp_path):
                          env={"PATH": f"{fake}:/usr/bin:/bin"}, cwd=Path(__file__).resolve().parent.parent)
     assert res.returncode == 1 and "does not match the pinned sha256" in res.stderr
     assert not (tmp_path / "out" / "helm").exists()
+
+
+def test_install_helm_installs_a_matching_archive_exits_0_and_cleans_up(tmp_path):
+    """End to end with a stand-in archive (the pin is swapped for its checksum in a copy of
+    the script): the EXIT trap must not fail after main returned."""
+    import hashlib
+    import tarfile
+
+    stage = tmp_path / "stage" / "linux-amd64"
+    stage.mkdir(parents=True)
+    (stage / "helm").write_text("#!/bin/sh\necho v3.19.0+gfake\n")
+    (stage / "helm").chmod(0o755)
+    archive = tmp_path / "helm.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(stage, arcname="linux-amd64")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    root = Path(__file__).resolve().parent.parent
+    script = (root / "scripts" / "install-helm.sh").read_text()
+    assert "HELM_SHA256=a7f81ce0" in script
+    copy_ = tmp_path / "install-helm.sh"
+    copy_.write_text(script.replace(script.split("HELM_SHA256=")[1].split("\n")[0], digest))
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "curl").write_text(f'#!/bin/sh\nwhile [ "$1" != "-o" ]; do shift; done\ncp {archive} "$2"\n')
+    (fake / "curl").chmod(0o755)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    res = subprocess.run(["bash", str(copy_), str(tmp_path / "out")], capture_output=True, text=True,
+                         env={"PATH": f"{fake}:/usr/bin:/bin", "TMPDIR": str(scratch)})
+    assert res.returncode == 0, res.stderr
+    assert "v3.19.0" in res.stdout and (tmp_path / "out" / "helm").exists()
+    assert list(scratch.iterdir()) == [], "the download directory outlived the script"

@@ -221,6 +221,7 @@ def test_app_pods_spread_one_per_node_without_counting_nodes_they_cannot_use(sce
             "whenUnsatisfiable": "DoNotSchedule",
             "nodeTaintsPolicy": "Honor",
             "labelSelector": {"matchLabels": d["spec"]["selector"]["matchLabels"]},
+            "matchLabelKeys": ["pod-template-hash"],  # one rollout's pods spread among themselves
         }
 
 

@@ -102,6 +102,8 @@ class FakeCluster(sc.Client):
             (sp.NODE, METADATA_URL): sc.ExecResult(0, '{"uuid": "5f0c", "name": "k-worker-0"}', ""),
         }
         self.guard_loaded, self.guard_counts, self.drops = True, True, 41
+        self.guard_network = True
+        self.sa_missing = 0  # creates refused while the new namespace has no default ServiceAccount
         self.created: dict[tuple[str, str], dict] = {}  # (namespace or "", name) -> manifest
         self.never_ready: set[str] = set()
         self.refuse_create: str | None = None
@@ -125,6 +127,10 @@ class FakeCluster(sc.Client):
         key = (manifest["metadata"].get("namespace", ""), manifest["metadata"]["name"])
         if self.refuse_create:
             raise sc.ClientError(self.refuse_create)
+        if key[0] == sp.NAMESPACE and self.sa_missing:
+            self.sa_missing -= 1
+            raise sc.ClientError(f'pods "{key[1]}" is forbidden: error looking up service account '
+                                 f'{sp.NAMESPACE}/default: serviceaccount "default" not found')
         if key in self.created:
             raise sc.ClientError(f'{manifest["kind"]} "{key[1]}" already exists')
         if key[0] and key[0] != demo.NAMESPACE:
@@ -138,7 +144,7 @@ class FakeCluster(sc.Client):
             self.created = {k: m for k, m in self.created.items() if k[0] != name}
 
     def wait_ready(self, namespace, pod, timeout):
-        assert timeout >= 600 and (namespace, pod) in self.created
+        assert 0 < timeout <= sp.READY_SECONDS and (namespace, pod) in self.created
         return pod not in self.never_ready
 
     def _probe_exec(self, pod, argv):
@@ -147,7 +153,11 @@ class FakeCluster(sc.Client):
             if not self.guard_loaded:
                 return sc.ExecResult(1, "", "Error: No such file or directory; did you mean table 'filter'?")
             return sc.ExecResult(0, _nft(self.drops), "")
+        if pod == sp.GUARD and argv[-1] == sp.API_URL:
+            return sc.ExecResult(0 if self.guard_network else 28, "", "")
         if pod == sp.GUARD and argv[4] == METADATA_URL:
+            if not self.guard_network:
+                return sc.ExecResult(28, "", "curl: (28) Connection timed out")
             if not self.guard_loaded:
                 return sc.ExecResult(0, '{"uuid": "5f0c"}', "")
             self.drops += 3 if self.guard_counts else 0
@@ -301,6 +311,10 @@ BREAKAGES: dict[str, tuple[Callable[[FakeCluster], None], set[str]]] = {
         {sp.NODE_ANSWERS},
     ),
     "guard missing": (lambda c: setattr(c, "guard_loaded", False), {sp.POD_BLOCKED, sp.GUARD_DROPPED}),
+    # a timeout from a pod with no network at all proves nothing
+    "guard probe without a network": (lambda c: setattr(c, "guard_network", False),
+                                      {sp.POD_BLOCKED, sp.GUARD_DROPPED}),
+    "service account never appears": (lambda c: setattr(c, "sa_missing", 10 ** 6), PROBE_CHECKS),
     "blocked, but not by the guard": (lambda c: setattr(c, "guard_counts", False), {sp.GUARD_DROPPED}),
     "probe pod never ready": (lambda c: c.never_ready.add(sp.GUARD), PROBE_CHECKS),
     "probes refused by admission": (lambda c: setattr(c, "refuse_create", "admission webhook denied"), PROBE_CHECKS),
@@ -311,6 +325,11 @@ def test_every_check_fails_in_at_least_one_breakage():
     """No always-true check (review-k8s K5c): each one has a breakage below that fails it."""
     failing = set().union(*(expected for _, expected in BREAKAGES.values()))
     assert ALL_CHECKS <= failing, ALL_CHECKS - failing
+
+
+@pytest.fixture(autouse=True)
+def _no_real_sleep(monkeypatch):
+    monkeypatch.setattr(sp.time, "sleep", lambda s: None)
 
 
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
@@ -513,8 +532,32 @@ def test_the_guard_probe_is_a_kata_pod_in_a_namespace_without_policies_and_the_n
     (mount,) = node["spec"]["containers"][0]["volumeMounts"]
     assert mount == {"name": "host", "mountPath": "/host", "readOnly": True}
     for pod in (guard, node):  # both beside the same kata-app pod
-        assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "k-worker-0"}
+        assert pod["spec"]["nodeName"] == "k-worker-0"
+    sec = node["spec"]["containers"][0]["securityContext"]
+    assert not sec.get("privileged") and sec["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_CHROOT"]}
     assert sp.probe_namespace()["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
     # the guard's table and chain are the ones scripts/node/10-kernel.sh loads
     rules = (ROOT / "tests" / "golden" / "bootstrap-metadata-guard.nft").read_text()
     assert f"table {' '.join(sp.GUARD_TABLE)} {{" in rules and f"chain {sp.GUARD_CHAIN} {{" in rules
+
+
+def test_a_new_namespace_without_its_service_account_yet_is_waited_for():
+    cluster = FakeCluster()
+    cluster.sa_missing = 3
+    slept: list[float] = []
+    res = sp.check_probes(cluster, "k-worker-0", sleep=slept.append)
+    assert all(r.ok for r in res), sc.render_table(res)
+    assert slept == [1, 1, 1] and cluster.created == {}
+
+
+def test_the_probes_share_one_deadline():
+    cluster, asked = FakeCluster(), []
+    now = iter([0.0, 100.0, 350.0, 590.0])
+    real_wait = cluster.wait_ready
+
+    def wait(namespace, pod, timeout):
+        asked.append(timeout)
+        return real_wait(namespace, pod, 600)
+    cluster.wait_ready = wait
+    sp.check_probes(cluster, "k-worker-0", clock=lambda: next(now))
+    assert asked == [500, 250, 10]  # 600 s in all, not 600 s each

@@ -94,16 +94,22 @@ def sample_node_count(cfg: ClusterConfig) -> int:
 
 
 def _spread(labels: dict[str, str]) -> list[dict[str, Any]]:
-    """At most one pod more on any node than on another. DoNotSchedule makes it a rule the
-    smoke test can rely on; nodeTaintsPolicy Honor leaves out nodes the pods cannot
-    tolerate (the default, Ignore, would count the tainted control planes as empty domains
-    and leave the second pod of a one-worker cluster Pending)."""
+    """At most one pod more on any node than on another, among the pods of one rollout.
+    DoNotSchedule makes it a rule the smoke test can rely on; nodeTaintsPolicy Honor leaves
+    out nodes the pods cannot tolerate (the default, Ignore, would count the tainted
+    control planes as empty domains and leave the second pod of a one-worker cluster
+    Pending). Nothing rebalances after a drain: a rollout restart spreads them again."""
     return [{
         "maxSkew": 1,
         "topologyKey": "kubernetes.io/hostname",
         "whenUnsatisfiable": "DoNotSchedule",
         "nodeTaintsPolicy": "Honor",
         "labelSelector": {"matchLabels": dict(labels)},
+        # Count only the pods of the same ReplicaSet: otherwise, mid-rollout, the old pods
+        # satisfy the skew and both new pods may land on one node (the ReplicaSet
+        # controller removes old pods from crowded nodes first).
+        # MatchLabelKeysInPodTopologySpread, on by default since 1.27.
+        "matchLabelKeys": ["pod-template-hash"],
     }]
 
 
