@@ -177,7 +177,9 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         kubernetes_version=values["kubernetesVersion"],
         kata_version=values["kataVersion"],
         kata_hypervisor=values["kataHypervisor"],
-        calico_version=values["calicoVersion"],
+        # Empty: the Calico release tested with the Kubernetes minor (versions.KUBERNETES_MINORS).
+        calico_version=values["calicoVersion"]
+        or v.KUBERNETES_MINORS[v.kubernetes_minor(values["kubernetesVersion"])].calico,
         ssh_private_key=values["sshPrivateKey"] or None,
         boot_volume_size=values["bootVolumeSize"],
         sample_workloads=values["sampleWorkloads"],

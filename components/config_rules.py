@@ -63,7 +63,7 @@ KEYS: tuple[Key, ...] = (
     Key("kubernetesVersion", "string", v.DEFAULT_KUBERNETES_VERSION),
     Key("kataVersion", "string", v.DEFAULT_KATA_VERSION),
     Key("kataHypervisor", "string", v.DEFAULT_HYPERVISOR),
-    Key("calicoVersion", "string", v.DEFAULT_CALICO_VERSION),
+    Key("calicoVersion", "string", ""),
     Key("sshPrivateKey", "secret", ""),
     Key("bootVolumeSize", "integer", 0),
     Key("sampleWorkloads", "boolean", True),
@@ -176,11 +176,18 @@ def check_versions(c: Collector, k8s: str, kata: str, calico: str, kata_sha: str
         c.fail("kataVersion", "must be a 4.x release from 4.1.0 on (the split-tarball layout "
                f"this project installs); tested: {', '.join(v.KATA_STATIC_SHA256)}", kata)
     cm = _SEMVER.match(calico)
-    if not cm:
-        c.fail("calicoVersion", "must be 3.M.P, like " + v.DEFAULT_CALICO_VERSION, calico)
-    elif ".".join(calico.split(".")[:2]) not in v.SUPPORTED_CALICO_MINORS:
+    minor = v.kubernetes_minor(k8s) if m and v.kubernetes_minor(k8s) in v.KUBERNETES_MINORS else None
+    if calico and not cm:
+        c.fail("calicoVersion", "must be 3.M.P, like " + v.DEFAULT_CALICO_VERSION + ", or empty for the "
+               "release tested with the Kubernetes minor", calico)
+    elif calico and ".".join(calico.split(".")[:2]) not in v.SUPPORTED_CALICO_MINORS:
         c.fail("calicoVersion", "minor is not supported; supported: "
                + ", ".join(f"{m}.x" for m in v.SUPPORTED_CALICO_MINORS), calico)
+    elif calico and minor and minor not in v.CALICO_COVERS[".".join(calico.split(".")[:2])]:
+        covers = v.CALICO_COVERS[".".join(calico.split(".")[:2])]
+        c.fail("calicoVersion", f"Calico {'.'.join(calico.split('.')[:2])} is not tested with Kubernetes {minor} "
+               f"(it covers {', '.join(covers)}); use {v.KUBERNETES_MINORS[minor].calico}, or leave "
+               "calicoVersion empty for the release tested with the minor", calico)
     if kata_sha and not _SHA256.match(kata_sha):
         c.fail("kataSha256", "must be 64 lowercase hex digits (sha256 of kata-static)", kata_sha)
     elif km and not kata_sha and not v.KATA_STATIC_SHA256.get(kata):

@@ -32,6 +32,7 @@ import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime.sync_await import _sync_await
 
+from components import versions as v
 from components.config import NAMESPACE, ClusterConfig, ConfigError
 
 READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
@@ -40,7 +41,59 @@ CONTROL_PLANES = "controlPlanePrivateIps"
 WORKERS = "workerPrivateIps"
 SSH_PUBLIC_KEY = "sshPublicKey"
 POD_CIDR, SERVICE_CIDR = "podCidr", "serviceCidr"
-READ = (CONTROL_PLANES, WORKERS, SSH_PUBLIC_KEY, POD_CIDR, SERVICE_CIDR)
+KUBERNETES_VERSION, RUNTIME = "kubernetesVersion", "containerRuntime"
+READ = (CONTROL_PLANES, WORKERS, SSH_PUBLIC_KEY, POD_CIDR, SERVICE_CIDR, KUBERNETES_VERSION, RUNTIME)
+
+
+def _patch(version: Any) -> tuple[int, int, int] | None:
+    parts = version.split(".") if isinstance(version, str) else []
+    return tuple(int(p) for p in parts) if len(parts) == 3 and all(p.isdigit() for p in parts) else None
+
+
+def next_versions(deployed: str) -> list[str]:
+    """The versions a cluster at `deployed` may move to, as kubeadm allows: a newer tested
+    patch of its minor, or the next minor's tested patch (upgrades.md §5.6; kubeadm
+    policy.go EnforceVersionPolicies, MaximumAllowedMinorVersionUpgradeSkew = 1)."""
+    have = _patch(deployed)
+    if have is None:
+        return []
+    return [patch for patch in sorted(v.KUBERNETES_PATCHES.values(), key=lambda p: _patch(p) or (0, 0, 0))
+            if (want := _patch(patch)) and want > have and want[:2] in (have[:2], (have[0], have[1] + 1))]
+
+
+def version_refusals(previous: Mapping[str, Any], cfg: ClusterConfig) -> list[str]:
+    """Downgrades, jumps of two minors, and runtime switches: never possible in place."""
+    problems = []
+    deployed, wanted = previous.get(KUBERNETES_VERSION), cfg.kubernetes_patch
+    have, want = _patch(deployed), _patch(wanted)
+    if have and want and want != have:
+        allowed = next_versions(deployed)
+        hint = (f"the cluster can move to {' or '.join(allowed)} next" if allowed
+                else "no newer tested version is listed in components/versions.py yet")
+        if want < have:
+            problems.append(f"{NAMESPACE}:kubernetesVersion: cannot go down from {deployed} to {wanted}: kubeadm "
+                            f"has no downgrade; set it back to {deployed} ({hint})")
+        elif want[:2] > (have[0], have[1] + 1):
+            problems.append(f"{NAMESPACE}:kubernetesVersion: cannot jump from {deployed} to {wanted}: kubeadm "
+                            f"upgrades one minor at a time; {hint}, then to {wanted} in a later `pulumi up`")
+    old_runtime = previous.get(RUNTIME)
+    if isinstance(old_runtime, str) and old_runtime and old_runtime != cfg.container_runtime:
+        problems.append(f"{NAMESPACE}:containerRuntime: cannot switch a deployed cluster from {old_runtime} to "
+                        f"{cfg.container_runtime} (every node's runtime, sandboxes and images would go); set it back "
+                        "to " + old_runtime + ", or build a new stack with the other runtime and move the workloads")
+    return problems
+
+
+def version_notice(previous: Mapping[str, Any], cfg: ClusterConfig) -> str | None:
+    """An allowed hop: katak8s does not upgrade in place yet, so say what will happen."""
+    deployed, wanted = previous.get(KUBERNETES_VERSION), cfg.kubernetes_patch
+    have, want = _patch(deployed), _patch(wanted)
+    if have and want and have < want and want[:2] <= (have[0], have[1] + 1):  # not refused above
+        return (f"{NAMESPACE}:kubernetesVersion changes from {deployed} to {wanted}. katak8s does not upgrade "
+                "in place yet: the node steps go on only where the node already runs "
+                f"{wanted} (upgraded by hand, docs/operations.md 'Version changes') and stop on the first "
+                "that does not, before changing it")
+    return None
 
 
 def _key(line: str) -> str:
@@ -65,7 +118,7 @@ def refusals(previous: Mapping[str, Any], cfg: ClusterConfig, *, ssh_public_key:
     Pure. `ssh_public_key` None means the new key is not known yet: on a deployed stack that
     happens only when a new key is being generated (the configured key was removed).
     Outputs of an unexpected shape are ignored, never trusted."""
-    problems = []
+    problems = version_refusals(previous, cfg)
     ips = previous.get(CONTROL_PLANES)
     if isinstance(ips, list) and ips and _ha(len(ips)) != _ha(cfg.control_plane_count):
         problems.append(
@@ -148,3 +201,6 @@ class DeployedState:
         problems = refusals(self.outputs, cfg, ssh_public_key=resolve(ssh_public_key))
         if problems:
             raise ConfigError(problems)
+        notice = version_notice(self.outputs, cfg)
+        if notice:
+            pulumi.log.warn(notice)

@@ -8,25 +8,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+
 # --- Kubernetes ------------------------------------------------------------------------
-# Minor -> default patch. Only minors inside every vendor's tested matrix are listed:
-# containerd RELEASES.md (1.35: 2.2+, 1.36: 2.3/2.2), CRI-O streams v1.35/v1.36, and
-# Calico 3.32's tested Kubernetes list (1.34-1.36). 1.37 is out (2026-08-26) but not yet
-# in Calico's tested list; 1.34 went EOL in 2026-10.
-KUBERNETES_PATCHES: dict[str, str] = {
-    "1.35": "1.35.8",
-    "1.36": "1.36.4",
+@dataclass(frozen=True)
+class Minor:
+    """What katak8s installs for one Kubernetes minor (shared/reference/upgrades.md §2-3)."""
+
+    patch: str  # the tested patch that `kubernetesVersion: 1.M` installs
+    pause: str  # kubeadm's pause image: the runtime's sandbox image must match it
+    calico: str  # the Calico release a stack at this minor gets unless calicoVersion is set
+
+
+# Minor -> its stack. Only minors inside every vendor's tested matrix are listed:
+# containerd RELEASES.md (1.35: 2.2+, 1.36: 2.3/2.2), CRI-O's per-minor streams
+# (isv:cri-o:stable:v1.M), and Calico's tested Kubernetes list (CALICO_COVERS).
+# 1.35.8 / 1.36.4: kubespray's checksums (2026-08-21). 1.37.1: the first 1.37 patch seen
+# in public pins (kubeadm=1.37.1-*; 1.37.0 came out 2026-08-26). Pause: kubespray vars
+# (3.10.1 for 1.35); 1.37 ships 3.10.2 (CHANGELOG-1.37, RKE2 1.37). 1.36 keeps the 3.10.1
+# it was deployed with: a new sandbox image would restart every node's runtime.
+KUBERNETES_MINORS: dict[str, Minor] = {
+    "1.35": Minor("1.35.8", "registry.k8s.io/pause:3.10.1", "3.32.1"),
+    "1.36": Minor("1.36.4", "registry.k8s.io/pause:3.10.1", "3.32.1"),
+    "1.37": Minor("1.37.1", "registry.k8s.io/pause:3.10.2", "3.33.0"),
 }
+KUBERNETES_PATCHES: dict[str, str] = {m: x.patch for m, x in KUBERNETES_MINORS.items()}
+# The newest minor whose whole stack primary sources confirm. 1.37 is supported, but its
+# Calico (3.33, released after the snapshots this table was built from) and containerd's
+# 1.37 row are known from third parties only (upgrades.md §6), so new stacks default to 1.36.
 DEFAULT_KUBERNETES_VERSION = "1.36"
 # pkgs.k8s.io: one flat apt repository per minor; Release.key sits beside it (§2.4).
 KUBERNETES_APT_REPO = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
 
 # kubeadm's pinned pause image per minor; the runtime's sandbox image must match it or
 # kubeadm warns and the node pulls a second pause image (upstream-bootstrap.md §3.2).
-PAUSE_IMAGES: dict[str, str] = {
-    "1.35": "registry.k8s.io/pause:3.10.1",
-    "1.36": "registry.k8s.io/pause:3.10.1",
-}
+PAUSE_IMAGES: dict[str, str] = {m: x.pause for m, x in KUBERNETES_MINORS.items()}
 
 # --- Kata Containers -------------------------------------------------------------------
 # Kata >= 4.1 ships split .tar.zst tarballs: kata-static (runtime-rs shim + guest
@@ -111,10 +126,17 @@ KATA_TAINT = Taint(key=KATA_NODE_LABEL, value="true", effect="NoSchedule")
 AGNHOST_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
 
 # --- Calico ----------------------------------------------------------------------------
-# v3.32.1 is the newest release documented by tigera/docs (2026-06-24); the
-# tigera-operator chart shares the Calico version number.
-DEFAULT_CALICO_VERSION = "3.32.1"
-SUPPORTED_CALICO_MINORS = ("3.32",)
+# Calico minor -> the Kubernetes minors Tigera tests it with (docs.tigera.io
+# .../kubernetes/requirements, as summarised from the versioned docs: 3.32 covers
+# 1.34-1.36, 3.33 covers 1.35-1.37; calico release-v3.33 builds against v1.37.0-beta.0,
+# metadata.mk K8S_VERSION). The tigera-operator chart shares the Calico version number;
+# scripts/check_charts.py renders a version's charts before it is used (plan review).
+CALICO_COVERS: dict[str, tuple[str, ...]] = {
+    "3.32": ("1.34", "1.35", "1.36"),
+    "3.33": ("1.35", "1.36", "1.37"),
+}
+SUPPORTED_CALICO_MINORS = tuple(CALICO_COVERS)
+DEFAULT_CALICO_VERSION = KUBERNETES_MINORS[DEFAULT_KUBERNETES_VERSION].calico
 CALICO_CHART_REPO = "https://docs.tigera.io/calico/charts"
 VXLAN_OVERHEAD = 50  # bytes; Calico MTU table: 1450 (OpenStack VXLAN) -> 1400 with VXLAN
 

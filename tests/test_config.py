@@ -41,6 +41,8 @@ BAD = [
     ("old kata", {"kataVersion": "3.32.0"}, "katak8s:kataVersion", "4.x release from 4.1.0 on"),
     ("calico minor", {"calicoVersion": "3.31.7"}, "katak8s:calicoVersion", "minor is not supported"),
     ("malformed calico", {"calicoVersion": "latest"}, "katak8s:calicoVersion", "must be 3.M.P"),
+    ("calico not tested with 1.37", {"kubernetesVersion": "1.37", "calicoVersion": "3.32.1"},
+     "katak8s:calicoVersion", "Calico 3.32 is not tested with Kubernetes 1.37 (it covers 1.34, 1.35, 1.36); use 3.33"),
     ("bad sha", {"kataSha256": "abc"}, "katak8s:kataSha256", "64 lowercase hex"),
     ("unpinned kata", {"kataVersion": "4.2.0"}, "katak8s:kataSha256", "is required for kataVersion 4.2.0"),
     ("cluster name chars", {"clusterName": "Prod_1"}, "katak8s:clusterName", "DNS-1123 label"),
@@ -152,3 +154,30 @@ def test_accept_ssh_public_key_must_be_a_public_key_line():
     with pytest.raises(ConfigError, match="acceptSshPublicKey: must be an OpenSSH public key line"):
         parse_config(_required(acceptSshPublicKey="-----BEGIN OPENSSH PRIVATE KEY-----"), stack="dev")
     assert parse_config(_required(acceptSshPublicKey="ssh-ed25519 AAAAC3Nz me@x"), stack="dev").accept_ssh_public_key
+
+
+
+@pytest.mark.parametrize("k8s,calico,want", [
+    ("1.36", "", "3.32.1"),        # what every deployed stack had: the default resolves to it
+    ("1.35", "", "3.32.1"),
+    ("1.37", "", "3.33.0"),        # 3.32 is not tested with 1.37 (versions.CALICO_COVERS)
+    ("1.37.1", "", "3.33.0"),
+    ("1.35", "3.33.0", "3.33.0"),  # 3.33 covers 1.35 to 1.37
+    ("1.36", "3.32.1", "3.32.1"),
+])
+def test_an_empty_calico_version_is_the_release_tested_with_the_minor(k8s, calico, want):
+    cfg = parse_config(_raw({"kubernetesVersion": k8s, "calicoVersion": calico}), stack="dev")
+    assert cfg.calico_version == want
+    assert v_covers(want, cfg.kubernetes_minor)
+
+
+def v_covers(calico: str, minor: str) -> bool:
+    return minor in versions.CALICO_COVERS[".".join(calico.split(".")[:2])]
+
+
+def test_every_minor_s_calico_covers_it_and_1_37_is_supported():
+    assert "1.37" in versions.KUBERNETES_MINORS
+    for minor, stack in versions.KUBERNETES_MINORS.items():
+        assert v_covers(stack.calico, minor), minor
+        assert stack.patch.startswith(minor + ".") and stack.pause.startswith("registry.k8s.io/pause:")
+    assert versions.DEFAULT_CALICO_VERSION == "3.32.1"  # deployed stacks keep their Calico

@@ -103,3 +103,44 @@ def test_network_ranges_are_fixed_once_deployed(change, key):
     (problem,) = refusals(previous, cfg(**change), ssh_public_key=None)
     assert problem.startswith(f"katak8s:{key}: cannot change on a deployed cluster")
     assert refusals(previous, cfg(), ssh_public_key=None) == []
+
+
+# --- kubernetesVersion and containerRuntime (issue #16 section 2) ------------------------------
+
+from components.deployed import KUBERNETES_VERSION, RUNTIME, next_versions, version_notice  # noqa: E402
+
+
+@pytest.mark.parametrize("deployed,wanted,words", [
+    ("1.36.4", "1.35.8", "cannot go down from 1.36.4 to 1.35.8"),
+    ("1.36.4", "1.36.2", "cannot go down from 1.36.4 to 1.36.2"),
+    ("1.35.8", "1.37", "cannot jump from 1.35.8 to 1.37.1: kubeadm upgrades one minor at a time; the cluster can "
+                       "move to 1.36.4 next, then to 1.37.1 in a later `pulumi up`"),
+])
+def test_downgrades_and_two_minor_jumps_are_refused_naming_the_next_versions(deployed, wanted, words):
+    (problem,) = refusals({KUBERNETES_VERSION: deployed}, cfg(kubernetesVersion=wanted), ssh_public_key=None)
+    assert problem.startswith("katak8s:kubernetesVersion: ") and words in problem, problem
+
+
+@pytest.mark.parametrize("deployed,wanted", [("1.36.4", "1.36.4"), ("1.35.8", "1.36"), ("1.36.4", "1.37"),
+                                             ("1.36.2", "1.36"), ("1.35.8", "1.35")])
+def test_a_patch_or_one_minor_up_passes_the_preview_with_a_notice(deployed, wanted):
+    c = cfg(kubernetesVersion=wanted)
+    assert refusals({KUBERNETES_VERSION: deployed}, c, ssh_public_key=None) == []
+    notice = version_notice({KUBERNETES_VERSION: deployed}, c)
+    assert (notice is None) == (deployed == c.kubernetes_patch)
+    if notice:
+        assert "does not upgrade in place yet" in notice and "docs/operations.md" in notice
+
+
+def test_the_next_versions_follow_kubeadms_one_minor_rule():
+    assert next_versions("1.35.8") == ["1.36.4"]
+    assert next_versions("1.35.2") == ["1.35.8", "1.36.4"]
+    assert next_versions("1.36.4") == ["1.37.1"]
+    assert next_versions("1.37.1") == []
+    assert next_versions("garbage") == []
+
+
+def test_a_runtime_switch_is_refused_at_preview():
+    (problem,) = refusals({RUNTIME: "containerd"}, cfg(containerRuntime="crio"), ssh_public_key=None)
+    assert problem.startswith("katak8s:containerRuntime: cannot switch a deployed cluster from containerd to crio")
+    assert refusals({RUNTIME: "crio"}, cfg(containerRuntime="crio"), ssh_public_key=None) == []
