@@ -3,15 +3,15 @@
 Read top to bottom; each line is one concern, in the order `pulumi up` builds them.
 """
 
-from components.access import SshAccess
-from components.bootstrap import NodeBootstrap
 from components.cluster import KubeadmCluster
 from components.config import load_config
 from components.deployed import DeployedState
-from components.endpoint import ApiEndpoint, require_octavia
 from components.kubernetes import KubernetesAddons
-from components.network import ClusterNetwork
-from components.nodes import NodePool
+from components.nodes.bootstrap import NodeBootstrap
+from components.openstack.access import SshAccess
+from components.openstack.endpoint import ApiEndpoint, require_octavia
+from components.openstack.network import ClusterNetwork
+from components.openstack.nodes import NodePool
 from components.outputs import export_outputs
 from components.tuning import tune_gc
 

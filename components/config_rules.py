@@ -18,7 +18,7 @@ NAMESPACE = "katak8s"
 MAX_WORKERS = 500
 CONTROL_PLANE_COUNTS = (1, 3, 5)
 RUNTIMES = ("containerd", "crio")
-# Every remote phase runs under `timeout` (components/phase.py PHASE_TIMEOUT_SECONDS); a
+# Every remote phase runs under `timeout` (components/nodes/phase.py PHASE_TIMEOUT_SECONDS); a
 # drain must fit inside its phase with time left for cordon, node deletion and API calls.
 PHASE_TIMEOUT_SECONDS = 1800
 MAX_DRAIN_SECONDS = PHASE_TIMEOUT_SECONDS - 120

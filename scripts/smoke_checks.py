@@ -49,7 +49,7 @@ def _kata_labeled(node: dict) -> bool:
 
 def check_nodes(nodes: list[dict]) -> list[Result]:
     not_ready = sorted(name(n) for n in nodes if not _ready(n))
-    # Every node registers with the label (components/kubeadm.py KATA_LABELS), after its
+    # Every node registers with the label (components/cluster/kubeadm.py KATA_LABELS), after its
     # own Kata smoke test passed: a node without it was not made by katak8s's join.
     unlabeled = sorted(name(n) for n in nodes if not _kata_labeled(n))
     return [

@@ -43,7 +43,7 @@ BASE_CONFIG: dict[str, Any] = {
 
 def _pem_b64(kind: str) -> str:
     """base64 of a tiny well-formed PEM block (its body a DER SEQUENCE), as kubeconfig
-    `*-data` fields hold: what components/kubeconfig.py accepts."""
+    `*-data` fields hold: what components/cluster/kubeconfig.py accepts."""
     pem = f"-----BEGIN {kind}-----\nMAMCAQE=\n-----END {kind}-----\n"
     return base64.b64encode(pem.encode()).decode()
 
@@ -252,7 +252,7 @@ class KatakMocks(pulumi.runtime.Mocks):
     def _call(self, args: pmocks.MockCallArgs) -> dict:
         a = args.args
         if args.token == OCTAVIA_PROBE:
-            # components/endpoint.py require_octavia: a cloud with Octavia has no such flavor.
+            # components/openstack/endpoint.py require_octavia: a cloud with Octavia has no such flavor.
             raise ProviderError("Your query returned no results. Please change your search criteria and try again.")
         if args.token == "pulumi:pulumi:readStackOutputs":
             # components/deployed.py reads the stack's own last outputs (engine builtins.go

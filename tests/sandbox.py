@@ -46,9 +46,9 @@ API (all paths given to the API are relative to the fake root unless they say ot
                                      archives, e.g. opt/kata/bin/kata-ctl: a copy logs and
                                      answers under its own file name)
     res = sb.run("node/10-kernel.sh", params, env=None, stdin=None, timeout=60)
-        Render `params` (a dataclass, via components.phase.render_env, or a mapping of
+        Render `params` (a dataclass, via components.nodes.phase.render_env, or a mapping of
         NAME -> value) to a params file and run `bash scripts/<script> <params file>`.
-    res = sb.run_bundle(text)        run a rendered bundle (components.phase.render_bundle)
+    res = sb.run_bundle(text)        run a rendered bundle (components.nodes.phase.render_bundle)
     res = sb.run_command(cmdline)    run a command line with bash -c (e.g. a Command's
                                      `delete` text: `sudo -n timeout 1800 bash -c '...'`)
 
@@ -80,7 +80,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import phase
+from components.nodes import phase
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"

@@ -12,9 +12,10 @@ import pytest
 from harness import BASE_CONFIG
 from sandbox import Sandbox
 
-from components import bootstrap, naming, phase
+from components import naming
 from components import versions as v
 from components.config import parse_config
+from components.nodes import bootstrap, phase
 
 UBUNTUS = ("24.04", "26.04")
 RUNTIMES = ("containerd", "crio")

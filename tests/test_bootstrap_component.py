@@ -11,11 +11,12 @@ import pulumi_command as command
 import pytest
 from harness import run_program
 
-from components import naming, phase
+from components import naming
 from components import versions as v
-from components.bootstrap import PHASES, NodeBootstrap
 from components.config import load_config
-from components.phase import NodeTarget
+from components.nodes import phase
+from components.nodes.bootstrap import PHASES, NodeBootstrap
+from components.openstack.target import NodeTarget
 
 COPY, CMD = "command:remote:CopyToRemote", "command:remote:Command"
 

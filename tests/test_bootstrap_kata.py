@@ -9,8 +9,8 @@ import pytest
 from sandbox import Sandbox
 from test_bootstrap_cases import RUNTIMES, UBUNTUS, bundle, cfg_for, fake_kata_archives, run_twice, spec, tar_zst
 
-from components import phase
 from components import versions as v
+from components.nodes import phase
 
 VERSION = v.DEFAULT_KATA_VERSION
 BASE = f"{v.KATA_RELEASE_URL}/{VERSION}"

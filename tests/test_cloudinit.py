@@ -8,7 +8,8 @@ import pytest
 import yaml
 from test_openstack_support import assert_valid_cloud_config, cloud_init_schema
 
-from components import cloudinit, naming
+from components import naming
+from components.openstack import cloudinit
 
 # Obviously fake keys in the real shapes: a multi-line OpenSSH private key and its public line.
 FAKE_PRIVATE = (

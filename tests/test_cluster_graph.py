@@ -16,12 +16,12 @@ import pulumi_command as command
 import pytest
 from harness import FAKE_JOIN_CREDENTIALS, SECRET_SIG, SECRET_VALUE, Graph, run_program, unsecret
 
-from components.access import SshAccess
 from components.cluster import KubeadmCluster
 from components.config import MAX_DRAIN_SECONDS, ConfigError, load_config
-from components.endpoint import ApiEndpoint
-from components.network import ClusterNetwork
-from components.nodes import NodePool
+from components.openstack.access import SshAccess
+from components.openstack.endpoint import ApiEndpoint
+from components.openstack.network import ClusterNetwork
+from components.openstack.nodes import NodePool
 
 CMD, COPY = "command:remote:Command", "command:remote:CopyToRemote"
 SERVER = "openstack:compute/instance:Instance"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sandbox import Sandbox
 
-from components import kubeadm, phase
 from components import versions as v
-from components.cluster import CredentialParams, InitParams, JoinParams, KubeconfigParams
+from components.cluster import CredentialParams, InitParams, JoinParams, KubeconfigParams, kubeadm
+from components.nodes import phase
 
 TOKEN = "k8stok.0123456789katak8"
 CERT_KEY = "3c" * 32

@@ -53,8 +53,8 @@ def test_component_diagram_names_every_component_of_main():
 
 
 def test_phase_diagram_names_every_phase():
-    node_phases = re.findall(r'PhaseSpec\("([a-z-]+)"', text(ROOT / "components" / "bootstrap.py"))
-    cluster_py = text(ROOT / "components" / "cluster.py")
+    node_phases = re.findall(r'PhaseSpec\("([a-z-]+)"', text(ROOT / "components" / "nodes" / "bootstrap.py"))
+    cluster_py = text(ROOT / "components" / "cluster" / "__init__.py")
     cluster_phases = [p.rstrip("-") for p in re.findall(r'phase=f?"([a-z-]+)', cluster_py)]
     assert len(node_phases) >= 5 and "kubeadm-init" in cluster_phases
     _, phases = mermaid_blocks(text(DOCS / "architecture.md"))
@@ -90,7 +90,8 @@ def test_quoted_messages_and_paths_exist_in_the_scripts(quote, script):
 
 
 def test_troubleshooting_numbers_match_the_code():
-    from components import bootstrap, kubeadm
+    from components.cluster import kubeadm
+    from components.nodes import bootstrap
 
     doc = text(DOCS / "troubleshooting.md")
     assert kubeadm.RUNTIME_REQUEST_TIMEOUT == "10m" and "waits 10 minutes (`runtimeRequestTimeout`)" in doc
@@ -125,7 +126,7 @@ def test_security_doc_matches_ports_secrets_and_policy_names():
     for name in outputs.SECRET_OUTPUTS:
         assert f"output `{name}` (secret)" in doc
     assert f"`{kp.KATA_NAMESPACE_LABEL}: \"true\"`" in doc and f"`{kp.RUNC_EXEMPT_ANNOTATION}`" in doc
-    from components import kubeadm
+    from components.cluster import kubeadm
 
     assert kubeadm.JOIN_TOKEN_TTL == "30m" and "token TTL 30 min" in doc
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components import kubeadm
 from components import versions as v
+from components.cluster import kubeadm
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "kubeadm-v1beta4-fields.json").read_text())
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")

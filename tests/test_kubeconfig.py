@@ -1,4 +1,4 @@
-"""components/kubeconfig.py: a compromised first control plane cannot put anything but a
+"""components/cluster/kubeconfig.py: a compromised first control plane cannot put anything but a
 CA, a client certificate and a key into the stack's kubeconfig (issue #12, section 2)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import yaml
 from harness import FAKE_KUBECONFIG
 
-from components.kubeconfig import KubeconfigError, rebuild
+from components.cluster.kubeconfig import KubeconfigError, rebuild
 
 SECRET_MARK = "S3CR3T-VALUE"
 

@@ -11,8 +11,9 @@ from engine_model import plan_steps, simulate
 from harness import BASE_CONFIG, run_program
 from operations import node_actions
 
-from components import cloudinit, phase
 from components.config import ConfigError
+from components.nodes import phase
+from components.openstack import cloudinit
 
 CP0, W0, W1, W2 = "dev-cp-0", "dev-worker-0", "dev-worker-1", "dev-worker-2"
 SERVER = "openstack:compute/instance:Instance"

@@ -1,4 +1,4 @@
-"""ClusterNetwork and the security-group design (components/firewall.py)."""
+"""ClusterNetwork and the security-group design (components/openstack/firewall.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pulumi_openstack
 import pytest
 from test_openstack_support import T_RULE, T_SG, openstack_layer
 
-from components import firewall, naming
+from components import naming
 from components import versions as v
+from components.openstack import firewall
 
 ROOT = Path(__file__).resolve().parent.parent
 CP, W = naming.CONTROL_PLANE, naming.WORKER

@@ -22,7 +22,8 @@ from test_openstack_support import (
     strings_outside_secrets,
 )
 
-from components import naming, nodes
+from components import naming
+from components.openstack import nodes
 
 CP, W = naming.CONTROL_PLANE, naming.WORKER
 NO_TRAITS = {T_FLAVOR: lambda args: {"extraSpecs": {}}}

@@ -16,11 +16,11 @@ import pulumi
 import pytest
 from harness import SECRET_SIG, SECRET_VALUE, Graph, run_program
 
-from components.access import SshAccess
 from components.config import load_config
-from components.endpoint import ApiEndpoint
-from components.network import ClusterNetwork
-from components.nodes import NodePool
+from components.openstack.access import SshAccess
+from components.openstack.endpoint import ApiEndpoint
+from components.openstack.network import ClusterNetwork
+from components.openstack.nodes import NodePool
 
 T_RULE = "openstack:networking/secGroupRule:SecGroupRule"
 T_SG = "openstack:networking/secGroup:SecGroup"

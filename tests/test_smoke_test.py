@@ -33,7 +33,7 @@ CP_TAINT = {"key": v.CONTROL_PLANE_ROLE, "effect": "NoSchedule"}
 
 
 def _node(name: str, ready: bool = True, taints: list[dict] | None = None) -> dict:
-    # every node registers with the kata label (components/kubeadm.py KATA_LABELS)
+    # every node registers with the kata label (components/cluster/kubeadm.py KATA_LABELS)
     return {
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, v.KATA_NODE_LABEL: "true"}},
         "spec": {"taints": taints} if taints else {},

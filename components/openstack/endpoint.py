@@ -17,8 +17,8 @@ import pulumi_openstack as openstack
 from components import naming
 from components import versions as v
 from components.config import ClusterConfig, ConfigError
-from components.network import ClusterNetwork
-from components.nodes import NodePool
+from components.openstack.network import ClusterNetwork
+from components.openstack.nodes import NodePool
 
 # TCP health check of each apiserver: a member is out after 3 failed checks 5 s apart.
 MONITOR_DELAY, MONITOR_TIMEOUT, MONITOR_RETRIES = 5, 3, 3

@@ -30,7 +30,8 @@ import pulumi
 from components import naming
 from components import versions as v
 from components.config import ClusterConfig
-from components.phase import NodeTarget, Phase, run_phase
+from components.nodes.phase import Phase, run_phase
+from components.openstack.target import NodeTarget
 
 # Sizing floor checked by preflight. kubeadm's own preflight wants 2 CPUs and 1700 MB on a
 # control plane; every node here may also host Kata VMs of 2048 MiB each by default

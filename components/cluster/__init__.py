@@ -35,10 +35,12 @@ from typing import Any
 
 import pulumi
 
-from components import kubeadm, kubeconfig, naming
+from components import naming
 from components import versions as v
+from components.cluster import kubeadm, kubeconfig
 from components.config import ClusterConfig
-from components.phase import NodeTarget, Phase, run_phase
+from components.nodes.phase import Phase, run_phase
+from components.openstack.target import NodeTarget
 
 READYZ_TIMEOUT = 300
 REGISTER_TIMEOUT = 300

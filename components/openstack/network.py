@@ -9,7 +9,7 @@ class ClusterNetwork(pulumi.ComponentResource), token katak8s:network:ClusterNet
     .external_network_id: Output[str]
     .rules: dict[str, SecGroupRule]        keyed by `<role>-<rule key>[-<cidr>]`
 
-Every ingress rule comes from components/firewall.py (the design table); nothing here
+Every ingress rule comes from components/openstack/firewall.py (the design table); nothing here
 types a port.
 """
 
@@ -18,8 +18,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_openstack as openstack
 
-from components import firewall, naming
+from components import naming
 from components.config import ClusterConfig
+from components.openstack import firewall
 
 
 def _cidr_key(cidr: str) -> str:
@@ -56,6 +57,7 @@ class ClusterNetwork(pulumi.ComponentResource):
         groups = {
             role: openstack.networking.SecGroup(
                 f"{name}-{role}", name=f"{cluster}-{role}",
+                # (The path predates components/openstack/: a new description would update every group.)
                 description=f"katak8s {cluster}: {role} nodes (rules: components/firewall.py)",
                 tags=tags, opts=child)
             for role in (naming.CONTROL_PLANE, naming.WORKER)

@@ -32,8 +32,9 @@ import pulumi_command as command
 # PHASE_TIMEOUT_SECONDS: the outer safety net of one phase, defined beside the config
 # limits it bounds (drainTimeoutSeconds); every wait inside a script is bounded more tightly.
 from components.config import PHASE_TIMEOUT_SECONDS
+from components.openstack.target import NodeTarget
 
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
 LIB = "lib/common.sh"
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -112,25 +113,6 @@ def render_bundle(phase: str, script: str, params: Any) -> str:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True, kw_only=True)
-class NodeTarget:
-    """Everything a phase needs to reach one node over SSH."""
-
-    name: str  # server name == hostname == Kubernetes node name
-    role: str  # naming.CONTROL_PLANE | naming.WORKER
-    index: int
-    flavor: str
-    ssh_user: str
-    connection: pulumi.Input[command.remote.ConnectionArgs]
-    private_ip: pulumi.Output[str]
-    server: pulumi.Resource  # phases are replaced with it and skip deletes when it goes
-
-    @property
-    def remote_dir(self) -> str:
-        home = "/root" if self.ssh_user == "root" else f"/home/{self.ssh_user}"
-        return f"{home}/.katak8s"
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,12 @@ import pulumi_command as command
 import pulumi_openstack as openstack
 import pulumi_tls as tls
 
-from components import cloudinit, naming
-from components.access import SshAccess
+from components import naming
 from components.config import ClusterConfig
-from components.network import ClusterNetwork
-from components.phase import NodeTarget
+from components.openstack import cloudinit
+from components.openstack.access import SshAccess
+from components.openstack.network import ClusterNetwork
+from components.openstack.target import NodeTarget
 
 # Dialling a fresh VM (pulumi-command retries dialling only, waiting 100 ms x 1.5^n
 # between attempts, capped at 5 s; pulumi-sdk.md §2.2). Phases dial once the server is
@@ -145,7 +146,7 @@ class NodePool(pulumi.ComponentResource):
 
         first = role == naming.CONTROL_PLANE and index == 0
         # The jump host's port alone carries the jump-host group: the source of every
-        # node's SSH rule (components/firewall.py JUMP_HOST).
+        # node's SSH rule (components/openstack/firewall.py JUMP_HOST).
         groups = [net.security_group_ids[role], *([net.jump_host_group_id] if first else [])]
         port = openstack.networking.Port(
             f"{node}-port", name=node, network_id=net.network_id, fixed_ips=[{"subnet_id": net.subnet_id}],

@@ -1,7 +1,7 @@
 """The security-group design as data: every ingress rule of the cluster, with its reason.
 
 `design()` is the whole table (each rule says when it applies); `rules_for(cfg)` picks
-the rules a stack needs; components/network.py turns each into one SecGroupRule and
+the rules a stack needs; components/openstack/network.py turns each into one SecGroupRule and
 docs/openstack.md shows `markdown_table()`, so code, docs and tests read one source.
 
 Only ingress is listed: each role's group keeps Neutron's default egress rules (allow
