@@ -112,7 +112,7 @@ CHANGING_COMMANDS = frozenset({
 })
 READ_ONLY = (
     ("apt-get", "*--simulate*"), ("apt-get", "*-s *"),
-    ("apt-mark", "*showhold*"),
+    ("apt-mark", "*showhold*"), ("gpg", "*--show-keys*"),
     ("crictl", "*info*"), ("crictl", "*version*"), ("crictl", "*pods*"), ("crictl", "*ps*"),
     ("crictl", "*images*"), ("crictl", "*inspect*"), ("crictl", "*logs*"),
     ("ctr", "*version*"), ("ctr", "*plugins*"), ("ctr", "*images ls*"), ("ctr", "*image ls*"),

@@ -271,10 +271,14 @@ do_sysctl() {
 }
 
 do_curl() {
-  positional "-o --output -m --max-time --connect-timeout --retry --retry-delay --retry-max-time -H --header -w --write-out -A --user-agent --proto -u --user -d --data -X --request --cacert" "$@"
-  local out="" args=("$@") i url key
+  positional "-o --output -m --max-time --connect-timeout --retry --retry-delay --retry-max-time -H --header -w --write-out -A --user-agent --proto -u --user -d --data -X --request --cacert -C --continue-at -Y --speed-limit -y --speed-time" "$@"
+  local out="" args=("$@") i url key resume=""
   for (( i = 0; i < ${#args[@]}; i++ )); do
-    case ${args[i]} in -o|--output) out=${args[i+1]} ;; --output=*) out=${args[i]#*=} ;; esac
+    case ${args[i]} in
+      -o|--output) out=${args[i+1]} ;;
+      --output=*) out=${args[i]#*=} ;;
+      -C|--continue-at) resume=${args[i+1]} ;;
+    esac
   done
   url=${POS[0]:-}
   key=$(printf '%s' "${url}" | sha256sum | cut -d' ' -f1)
@@ -282,7 +286,12 @@ do_curl() {
     echo "curl: (22) The requested URL returned error: 404" >&2
     return 22
   fi
-  if [[ -n ${out} ]]; then cp "${STATE}/urls/${key}" "${out}"; else cat "${STATE}/urls/${key}"; fi
+  # `-C -` resumes like curl: only the bytes after what the output file already holds.
+  if [[ -n ${out} && ${resume} == - && -f ${out} ]]; then
+    local have
+    have=$(wc -c <"${out}")
+    tail -c +"$(( have + 1 ))" "${STATE}/urls/${key}" >>"${out}"
+  elif [[ -n ${out} ]]; then cp "${STATE}/urls/${key}" "${out}"; else cat "${STATE}/urls/${key}"; fi
 }
 
 do_gpg() {

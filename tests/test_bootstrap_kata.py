@@ -148,8 +148,38 @@ def test_kata_downloads_and_stages_beside_opt_kata_not_in_tmp(tmp_path, archives
     assert res.ok, res
     for call in res.called("curl"):
         out = call.argv[call.argv.index("-o") + 1]
-        assert out.startswith(str(sb.path("opt")) + "/.katak8s-kata."), out
-    assert not list((tmp_path / "tmp").glob("*")) and not list(sb.path("opt").glob(".katak8s-kata.*"))
+        assert out.startswith(str(sb.path("opt")) + "/.katak8s-kata-downloads/"), out
+    # installed: no staging directory and no archive is left behind
+    assert not list((tmp_path / "tmp").glob("*")) and not list(sb.path("opt").glob(".katak8s-kata*"))
+
+
+def test_kata_download_resumes_a_partial_archive_and_cuts_a_stalled_transfer(tmp_path, archives, pinned):
+    """review-node F6: what a failed run received is kept and resumed, not fetched again."""
+    sb = kata_sandbox(tmp_path, archives)
+    partial = f"opt/.katak8s-kata-downloads/{VERSION}/kata-static-{VERSION}-amd64.tar.zst"
+    sb.write(partial, "")
+    sb.path(partial).write_bytes(archives[0][: len(archives[0]) // 3])  # a run cut off at a third
+    res = sb.run_bundle(bundle(cfg_for(**pinned), "kata"))
+    assert res.ok, res
+    (static,) = res.called("curl", "*kata-static*")
+    assert "-C -" in static.args and "--speed-limit" in static.args and "--max-time" not in static.args
+    assert sb.read(f"{v.KATA_PREFIX}/.katak8s-release").startswith(VERSION + " ")
+
+
+def test_kata_deletes_an_archive_that_does_not_match_its_pin(tmp_path, archives, pinned):
+    sb = kata_sandbox(tmp_path, archives)
+    partial = f"opt/.katak8s-kata-downloads/{VERSION}/kata-static-{VERSION}-amd64.tar.zst"
+    sb.write(partial, "garbage from another mirror")  # resumed onto: the result cannot match
+    res = sb.run_bundle(bundle(cfg_for(**pinned), "kata"))
+    assert res.rc == 1 and "downloads it afresh" in res.stderr and not sb.exists(partial)
+    assert sb.run_bundle(bundle(cfg_for(**pinned), "kata")).ok  # and the next run does
+
+
+def test_kata_drops_the_partial_download_of_another_release(tmp_path, archives, pinned):
+    sb = kata_sandbox(tmp_path, archives)
+    sb.write("opt/.katak8s-kata-downloads/4.0.9/kata-static-4.0.9-amd64.tar.zst", "old")
+    assert sb.run_bundle(bundle(cfg_for(**pinned), "kata")).ok
+    assert not sb.exists("opt/.katak8s-kata-downloads")
 
 
 # ctr as containerd answers it: a container whose task exists cannot be deleted; `tasks rm
@@ -233,3 +263,29 @@ def test_every_image_katak8s_names_comes_from_registry_k8s_io():
     for image in images:
         assert image.startswith("registry.k8s.io/"), image
         assert ":" in image.rsplit("/", 1)[1] and not image.endswith(":latest"), image
+
+
+@pytest.mark.parametrize("pods,allow,swapped", [
+    ('{"items": [{"id": "p1", "runtimeHandler": "kata"}]}', "false", False),  # the F14 case
+    ('{"items": [{"id": "p1", "runtimeHandler": "kata"}]}', "true", True),    # the operator said so
+    ('{"items": [{"id": "p1", "runtimeHandler": ""}]}', "false", True),       # runc pods only
+    ('{"items": []}', "false", True),                                          # drained
+])
+def test_a_new_kata_never_replaces_opt_kata_under_running_kata_pods(tmp_path, archives, pinned, monkeypatch,
+                                                                     pods, allow, swapped):
+    """review-node F14: the runtime restart's gate (drain, or allowRuntimeRestart) guards the swap."""
+    sb = kata_sandbox(tmp_path, archives)
+    assert sb.run_bundle(bundle(cfg_for(**pinned), "kata")).ok
+    new = "4.1.1"
+    for asset, data in zip(("kata-static", "kata-tools-static"), archives, strict=False):
+        sb.serve(f"{v.KATA_RELEASE_URL}/{new}/{asset}-{new}-amd64.tar.zst", data)
+    monkeypatch.setitem(v.KATA_TOOLS_SHA256, new, hashlib.sha256(archives[1]).hexdigest())
+    sb.unit("kubelet")
+    sb.stub("crictl", "*pods --state ready -o json*", stdout=pods)
+    res = sb.run_bundle(bundle(cfg_for(kataVersion=new, allowRuntimeRestart=allow, **pinned), "kata"))
+    release = sb.read(f"{v.KATA_PREFIX}/.katak8s-release")
+    if swapped:
+        assert res.ok and release.startswith(new + " "), res
+    else:
+        assert res.rc == 1 and "drain it first" in res.stderr and "allowRuntimeRestart" in res.stderr, res
+        assert release.startswith(VERSION + " ") and res.called("curl") == []  # refused before downloading

@@ -101,6 +101,7 @@ class KataParams:
     cri_socket: str
     smoke_image: str
     smoke_timeout: int
+    allow_runtime_restart: bool  # also lets a new Kata replace /opt/kata under running Kata pods
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +158,7 @@ def kata_params(cfg: ClusterConfig) -> KataParams:
         cri_socket=cfg.cri_socket,
         smoke_image=v.KATA_SMOKE_IMAGE,
         smoke_timeout=SMOKE_TIMEOUT,
+        allow_runtime_restart=cfg.allow_runtime_restart,
     )
 
 

@@ -8,7 +8,7 @@ set -euo pipefail
 # e.g. in wait-control-plane, before upload-config, bootstrap-token and the addons), it is
 # refused with the reset to run. Ends with a bounded wait on /readyz.
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), READYZ_TIMEOUT (seconds);
-# stdin: the rendered kubeadm config (components/kubeadm.py render_init_config).
+# stdin: the rendered kubeadm config (components/cluster/kubeadm.py render_init_config).
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

@@ -8,7 +8,7 @@ set -euo pipefail
 # drift is refused.
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), CRI_SOCKET, CONTROL_PLANE (true|false),
 #         MINT_RESOURCE (the Pulumi name of this node's join-credentials command);
-# stdin: the rendered JoinConfiguration (components/kubeadm.py render_join_config).
+# stdin: the rendered JoinConfiguration (components/cluster/kubeadm.py render_join_config).
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 set -euo pipefail
 # katak8s common library: sourced by every phase script, and inlined ahead of it in the
-# phase bundle that reaches a node (components/phase.py). Functions only, no side effects.
+# phase bundle that reaches a node (components/nodes/phase.py). Functions only, no side effects.
 #
 # Conventions:
 #   - logs go to stderr, prefixed with the phase name and a level;
@@ -102,6 +102,32 @@ pkg_version() {
   if [[ ${out} == ii* ]]; then printf '%s\n' "${out#*|}"; fi
 }
 
+# apt_update HINT: `apt-get update` that fails when any source fails. By default apt exits 0
+# when downloads or signatures fail and only prints W: lines (checked with apt 2.6), so a
+# broken source surfaced later as "package not found". APT::Update::Error-Mode=any (apt >=
+# 2.1.16, the --error-on=any option) turns them into errors. On failure apt's own E:/W:
+# lines are repeated in the message, with what to check: signatures (an expired or
+# rotated repository key, apt 3's stricter Sequoia verifier on 26.04) or the network (HINT).
+apt_update() {
+  local hint=$1 log lines
+  log=$(mktemp)
+  if apt_get -o APT::Update::Error-Mode=any update 2>"${log}"; then
+    cat "${log}" >&2
+    rm -f "${log}"
+    return 0
+  fi
+  cat "${log}" >&2
+  lines=$(grep -E '^(E|W|Err):' "${log}" | tail -n 4 | tr '\n' ' ')
+  if grep -qiE 'EXPKEYSIG|NO_PUBKEY|KEYEXPIRED|not signed|signature|OpenPGP|Sub-process /usr/bin/sqv' "${log}"; then
+    rm -f "${log}"
+    fatal "apt-get update: a repository's signature did not verify: ${lines}-- its key expired, was" \
+      "rotated, or is rejected by apt's verifier; re-run to fetch the key again, and if it persists see" \
+      "docs/troubleshooting.md 'apt-get update fails'"
+  fi
+  rm -f "${log}"
+  fatal "apt-get update failed: ${lines}-- ${hint}"
+}
+
 # ensure_packages PKG...: install the packages that are missing (one update, one install);
 # installed ones are left alone, so a second run issues no apt command at all.
 ensure_packages() {
@@ -111,21 +137,48 @@ ensure_packages() {
   done
   (( ${#missing[@]} )) || return 0
   log_info "installing ${missing[*]}"
-  apt_get update || fatal "apt-get update failed; check the node's DNS and its route to the Ubuntu mirror"
+  apt_update "check the node's DNS and its route to the Ubuntu mirror"
   apt_get install "${missing[@]}" || fatal "apt-get install ${missing[*]} failed (see the apt output above)"
+}
+
+# hold_packages PKG...: `apt-mark hold` the ones installed and not held yet, so that
+# unattended-upgrades never replaces them (and restarts them) under a live node; katak8s or
+# the operator upgrades them, drained. Packages not installed are skipped.
+hold_packages() {
+  local held missing=() pkg
+  held=$(apt-mark showhold)
+  for pkg in "$@"; do
+    [[ -n "$(pkg_version "${pkg}")" ]] || continue
+    grep -qx "${pkg}" <<<"${held}" || missing+=("${pkg}")
+  done
+  (( ${#missing[@]} == 0 )) || apt-mark hold "${missing[@]}" >/dev/null
+}
+
+# key_expiring KEYRING: true when a key in KEYRING has expired or expires within 30 days
+# (`gpg --show-keys --with-colons`: field 7 of pub/sub records is the expiry, seconds since
+# the epoch). A keyring gpg cannot read counts as fine: apt reports that itself.
+key_expiring() {
+  local soon=$(( $(date +%s) + 30 * 86400 ))
+  gpg --batch --show-keys --with-colons "$1" </dev/null 2>/dev/null \
+    | awk -F: -v soon="${soon}" '($1 == "pub" || $1 == "sub") && $7 != "" && $7 + 0 < soon { found = 1 }
+                                 END { exit !found }'
 }
 
 # apt_source NAME URL: the signed deb822 source for a flat repository (pkgs.k8s.io, the
 # CRI-O repository on download.opensuse.org): /etc/apt/sources.list.d/NAME.sources, keyed by
 # /etc/apt/keyrings/NAME-apt-keyring.gpg from URL/Release.key. The key is fetched again
-# whenever the source changes, because keys of older minors expire (kubernetes/release
-# #3818). Returns 0 when something changed (the caller runs apt-get update), 1 otherwise.
+# whenever the source changes, and when it has expired or expires within 30 days: keys of
+# pkgs.k8s.io expire and are extended upstream (kubernetes/release #3818; the current one
+# is reported to expire 2026-12-29, kubernetes/website #49049), and a node built before that
+# would otherwise fail every later `apt-get update` with EXPKEYSIG. Returns 0 when something
+# may have changed (the caller runs apt-get update), 1 otherwise.
 apt_source() {
   local name=$1 url=$2 keyring="/etc/apt/keyrings/$1-apt-keyring.gpg" tmp source
   source="${KATAK8S_ROOT}/etc/apt/sources.list.d/${name}.sources"
   tmp=$(mktemp -d)
   printf 'Types: deb\nURIs: %s\nSuites: /\nSigned-By: %s\n' "${url}" "${keyring}" >"${tmp}/sources"
-  if [[ -s "${KATAK8S_ROOT}${keyring}" ]] && cmp -s "${tmp}/sources" "${source}"; then
+  if [[ -s "${KATAK8S_ROOT}${keyring}" ]] && cmp -s "${tmp}/sources" "${source}" \
+    && ! key_expiring "${KATAK8S_ROOT}${keyring}"; then
     rm -rf "${tmp}"
     return 1
   fi

@@ -77,7 +77,7 @@ disable_swap() {
 }
 
 # --- metadata guard: pods must not reach the OpenStack metadata service ---
-# WHY: a node's user data holds its pinned SSH host PRIVATE key (components/cloudinit.py), and
+# WHY: a node's user data holds its pinned SSH host PRIVATE key (components/openstack/cloudinit.py), and
 # the metadata service serves user data to whatever reaches 169.254.169.254 from the server.
 # Pod traffic gets there forwarded and NATed by the node, so any pod outside a blocking
 # NetworkPolicy could read the key. The node (cloud-init, host processes, hostNetwork pods)

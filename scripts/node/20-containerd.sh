@@ -28,8 +28,12 @@ check_handler() {
 
 # --- Ubuntu's package: security updates from Ubuntu (upstream-bootstrap.md §4.1) ---
 install_containerd() {
-  [[ -n "$(pkg_version containerd)$(pkg_version containerd-stable)" ]] && return 0
-  ensure_packages containerd
+  [[ -n "$(pkg_version containerd)$(pkg_version containerd-stable)" ]] || ensure_packages containerd
+  # Ubuntu ships new containerd and runc minors to -updates/-security under the SRU "Container
+  # Stack Updates" exception (26.04: containerd 2.2, runc 1.4 with new pids.limit semantics);
+  # unattended-upgrades would install one and restart containerd with no drain (review-node
+  # F7). Held, they change only when the operator upgrades them, drained.
+  hold_packages containerd containerd-stable runc runc-stable
 }
 
 # --- the config version this containerd speaks: 2 (1.x), 3 (2.0-2.2) or 4 (2.3+) ---

@@ -31,8 +31,7 @@ add_repositories() {
   apt_source cri-o "${CRIO_REPO_URL}" && changed=0
   apt_source kubernetes "${KUBERNETES_REPO_URL}" && changed=0
   if (( changed == 0 )) || [[ -z "$(pkg_version cri-o)" || -z "$(pkg_version cri-tools)" ]]; then
-    apt_get update || fatal "apt-get update failed after adding the CRI-O/Kubernetes repositories;" \
-      "check the node's route to download.opensuse.org and pkgs.k8s.io, then re-run"
+    apt_update "check the node's route to download.opensuse.org and pkgs.k8s.io, then re-run"
   fi
 }
 
@@ -70,8 +69,11 @@ install_crio() {
   for pkg in cri-o cri-tools; do
     [[ -n "$(pkg_version "${pkg}")" ]] || missing+=("${pkg}")
   done
-  (( ${#missing[@]} )) || return 0
-  apt_get install "${missing[@]}" || fatal "apt-get install ${missing[*]} failed; is ${CRIO_REPO_URL} reachable?"
+  if (( ${#missing[@]} )); then
+    apt_get install "${missing[@]}" || fatal "apt-get install ${missing[*]} failed; is ${CRIO_REPO_URL} reachable?"
+  fi
+  # A new CRI-O minor from its stream must come through a drain, never from unattended-upgrades.
+  hold_packages cri-o
 }
 
 # --- (re)start on change, then a bounded wait on the real CRI API ---

@@ -6,7 +6,7 @@ set -euo pipefail
 # configured runtime whose guest kernel must differ from the host's.
 # inputs: KATA_VERSION, KATA_RELEASE_URL, KATA_STATIC_SHA256, KATA_TOOLS_SHA256, KATA_PREFIX,
 #         KATA_SHIM_PATH, KATA_CONFIG_PATH, AGENT_RECONNECT_TIMEOUT_MS, CONTAINER_RUNTIME,
-#         KATA_HANDLER, CRI_SOCKET, SMOKE_IMAGE, SMOKE_TIMEOUT
+#         KATA_HANDLER, CRI_SOCKET, SMOKE_IMAGE, SMOKE_TIMEOUT, ALLOW_RUNTIME_RESTART
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
@@ -22,29 +22,63 @@ SMOKE_KEY="${RELEASE} ${CONTAINER_RUNTIME} ${KATA_HANDLER} ${KATA_CONFIG_PATH} $
 # crictl's default 2 s request timeout (RunPodSandbox gets twice that) is shorter than a
 # Kata VM boot under nested virtualization: give each request the smoke budget.
 CRICTL=(crictl --runtime-endpoint "${CRI_SOCKET}" --timeout "${SMOKE_TIMEOUT}s")
-WORK="" SMOKE_RAN="" SMOKE_CTR="" SMOKE_POD="" SMOKE_NET=""
+WORK="" DOWNLOADS="" SMOKE_RAN="" SMOKE_CTR="" SMOKE_POD="" SMOKE_NET=""
 trap cleanup EXIT  # scripts/lib/kata-smoke.sh: remove what a failed smoke test left
 
 # --- downloads and staging sit beside KATA_PREFIX, not in /tmp: /tmp is a RAM-backed tmpfs
 # (half the memory) since Ubuntu 24.10, too small for the multi-GB payload; on the same
 # filesystem the final `mv` is a rename. A killed earlier run's leftovers go first ---
 make_workdir() {
-  local parent
+  local parent old
   parent=$(dirname "${PREFIX}")
   mkdir -p "${parent}"
   rm -rf "${parent}"/.katak8s-kata.*
   WORK=$(mktemp -d "${parent}/.katak8s-kata.XXXXXX")
+  # Partial downloads survive a failed run (fetch_verified resumes them); another release's go.
+  DOWNLOADS="${parent}/.katak8s-kata-downloads/${KATA_VERSION}"
+  for old in "${parent}"/.katak8s-kata-downloads/*; do
+    if [[ -e ${old} && ${old} != "${DOWNLOADS}" ]]; then rm -rf "${old}"; fi
+  done
 }
 
-# --- download one release asset and verify it against its pin ---
+# --- download one release asset into DOWNLOADS and verify it against its pin. kata-static is
+# ~1 GB: a slow link must make progress across attempts and across `pulumi up` runs, so the
+# partial file is kept and resumed (`-C -`), and a stalled transfer (under 100 KB/s for two
+# minutes) is cut and retried instead of a fixed 900 s cap that a slow link can never meet
+# (review-node F6). The outer phase timeout still bounds one run. A file that does not match
+# its pin is deleted, so the next attempt starts clean ---
 fetch_verified() {
-  local asset=$1 want=$2 got
-  retry 4 curl -fsSL --connect-timeout 20 --max-time 900 -o "${WORK}/${asset}" \
+  local asset=$1 want=$2 file="${DOWNLOADS}/$1" got
+  mkdir -p "${DOWNLOADS}"
+  if [[ -f ${file} && "$(sha256_of "${file}")" == "${want}" ]]; then return 0; fi
+  retry 6 curl -fsSL --connect-timeout 20 -C - --speed-limit 102400 --speed-time 120 -o "${file}" \
     "${KATA_RELEASE_URL}/${KATA_VERSION}/${asset}" || fatal "cannot download ${asset} from" \
-    "${KATA_RELEASE_URL}/${KATA_VERSION}/; check the node's route to github.com"
-  got=$(sha256_of "${WORK}/${asset}")
-  [[ ${got} == "${want}" ]] || fatal "${asset}: sha256 ${got} does not match the pin ${want}; the" \
-    "download is corrupt or the release asset changed. Verify it and fix the pin"
+    "${KATA_RELEASE_URL}/${KATA_VERSION}/ (the part received is kept and resumed by the next run);" \
+    "check the node's route to github.com"
+  got=$(sha256_of "${file}")
+  if [[ ${got} != "${want}" ]]; then
+    rm -f "${file}"
+    fatal "${asset}: sha256 ${got} does not match the pin ${want}; the download is corrupt (deleted:" \
+      "the next run downloads it afresh) or the release asset changed. Verify it and fix the pin"
+  fi
+}
+
+# --- a node whose runtime holds Kata sandboxes: running VMs keep their files, but a sandbox
+# that starts while /opt/kata is being swapped finds none, and the new release's shim would
+# serve the old release's VMs (review-node F14). The runtime restart's gate, applied here ---
+kata_sandboxes_run() {
+  systemctl is-active --quiet kubelet || return 1
+  command -v crictl >/dev/null || return 0
+  "${CRICTL[@]}" pods --state ready -o json 2>/dev/null | grep -qE "\"runtimeHandler\": *\"${KATA_HANDLER}\""
+}
+refuse_swap_under_pods() {
+  [[ -d ${PREFIX} && ${ALLOW_RUNTIME_RESTART:-false} != true ]] || return 0
+  if kata_sandboxes_run; then
+    fatal "a new Kata release (${KATA_VERSION}) would replace ${KATA_PREFIX} under the Kata pods running" \
+      "on this node; drain it first (kubectl drain <node> --ignore-daemonsets --delete-emptydir-data)," \
+      "re-run 'pulumi up', then uncordon it: one node at a time. Or set katak8s:allowRuntimeRestart to" \
+      "true to replace it under running pods"
+  fi
 }
 
 # --- unpack both archives (paths ./opt/kata/..., as Kata's CI extracts them into /) into
@@ -52,6 +86,7 @@ fetch_verified() {
 install_kata() {
   local stage="${WORK}/stage" old="${PREFIX}.katak8s-old"
   [[ "$(cat "${MARKER}" 2>/dev/null)" == "${RELEASE}" ]] && return 0
+  refuse_swap_under_pods
   # Kata publishes no checksum file with its releases (kata-containers/kata-containers#1433,
   # open; tools/packaging/release/release.sh uploads only the archives), so a pin is required.
   [[ -n ${KATA_STATIC_SHA256} ]] || fatal "no sha256 pin for kata-static ${KATA_VERSION}, and Kata" \
@@ -60,10 +95,10 @@ install_kata() {
   ensure_packages zstd
   fetch_verified "kata-static-${KATA_VERSION}-amd64.tar.zst" "${KATA_STATIC_SHA256}"
   mkdir -p "${stage}"
-  tar --zstd -xf "${WORK}/kata-static-${KATA_VERSION}-amd64.tar.zst" -C "${stage}"
+  tar --zstd -xf "${DOWNLOADS}/kata-static-${KATA_VERSION}-amd64.tar.zst" -C "${stage}"
   if [[ -n ${KATA_TOOLS_SHA256} ]]; then
     fetch_verified "kata-tools-static-${KATA_VERSION}-amd64.tar.zst" "${KATA_TOOLS_SHA256}"
-    tar --zstd -xf "${WORK}/kata-tools-static-${KATA_VERSION}-amd64.tar.zst" -C "${stage}"
+    tar --zstd -xf "${DOWNLOADS}/kata-tools-static-${KATA_VERSION}-amd64.tar.zst" -C "${stage}"
     [[ -x "${stage}${KATA_PREFIX}/bin/kata-ctl" ]] || fatal "kata-tools-static ${KATA_VERSION} lacks" \
       "${KATA_PREFIX}/bin/kata-ctl; check the archive and its pin (versions.KATA_TOOLS_SHA256)"
   else
@@ -78,6 +113,7 @@ install_kata() {
   mv "${stage}${KATA_PREFIX}" "${PREFIX}"
   rm -rf "${old}"
   printf '%s\n' "${RELEASE}" >"${MARKER}"
+  rm -rf "$(dirname "${DOWNLOADS}")"  # installed: the archives are not needed again
   log_info "installed Kata ${KATA_VERSION} under ${KATA_PREFIX}"
 }
 

@@ -29,7 +29,7 @@ refuse_version_change() {
 # --- pkgs.k8s.io has one repository per minor (upstream-bootstrap.md §2.4) ---
 add_repository() {
   apt_source kubernetes "${KUBERNETES_REPO_URL}" || return 0
-  apt_get update || fatal "apt-get update failed after adding ${KUBERNETES_REPO_URL}"
+  apt_update "check the node's route to $(cut -d/ -f3 <<<"${KUBERNETES_REPO_URL}")"
 }
 
 # --- true when all three packages are already at the wanted patch ---
@@ -63,13 +63,8 @@ install_packages() {
 }
 
 # --- hold: an unattended upgrade must never move the cluster's version ---
-hold_packages() {
-  local held missing=() pkg
-  held=$(apt-mark showhold)
-  for pkg in "${PACKAGES[@]}"; do
-    grep -qx "${pkg}" <<<"${held}" || missing+=("${pkg}")
-  done
-  (( ${#missing[@]} == 0 )) || apt-mark hold "${missing[@]}" >/dev/null
+hold_kube_packages() {
+  hold_packages "${PACKAGES[@]}"
   systemctl is-enabled --quiet kubelet || systemctl enable kubelet
 }
 
@@ -88,7 +83,7 @@ main() {
   refuse_version_change
   add_repository
   install_packages
-  hold_packages
+  hold_kube_packages
   prepull_images
   log_info "kubeadm, kubelet and kubectl ${KUBERNETES_VERSION} installed and held"
 }
