@@ -94,6 +94,34 @@ HYPERVISORS: dict[str, Hypervisor] = {
     ),
 }
 DEFAULT_HYPERVISOR = "qemu"
+
+
+@dataclass(frozen=True)
+class KataVm:
+    vcpus: int
+    memory_mib: int
+
+
+# CRI-O passes runtime-rs no sandbox-sizing annotations (kata 4.1.0
+# src/runtime-rs/config/configuration-qemu-runtime-rs.toml.in, static_sandbox_resource_mgmt:
+# "CRI-O does not yet support sandbox sizing annotations"), so under CRI-O every Kata VM has
+# one fixed size, whatever the pod's limits. This is runtime-rs's own default (Makefile
+# DEFVCPUS := 1, DEFMEMSZ := 2048), written down in a config.d drop-in so that an upstream
+# change cannot move it, and added to the RuntimeClass overhead so the scheduler and the
+# pod cgroup hold the whole VM (review-node F3, review-k8s K3).
+CRIO_KATA_VM = KataVm(vcpus=1, memory_mib=2048)
+# What a Kata pod without limits boots, and every Kata pod under CRI-O: runtime-rs's
+# default_memory plus the RuntimeClass overhead of qemu (the larger of the two hypervisors).
+DEFAULT_KATA_POD_MIB = CRIO_KATA_VM.memory_mib + 320
+
+# --- Node memory budget (kubelet KubeletConfiguration, review-node F2) ------------------
+# Memory the kubelet keeps from pods: the OS (sshd, journald, the container runtime and its
+# shims) and the kubelet itself, plus the hard eviction threshold. Kubernetes "Reserve
+# Compute Resources for System Daemons" (systemReserved, kubeReserved, evictionHard).
+SYSTEM_RESERVED = {"cpu": "100m", "memory": "512Mi"}
+KUBE_RESERVED = {"cpu": "100m", "memory": "256Mi"}
+EVICTION_HARD_MEMORY_MIB = 200
+NODE_RESERVED_MIB = 512 + 256 + EVICTION_HARD_MEMORY_MIB
 KATA_SHIM_PATH = f"{KATA_PREFIX}/runtime-rs/bin/containerd-shim-kata-v2"
 
 # The single source of the Kata runtime handler: the containerd runtimes.<name> table,

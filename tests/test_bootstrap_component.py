@@ -118,3 +118,13 @@ def test_whole_program_runtime_table_runtimeclass_and_workloads_agree(runtime):
             used.add(pod["runtimeClassName"])
     assert handlers == classes == {v.KATA_HANDLER}
     assert used <= {v.KATA_HANDLER} and used, "no sample workload runs in Kata"
+
+
+@pytest.mark.parametrize("runtime,waits_for_kata", [("containerd", False), ("crio", True)])
+def test_kubeadm_init_waits_for_cp0s_kata_phase_only_under_crio(runtime, waits_for_kata):
+    """review-node F4: CRI-O's smoke test lends a loopback CNI config and starts a sandbox the
+    kubelet does not know; it must be over before kubeadm init starts the kubelet on cp-0."""
+    g = run_program({"containerRuntime": runtime})
+    init, kata = g.named("dev-cp-0-kubeadm-init"), g.named("dev-cp-0-kata")
+    assert g.depends_on(init, g.named("dev-cp-0-kube-packages"))
+    assert g.depends_on(init, kata) == waits_for_kata

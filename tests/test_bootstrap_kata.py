@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import tomllib
 
 import pytest
 from sandbox import Sandbox
@@ -62,7 +63,7 @@ def test_kata_installs_verifies_checks_and_boots_a_real_sandbox(tmp_path, archiv
     assert sb.read(f"{v.KATA_PREFIX}/.katak8s-release").startswith(VERSION + " ")
     assert sb.path("usr/local/bin/containerd-shim-kata-v2").readlink().as_posix() == v.KATA_SHIM_PATH
     dropin = f"{v.KATA_PREFIX}/share/defaults/kata-containers/runtime-rs/config.d/50-katak8s-nested.toml"
-    golden("bootstrap-kata-nested.toml", sb.read(dropin))
+    golden(f"bootstrap-kata-dropin-qemu-{runtime}.toml", sb.read(dropin))
     assert first.called("kata-ctl", "check no-network-checks")
     if runtime == "containerd":
         run = first.called("ctr", "*run*")
@@ -289,3 +290,25 @@ def test_a_new_kata_never_replaces_opt_kata_under_running_kata_pods(tmp_path, ar
     else:
         assert res.rc == 1 and "drain it first" in res.stderr and "allowRuntimeRestart" in res.stderr, res
         assert release.startswith(VERSION + " ") and res.called("curl") == []  # refused before downloading
+
+
+
+@pytest.mark.parametrize("runtime,hypervisor", [("containerd", "qemu"), ("containerd", "clh"), ("crio", "qemu"),
+                                                ("crio", "clh")])
+def test_kata_dropin_sizes_crio_vms_and_keeps_clh_guests_from_nesting(tmp_path, archives, pinned,
+                                                                      runtime, hypervisor):
+    """review-node F3 (CRI-O: one fixed VM size, the RuntimeClass overhead's) and F5 (clh: no
+    nested virtualization inside L2 guests); the drop-in is TOML runtime-rs can read."""
+    sb = kata_sandbox(tmp_path, archives, runtime=runtime)
+    cfg = cfg_for(containerRuntime=runtime, kataHypervisor=hypervisor, **pinned)
+    assert sb.run_bundle(bundle(cfg, "kata")).ok
+    config = v.HYPERVISORS[hypervisor].config_path
+    dropin = tomllib.loads(sb.read(f"{v.KATA_PREFIX}/{config.rsplit('/', 1)[0]}/config.d/50-katak8s-nested.toml"))
+    assert dropin["agent"]["kata"]["reconnect_timeout_ms"] > 3000
+    section = dropin.get("hypervisor", {}).get(hypervisor, {})
+    assert section.get("disable_nested_virtualization") is (True if hypervisor == "clh" else None)
+    if runtime == "crio":
+        assert (section["default_vcpus"], section["default_memory"]) == (v.CRIO_KATA_VM.vcpus,
+                                                                          v.CRIO_KATA_VM.memory_mib)
+    else:  # containerd: the pod's limits size each VM
+        assert "default_vcpus" not in section and "default_memory" not in section

@@ -360,3 +360,45 @@ def test_security_doc_describes_the_guard_the_script_installs(tmp_path):
     for iface in ("cali*", "vxlan.calico", "tunl*"):
         assert f'iifname "{iface}"' in written and f"`{iface}`" in section
     assert "of `kata-demo` is a second layer" in " ".join(section.split())
+
+
+# --- /dev/shm and the node's memory budget (review-node F2) ---------------------------------
+
+from components import versions as v  # noqa: E402
+from components.cluster import kubeadm  # noqa: E402
+from components.nodes import bootstrap  # noqa: E402
+
+
+@pytest.mark.parametrize("ubuntu", UBUNTUS)
+def test_kernel_phase_sizes_dev_shm_to_what_pods_may_use_once(tmp_path, ubuntu):
+    sb = Sandbox(tmp_path, ubuntu=ubuntu, mem_mib=3900)  # a "4 GiB" flavor after the kernel's share
+    sb.write("etc/fstab", sb.read("etc/fstab") + "tmpfs /dev/shm tmpfs defaults,size=1g 0 0\n")
+    first, second = run_twice(sb, bundle(cfg_for(), "kernel"))
+    size = 3900 - v.NODE_RESERVED_MIB
+    assert size >= v.DEFAULT_KATA_POD_MIB  # one default VM fits: it did not at the tmpfs default (50%)
+    (remount,) = first.called("mount")
+    assert remount.args == f"-o remount,size={size}m /dev/shm"
+    shm = [line for line in sb.read("etc/fstab").splitlines() if " /dev/shm " in line and not line.startswith("#")]
+    assert shm == [f"tmpfs /dev/shm tmpfs defaults,nosuid,nodev,size={size}m 0 0"]  # replaced, not added
+    assert second.called("mount") == []
+
+
+def test_kernel_phase_refuses_a_node_with_no_memory_left_for_pods(tmp_path):
+    sb = Sandbox(tmp_path, mem_mib=v.NODE_RESERVED_MIB - 10)
+    res = sb.run_bundle(bundle(cfg_for(), "kernel"))
+    assert res.rc == 1 and "use a larger flavor" in res.stderr and res.called("mount") == []
+
+
+def test_the_memory_floor_is_the_reservations_plus_one_default_kata_pod():
+    assert bootstrap.MIN_MEMORY_MIB == v.NODE_RESERVED_MIB + v.DEFAULT_KATA_POD_MIB == 3336
+    assert v.NODE_RESERVED_MIB == sum(int(r["memory"].removesuffix("Mi")) for r in (
+        v.SYSTEM_RESERVED, v.KUBE_RESERVED)) + v.EVICTION_HARD_MEMORY_MIB
+
+
+def test_the_kubelet_keeps_the_same_budget_from_pods():
+    spec = kubeadm.ClusterSpec(cluster_name="dev", kubernetes_patch="1.36.4", control_plane_host="10.42.0.11",
+                               public_host="203.0.113.10", pod_subnet="192.168.0.0/16", service_subnet="10.96.0.0/12")
+    node = kubeadm.NodeRegistration(name="dev-cp-0", cri_socket=v.CRI_SOCKETS["containerd"], node_ip="10.42.0.11")
+    (kubelet,) = [d for d in kubeadm.init_documents(spec, node) if d["kind"] == "KubeletConfiguration"]
+    assert kubelet["systemReserved"] == v.SYSTEM_RESERVED and kubelet["kubeReserved"] == v.KUBE_RESERVED
+    assert kubelet["evictionHard"] == {"memory.available": f"{v.EVICTION_HARD_MEMORY_MIB}Mi"}

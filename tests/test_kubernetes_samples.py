@@ -252,3 +252,13 @@ def test_disruption_budgets_only_where_a_drain_can_move_the_pod(case):
         assert spec["maxUnavailable"] == 1  # never minAvailable: a drain always progresses
     if dns:
         assert pdbs[(demo.DNS_NAMESPACE, "coredns")]["selector"] == {"matchLabels": dict(demo.DNS_LABELS)}
+
+
+@pytest.mark.parametrize("hypervisor,cpu,memory", [("qemu", "1250m", "2368Mi"), ("clh", "1250m", "2178Mi")])
+def test_under_crio_the_runtime_class_overhead_holds_the_whole_fixed_vm(hypervisor, cpu, memory):
+    """review-k8s K3 / review-node F3: CRI-O passes runtime-rs no sizing annotations, so each
+    VM is versions.CRIO_KATA_VM (1 vCPU, 2048 MiB) whatever the limits; the scheduler and the
+    pod cgroup must hold it all, or QEMU runs in a cgroup smaller than its guest."""
+    rc = manifest(graph(containerRuntime="crio", kataHypervisor=hypervisor), "RuntimeClass", v.KATA_HANDLER)
+    assert rc["overhead"]["podFixed"] == {"cpu": cpu, "memory": memory}
+    assert v.CRIO_KATA_VM == v.KataVm(vcpus=1, memory_mib=2048)

@@ -161,7 +161,18 @@ class KubeadmCluster(pulumi.ComponentResource):
             self, cp0, phase="kubeadm-init", script="cluster/init.sh",
             params=InitParams(node_name=cp0.name, kubernetes_version=self._version,
                               readyz_timeout=READYZ_TIMEOUT),
-            stdin=config, depends_on=[self._bootstrap.kube_ready[cp0.name]])
+            stdin=config, depends_on=self._init_after())
+
+    def _init_after(self) -> list[pulumi.Resource]:
+        """init waits for cp-0's kube packages only, so it overlaps the ~1 GB Kata download.
+        Under CRI-O it waits for cp-0's kata phase too: that phase's smoke test lends CRI-O a
+        loopback CNI config and starts a sandbox the kubelet does not know, which must not
+        overlap a starting kubelet or CoreDNS (review-node F4). containerd's smoke test runs
+        in its own ctr namespace and never meets the kubelet."""
+        cp0 = self._cp0.name
+        if self._cfg.container_runtime == "crio":
+            return list(self._bootstrap.ready[cp0])
+        return [self._bootstrap.kube_ready[cp0]]
 
     def _kubeconfig(self) -> tuple[Phase, pulumi.Output[str]]:
         read = run_phase(self, self._cp0, phase="kubeconfig", script="cluster/kubeconfig.sh",

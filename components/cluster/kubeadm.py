@@ -146,6 +146,12 @@ def init_documents(cluster: ClusterSpec, node: NodeRegistration) -> list[dict[st
         # Matches SystemdCgroup = true (containerd) / cgroup_manager systemd (CRI-O).
         "cgroupDriver": CGROUP_DRIVER,
         "runtimeRequestTimeout": RUNTIME_REQUEST_TIMEOUT,
+        # Pods never get the OS's or the kubelet's memory (review-node F2): allocatable =
+        # capacity - systemReserved - kubeReserved - evictionHard. The same budget sizes
+        # /dev/shm, where each Kata VM's memory lives (scripts/node/10-kernel.sh size_shm).
+        "systemReserved": dict(v.SYSTEM_RESERVED),
+        "kubeReserved": dict(v.KUBE_RESERVED),
+        "evictionHard": {"memory.available": f"{v.EVICTION_HARD_MEMORY_MIB}Mi"},
     }
     return [init, cluster_doc, kubelet]
 

@@ -29,14 +29,27 @@ def kata_toleration() -> dict[str, str]:
     }
 
 
+def pod_fixed(cfg: ClusterConfig) -> dict[str, str]:
+    """overhead.podFixed: kata-deploy's VMM + guest kernel + agent cost, plus, under CRI-O,
+    the whole fixed-size VM (versions.CRIO_KATA_VM): there the pod's limits do not size the
+    VM, so the scheduler and the pod cgroup (sandbox_cgroup_only) must hold all of it."""
+    hv = cfg.hypervisor
+    if cfg.container_runtime != "crio":
+        return {"cpu": hv.overhead_cpu, "memory": hv.overhead_memory}
+    cpu_m = int(hv.overhead_cpu.removesuffix("m")) + 1000 * v.CRIO_KATA_VM.vcpus
+    memory_mi = int(hv.overhead_memory.removesuffix("Mi")) + v.CRIO_KATA_VM.memory_mib
+    return {"cpu": f"{cpu_m}m", "memory": f"{memory_mi}Mi"}
+
+
 def runtime_class_manifest(cfg: ClusterConfig) -> dict[str, Any]:
     """node.k8s.io/v1 RuntimeClass, as kata-deploy renders it (templates/runtimeclasses.yaml,
     upstream-bootstrap.md §6.6) but with our single handler.
 
     overhead.podFixed: kata-deploy's per-shim defaults, carried in versions.HYPERVISORS
     (qemu 320Mi/250m, clh 130Mi/250m): the VMM + guest kernel + agent cost the scheduler
-    adds to every kata pod's requests. scheduling.nodeSelector: the RuntimeClass admission
-    merges it into every kata pod, so they land only on nodes whose runtime has the handler.
+    adds to every kata pod's requests; under CRI-O plus the fixed VM (pod_fixed).
+    scheduling.nodeSelector: the RuntimeClass admission merges it into every kata pod, so
+    they land only on nodes whose runtime has the handler.
     """
     hv = cfg.hypervisor
     scheduling: dict[str, Any] = {"nodeSelector": {v.KATA_NODE_LABEL: "true"}}
@@ -47,7 +60,7 @@ def runtime_class_manifest(cfg: ClusterConfig) -> dict[str, Any]:
         "kind": "RuntimeClass",
         "metadata": {"name": v.KATA_HANDLER, "labels": {"katak8s.io/hypervisor": hv.name}},
         "handler": v.KATA_HANDLER,
-        "overhead": {"podFixed": {"cpu": hv.overhead_cpu, "memory": hv.overhead_memory}},
+        "overhead": {"podFixed": pod_fixed(cfg)},
         "scheduling": scheduling,
     }
 

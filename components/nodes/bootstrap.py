@@ -12,8 +12,9 @@ Each phase is one `run_phase` (a CopyToRemote of a self-contained bundle + one C
 chained on the same node with depends_on, so a node that fails preflight runs nothing else.
 Kata and the kube packages both need only the runtime, so they run side by side (their apt
 installs serialize on dpkg's lock; `apt-get update` does not wait for the lists lock, so
-common.sh's apt_get retries it; the Kata download and sandbox test do not contend): kubeadm
-init on cp-0 never waits for cp-0's Kata check, which takes it off the critical path.
+common.sh's apt_get retries it; the Kata download and sandbox test do not contend): with
+containerd, kubeadm init on cp-0 never waits for cp-0's Kata check, which takes it off the
+critical path (under CRI-O it does: components/cluster KubeadmCluster._init_after).
 No phase waits for another node: every node bootstraps in parallel, and workers never wait
 for the control plane. Each phase's parameters hold only what that phase reads, so a stack
 change re-runs only the phases it concerns (kataVersion -> the kata phase alone), and adding
@@ -34,11 +35,12 @@ from components.nodes.phase import Phase, run_phase
 from components.openstack.target import NodeTarget
 
 # Sizing floor checked by preflight. kubeadm's own preflight wants 2 CPUs and 1700 MB on a
-# control plane; every node here may also host Kata VMs of 2048 MiB each by default
-# (runtime-rs default_memory, upstream-bootstrap.md §6.5). MemTotal of a 4 GiB flavor is
-# about 3.8 GiB after the kernel's reservation, hence 3584 MiB.
+# control plane. Here the floor is derived: what the kubelet keeps from pods
+# (versions.NODE_RESERVED_MIB) plus one Kata pod of the default size (2048 MiB guest + qemu
+# overhead: the size of every VM under CRI-O), i.e. 3336 MiB; MemTotal of a 4 GiB flavor
+# (about 3.8 GiB after the kernel's reservation) passes.
 MIN_CPUS = 2
-MIN_MEMORY_MIB = 3584
+MIN_MEMORY_MIB = v.NODE_RESERVED_MIB + v.DEFAULT_KATA_POD_MIB
 # Free space under /var/lib: images, the kata payload (~1 GiB) and etcd on control planes.
 MIN_DISK_GIB = 10
 # cloud-init installs packages on first boot and holds the dpkg lock meanwhile.
@@ -64,6 +66,7 @@ class PreflightParams:
 @dataclass(frozen=True, kw_only=True)
 class KernelParams:
     cloud_init_timeout: int
+    node_reserved_mib: int  # /dev/shm = MemTotal - this: the memory pods (and their VMs) may use
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +105,9 @@ class KataParams:
     smoke_image: str
     smoke_timeout: int
     allow_runtime_restart: bool  # also lets a new Kata replace /opt/kata under running Kata pods
+    kata_hypervisor: str
+    fixed_vm_vcpus: int  # CRI-O: every VM's size (versions.CRIO_KATA_VM); 0: the pod's limits size it
+    fixed_vm_memory_mib: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +165,9 @@ def kata_params(cfg: ClusterConfig) -> KataParams:
         smoke_image=v.KATA_SMOKE_IMAGE,
         smoke_timeout=SMOKE_TIMEOUT,
         allow_runtime_restart=cfg.allow_runtime_restart,
+        kata_hypervisor=cfg.kata_hypervisor,
+        fixed_vm_vcpus=v.CRIO_KATA_VM.vcpus if cfg.container_runtime == "crio" else 0,
+        fixed_vm_memory_mib=v.CRIO_KATA_VM.memory_mib if cfg.container_runtime == "crio" else 0,
     )
 
 
@@ -169,7 +178,8 @@ def phase_specs(cfg: ClusterConfig, *, role: str, flavor: str) -> list[PhaseSpec
         PhaseSpec("preflight", "node/00-preflight.sh", PreflightParams(
             flavor=flavor, supported_ubuntu=v.SUPPORTED_UBUNTU, min_cpus=MIN_CPUS,
             min_memory_mib=MIN_MEMORY_MIB, min_disk_gib=MIN_DISK_GIB)),
-        PhaseSpec("kernel", "node/10-kernel.sh", KernelParams(cloud_init_timeout=CLOUD_INIT_TIMEOUT),
+        PhaseSpec("kernel", "node/10-kernel.sh", KernelParams(cloud_init_timeout=CLOUD_INIT_TIMEOUT,
+                                                                  node_reserved_mib=v.NODE_RESERVED_MIB),
                   after=("preflight",)),
         PhaseSpec("runtime", runtime_script, runtime_params(cfg), after=("kernel",)),
         PhaseSpec("kata", "node/30-kata.sh", kata_params(cfg), after=("runtime",)),

@@ -3,9 +3,9 @@ set -euo pipefail
 # Kernel prerequisites for the kubelet, the CNI and Kata: wait for cloud-init (it holds the
 # apt/dpkg locks on first boot), load and persist overlay, br_netfilter, vhost_vsock and
 # vhost_net, set forwarding and bridge-netfilter sysctls, turn swap off now and after
-# reboot, and install the metadata guard (pods may not reach 169.254.169.254). Every step
-# compares before it changes anything.
-# inputs: CLOUD_INIT_TIMEOUT (seconds)
+# reboot, size /dev/shm for the Kata VMs, and install the metadata guard (pods may not reach
+# 169.254.169.254). Every step compares before it changes anything.
+# inputs: CLOUD_INIT_TIMEOUT (seconds), NODE_RESERVED_MIB
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
@@ -163,12 +163,36 @@ install_metadata_guard() {
   fi
 }
 
+# --- /dev/shm holds every Kata VM's memory: with virtio-fs, runtime-rs backs guest RAM with
+# a file there (kata 4.1.0 docs/how-to/how-to-use-virtio-fs-with-kata.md: a VM that does not
+# fit "fails to start", a running one that crosses the limit "receives a SIGBUS"). The tmpfs
+# default is half of RAM, less than one default 2 GiB VM on a 4 GiB node (review-node F2). It
+# is sized to what pods may use, MemTotal minus the kubelet's reservations: a tmpfs size is a
+# cap, not an allocation, and the pods' memory cgroups still bound what is used. Persisted in
+# /etc/fstab (systemd remounts /dev/shm with it at boot) and applied now by a remount ---
+size_shm() {
+  local fstab="${KATAK8S_ROOT}/etc/fstab" total size line
+  total=$(( $(awk '/^MemTotal:/ {print $2}' "${KATAK8S_ROOT}/proc/meminfo") / 1024 ))
+  size=$(( total - NODE_RESERVED_MIB ))
+  (( size > 0 )) || fatal "this node has ${total} MiB of memory, not more than the ${NODE_RESERVED_MIB} MiB" \
+    "the kubelet keeps for the system; use a larger flavor"
+  line="tmpfs /dev/shm tmpfs defaults,nosuid,nodev,size=${size}m 0 0"
+  step_done shm "${line}" && grep -qxF "${line}" "${fstab}" 2>/dev/null && return 0
+  touch "${fstab}"
+  { grep -vE '^[^#][^[:space:]]*[[:space:]]+/dev/shm[[:space:]]' "${fstab}" || true; printf '%s\n' "${line}"; } \
+    | write_file "${fstab}" 0644 || true
+  mount -o "remount,size=${size}m" /dev/shm || fatal "cannot resize /dev/shm to ${size} MiB (mount -o remount)"
+  mark_step shm "${line}"
+  log_info "/dev/shm sized to ${size} MiB for Kata VMs"
+}
+
 main() {
   require_root
   wait_cloud_init
   load_modules
   apply_sysctls
   disable_swap
+  size_shm
   install_metadata_guard
   log_info "kernel prerequisites in place"
 }

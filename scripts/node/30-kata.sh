@@ -6,7 +6,8 @@ set -euo pipefail
 # configured runtime whose guest kernel must differ from the host's.
 # inputs: KATA_VERSION, KATA_RELEASE_URL, KATA_STATIC_SHA256, KATA_TOOLS_SHA256, KATA_PREFIX,
 #         KATA_SHIM_PATH, KATA_CONFIG_PATH, AGENT_RECONNECT_TIMEOUT_MS, CONTAINER_RUNTIME,
-#         KATA_HANDLER, CRI_SOCKET, SMOKE_IMAGE, SMOKE_TIMEOUT, ALLOW_RUNTIME_RESTART
+#         KATA_HANDLER, CRI_SOCKET, SMOKE_IMAGE, SMOKE_TIMEOUT, ALLOW_RUNTIME_RESTART,
+#         KATA_HYPERVISOR, FIXED_VM_VCPUS, FIXED_VM_MEMORY_MIB
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
@@ -126,12 +127,31 @@ link_shim() {
   ln -sfn "${KATA_SHIM_PATH}" "${link}"
 }
 
-# --- nested virt: the agent needs longer than the 3 s default to come up in an L2 guest
-# (configuration-qemu-runtime-rs.toml: "consider increasing this value"; kata #1102) ---
-write_nested_dropin() {
-  printf '# katak8s: L2 guests boot slowly under nested virtualization\n[agent.kata]\nreconnect_timeout_ms = %s\n' \
-    "${AGENT_RECONNECT_TIMEOUT_MS}" \
-    | write_file "$(dirname "${KATAK8S_ROOT}${KATA_CONFIG_PATH}")/config.d/50-katak8s-nested.toml" 0644 || true
+# --- the katak8s drop-in (config.d, read after the hypervisor's configuration):
+# - nested virt: the agent needs longer than the 3 s default to come up in an L2 guest
+#   (configuration-qemu-runtime-rs.toml: "consider increasing this value"; kata #1102);
+# - clh: our guests are L2 already, and runtime-rs Cloud Hypervisor offers nested
+#   virtualization inside them by default (4.1.0 configuration-clh-runtime-rs.toml.in
+#   disable_nested_virtualization, Makefile DEFDISABLENESTEDVIRTUALIZATION_CLH := false), which
+#   some hosts cannot accommodate (review-node F5);
+# - CRI-O: the fixed VM size (FIXED_VM_*, versions.CRIO_KATA_VM), since CRI-O passes no
+#   sandbox-sizing annotations; the RuntimeClass overhead carries the same size ---
+write_dropin() {
+  {
+    printf '# katak8s: L2 guests boot slowly under nested virtualization\n[agent.kata]\nreconnect_timeout_ms = %s\n' \
+      "${AGENT_RECONNECT_TIMEOUT_MS}"
+    if [[ ${KATA_HYPERVISOR} == clh || ${FIXED_VM_VCPUS} != 0 ]]; then
+      printf '\n[hypervisor.%s]\n' "${KATA_HYPERVISOR}"
+    fi
+    if [[ ${KATA_HYPERVISOR} == clh ]]; then
+      printf '# the guests are L2 already: no nested virtualization inside them\ndisable_nested_virtualization = true\n'
+    fi
+    if [[ ${FIXED_VM_VCPUS} != 0 ]]; then
+      printf '# CRI-O: every VM has this size (the pod limits do not reach runtime-rs)\ndefault_vcpus = %s\n' \
+        "${FIXED_VM_VCPUS}"
+      printf 'default_memory = %s\n' "${FIXED_VM_MEMORY_MIB}"
+    fi
+  } | write_file "$(dirname "${KATAK8S_ROOT}${KATA_CONFIG_PATH}")/config.d/50-katak8s-nested.toml" 0644 || true
 }
 
 # --- CRI-O drops a handler whose runtime_path is missing when it starts ("Runtime handler
@@ -169,7 +189,7 @@ main() {
   make_workdir
   install_kata
   link_shim
-  write_nested_dropin
+  write_dropin
   register_crio_handler
   kata_check
   smoke_test
