@@ -166,3 +166,42 @@ def test_a_control_plane_reset_that_keeps_its_etcd_member_stops_the_scale_in(tmp
             run='rm -rf "$ROOT/etc/kubernetes"')
     assert run_delete(sb, graph, "dev-cp-2-kubeadm-join").ok
 
+
+
+# --- a control plane's Node goes only after etcd stopped listing it (review-node F10) -------
+
+MEMBERS = ("8e9e05c52164694d, started, dev-cp-0, https://10.42.0.11:2380, https://10.42.0.11:2379, false\n"
+           "91bc3c398fb3c146, started, dev-cp-2, https://10.42.0.13:2380, https://10.42.0.13:2379, false\n")
+STALE = MEMBERS + "fd422379fda50e48, started, dev-cp-1, https://10.42.0.12:2380, https://10.42.0.12:2379, false\n"
+
+
+@pytest.fixture(scope="module")
+def ha_graph():
+    return cluster_graph({"controlPlaneCount": 3, "workerCount": 1})
+
+
+@pytest.mark.parametrize("members,exit,deleted,says", [
+    (MEMBERS, 0, True, "removed from the cluster"),
+    (STALE, 0, False, "etcd still lists a member for dev-cp-1"),
+    ("", 1, False, "cannot list the etcd members"),
+])
+def test_a_control_planes_node_is_deleted_only_when_etcd_no_longer_lists_it(tmp_path, ha_graph, members, exit,
+                                                                          deleted, says):
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    sb.stub("kubectl", "*get node dev-cp-1*", stdout="dev-cp-1,true,Unknown")  # drained and reset
+    sb.stub("kubectl", "*exec etcd-dev-cp-0 -- etcdctl*member list*", exit=exit, stdout=members,
+            stderr="" if exit == 0 else "error: unable to upgrade connection\n")
+    res = run_delete(sb, ha_graph, "dev-cp-0-join-credentials-dev-cp-1")
+    assert (res.rc == 0) == deleted and says in res.stderr, res
+    assert bool(res.called("kubectl", "delete node*")) == deleted
+    if not deleted and exit == 0:
+        assert "member remove" in res.stderr  # how to fix it by hand
+
+
+def test_a_workers_node_needs_no_etcd_check(tmp_path, graph):
+    sb = make_sandbox(tmp_path)
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    sb.stub("kubectl", "*get node dev-worker-1*", stdout="dev-worker-1,true,True")
+    res = run_delete_node(sb, graph)
+    assert res.ok and not res.called("kubectl", "*etcdctl*") and res.called("kubectl", "delete node*"), res

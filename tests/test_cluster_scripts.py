@@ -51,7 +51,7 @@ def init_config(version: str = "1.36.4", pod_subnet: str = "192.168.0.0/16",
         kubeadm.NodeRegistration(name="dev-cp-0", cri_socket=CONTAINERD, node_ip="10.42.0.11"))
 
 
-INIT = InitParams(node_name="dev-cp-0", kubernetes_version="v1.36.4", readyz_timeout=20)
+INIT = InitParams(node_name="dev-cp-0", kubernetes_version="v1.36.4", readyz_timeout=20, cri_socket=CONTAINERD)
 # What a real `kubeadm init` leaves behind, and the join line (with a token) it prints.
 KUBEADM_INIT = {
     "stdout": f"kubeadm join {ENDPOINT} --token {TOKEN} --discovery-token-ca-cert-hash {CA_HASH}\n",
@@ -128,8 +128,10 @@ def test_init_refuses_new_pod_or_service_subnets_on_a_live_cluster(tmp_path, cha
 def test_init_half_done_is_not_taken_for_done(tmp_path):
     sb = make_sandbox(tmp_path)
     sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)  # kubeadm stopped before the manifests
-    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
-    assert res.rc == 1 and "kubeadm reset -f" in res.stderr and "stopped half-way" in res.stderr, res
+    sb.stub("kubectl", "*get --raw=/readyz", exit=1, stderr="connection refused\n")
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())  # and its API does not answer
+    assert res.rc == 1 and "kubeadm reset -f" in res.stderr and "never completed" in res.stderr, res
+    assert "does not answer" in res.stderr and not res.called("kubeadm")
 
 
 def test_init_that_stopped_after_its_manifests_is_not_taken_for_done(tmp_path):
@@ -138,6 +140,7 @@ def test_init_that_stopped_after_its_manifests_is_not_taken_for_done(tmp_path):
     # never ran. Taking that for a cluster would make every join fail later.
     sb = make_sandbox(tmp_path)
     live_cluster(sb, done=False)
+    sb.stub("kubectl", "*get --raw=/readyz", exit=1, stderr="connection refused\n")  # nothing proves it safe
     res = sb.run("cluster/init.sh", INIT, stdin=init_config())
     assert res.rc == 1 and "never completed" in res.stderr and "kubeadm reset -f" in res.stderr, res
     assert not res.called("kubeadm") and "nothing to initialise" not in res.stderr
@@ -151,7 +154,7 @@ def test_init_failure_shows_the_log_without_the_token(tmp_path):
     res = sb.run("cluster/init.sh", INIT, stdin=init_config())
     assert res.rc == 1, res
     assert "timed out" in res.stderr and "<token>" in res.stderr and "<hex>" in res.stderr
-    assert "kubeadm reset -f" in res.stderr
+    assert "resets the half-made control plane first when that is safe" in res.stderr
     assert leaked(res, TOKEN, CERT_KEY) == []
 
 
@@ -379,3 +382,47 @@ def test_a_failed_control_plane_join_says_when_its_etcd_member_is_left(tmp_path,
     assert ("did NOT remove the etcd member of dev-worker-0" in res.stderr) is warned, res.stderr
     assert ("member remove <ID of dev-worker-0>" in res.stderr) is warned
     assert leaked(res, TOKEN) == []
+
+
+
+# --- a half-made init recovers by itself when that is provably safe (review-node F18) -------
+
+def _half_made_api(sb: Sandbox, *, kubeadm_config: bool = False, nodes: str = "node/dev-cp-0\n") -> None:
+    live_cluster(sb, done=False)
+    sb.stub("kubectl", "*get --raw=/readyz", stdout="ok")
+    sb.stub("kubectl", "*get configmap kubeadm-config*", stdout="configmap/kubeadm-config\n" if kubeadm_config else "")
+    sb.stub("kubectl", "*get nodes -o name*", stdout=nodes)
+
+
+def test_a_half_made_init_that_no_node_can_have_joined_is_reset_and_run_again(tmp_path):
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    _half_made_api(sb)
+    sb.stub("kubeadm", "reset *", run='rm -f "$ROOT/etc/kubernetes/admin.conf" "$ROOT/etc/kubernetes/manifests/"*')
+    sb.stub("kubeadm", "init *", **KUBEADM_INIT)
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert res.ok, res
+    assert [c.args.split()[0] for c in res.called("kubeadm")] == ["reset", "init"]
+    assert res.called("kubeadm", f"reset -f --cri-socket {CONTAINERD}")
+    assert sb.exists("var/lib/katak8s/kubeadm-init.done") and "never completed" in res.stderr
+    again = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert again.ok and not again.called("kubeadm"), again  # done now: never reset again
+
+
+def test_an_init_that_failed_before_any_kubeconfig_is_reset_and_run_again(tmp_path):
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    sb.write("etc/kubernetes/pki/ca.crt", "-----BEGIN CERTIFICATE-----\n")  # stopped in the certs phase
+    sb.stub("kubeadm", "init *", **KUBEADM_INIT)
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert res.ok and [c.args.split()[0] for c in res.called("kubeadm")] == ["reset", "init"], res
+
+
+@pytest.mark.parametrize("kw,why", [
+    ({"kubeadm_config": True}, "its kubeadm-config exists"),
+    ({"nodes": "node/dev-cp-0\nnode/dev-worker-0\n"}, "its API knows other nodes: node/dev-worker-0"),
+])
+def test_a_half_made_init_is_never_reset_without_proof(tmp_path, kw, why):
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    _half_made_api(sb, **kw)
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config())
+    assert res.rc == 1 and why in res.stderr and f"kubeadm reset -f --cri-socket {CONTAINERD}" in res.stderr, res
+    assert not res.called("kubeadm")

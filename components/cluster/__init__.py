@@ -53,6 +53,7 @@ class InitParams:
     node_name: str
     kubernetes_version: str  # vX.Y.Z
     readyz_timeout: int
+    cri_socket: str  # for the automatic `kubeadm reset` of a half-made init
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +87,8 @@ class ResetParams:
 @dataclass(frozen=True, kw_only=True)
 class DeleteNodeParams:
     node_name: str
+    control_plane: bool  # then its etcd member must be gone first (review-node F10)
+    etcd_pod: str  # the first control plane's etcd static pod, where etcdctl runs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +163,7 @@ class KubeadmCluster(pulumi.ComponentResource):
         return run_phase(
             self, cp0, phase="kubeadm-init", script="cluster/init.sh",
             params=InitParams(node_name=cp0.name, kubernetes_version=self._version,
-                              readyz_timeout=READYZ_TIMEOUT),
+                              readyz_timeout=READYZ_TIMEOUT, cri_socket=cfg.cri_socket),
             stdin=config, depends_on=self._init_after())
 
     def _init_after(self) -> list[pulumi.Resource]:
@@ -197,7 +200,8 @@ class KubeadmCluster(pulumi.ComponentResource):
             params=CredentialParams(node_name=target.name, token_ttl=kubeadm.JOIN_TOKEN_TTL,
                                     control_plane=control_plane, readyz_timeout=READYZ_TIMEOUT),
             depends_on=after, secret_stdout=True,
-            delete_script="cluster/delete-node.sh", delete_params=DeleteNodeParams(node_name=target.name),
+            delete_script="cluster/delete-node.sh", delete_params=DeleteNodeParams(
+                node_name=target.name, control_plane=control_plane, etcd_pod=f"etcd-{cp0.name}"),
             deleted_with=cp0.server, triggers=[identity])
         creds = pulumi.Output.secret(mint.command.stdout).apply(
             lambda out: kubeadm.parse_join_credentials(out, node=target.name, control_plane=control_plane))

@@ -4,10 +4,11 @@ set -euo pipefail
 # /etc/kubernetes/admin.conf is never initialised again. If that init completed (its mark
 # in /var/lib/katak8s), the node is checked against the stack instead, and a different
 # Kubernetes version or API endpoint is refused with the upgrade path (katak8s does not
-# upgrade in place); if it did not (kubeadm failed or was killed after writing admin.conf,
-# e.g. in wait-control-plane, before upload-config, bootstrap-token and the addons), it is
-# refused with the reset to run. Ends with a bounded wait on /readyz.
-# inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), READYZ_TIMEOUT (seconds);
+# upgrade in place); if it did not (kubeadm failed or was killed, e.g. in
+# wait-control-plane, before upload-config, bootstrap-token and the addons), the half-made
+# control plane is reset and initialised again when that is provably safe, and refused with
+# the exact command otherwise (review-node F18). Ends with a bounded wait on /readyz.
+# inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), READYZ_TIMEOUT (seconds), CRI_SOCKET;
 # stdin: the rendered kubeadm config (components/cluster/kubeadm.py render_init_config).
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
@@ -86,6 +87,44 @@ check_networks() {
   done
 }
 
+# --- a kubeadm init that started here and never completed (no mark). Provably safe to reset:
+# - kubeadm wrote no admin.conf: it stopped before any control-plane component existed (it
+#   writes the kubeconfigs before the static pod manifests), so nothing ever ran;
+# - or the half-made API answers, has no kubeadm-config ConfigMap (upload-config, the phase
+#   after wait-control-plane, never ran, so no node could join: joins read it) and knows no
+#   other node.
+# Anything else (an API that does not answer, a kubeadm-config, other nodes) is not proof:
+# refused with the exact command ---
+half_made() {
+  [[ ! -f "${INIT_DONE}" ]] || return 1
+  [[ -f "${ADMIN_CONF}" ]] || compgen -G "${K8S_DIR}/manifests/*.yaml" >/dev/null \
+    || [[ -d "${K8S_DIR}/pki" ]]
+}
+
+kube_quick() { KUBECONFIG="${ADMIN_CONF}" timeout 20 kubectl --request-timeout=10s "$@" 2>/dev/null; }
+
+recover_half_made() {
+  local why="" others
+  if [[ -f "${ADMIN_CONF}" ]]; then
+    if ! wait_for 120 "the half-made API server on ${NODE_NAME}" apiserver_ready; then
+      why="its API server does not answer, so nothing proves no node joined it"
+    elif kube_quick -n kube-system get configmap kubeadm-config -o name | grep -q .; then
+      why="its kubeadm-config exists (init got past upload-config; nodes may have joined)"
+    else
+      others=$(kube_quick get nodes -o name | grep -vx "node/${NODE_NAME}" || true)
+      [[ -z "${others}" ]] || why="its API knows other nodes: ${others//$'\n'/ }"
+    fi
+  fi
+  [[ -z "${why}" ]] || fatal "a previous kubeadm init on ${NODE_NAME} never completed, and it is not" \
+    "reset automatically: ${why}. Check it; to start over, run 'sudo kubeadm reset -f --cri-socket" \
+    "${CRI_SOCKET}' on ${NODE_NAME} (this wipes that control plane), then 'pulumi up' again"
+  log_warn "a previous kubeadm init on ${NODE_NAME} never completed and no node can have joined it:" \
+    "resetting it and initialising again"
+  kubeadm reset -f --cri-socket "${CRI_SOCKET}" >&2 || fatal "kubeadm reset failed on ${NODE_NAME}; run" \
+    "'sudo kubeadm reset -f --cri-socket ${CRI_SOCKET}' there, then 'pulumi up' again"
+  rm -f "${ADMIN_CONF}"  # kubeadm reset removes it; never taken for a cluster again
+}
+
 # save_config: the exact config kubeadm init reads, root-only.
 save_config() {
   [[ -n "${REQUESTED}" ]] || fatal "no kubeadm configuration on stdin; run this phase through 'pulumi up'"
@@ -107,8 +146,8 @@ initialise() {
   if ! (umask 077 && kubeadm init --config "${CONFIG}" >"${LOG}" 2>&1); then
     redacted_tail "${LOG}"
     fatal "kubeadm init failed on ${NODE_NAME} (last lines above; full log in" \
-      "${LOG#"${KATAK8S_ROOT}"} there). Fix the cause, run 'sudo kubeadm reset -f' on" \
-      "${NODE_NAME}, then 'pulumi up' again"
+      "${LOG#"${KATAK8S_ROOT}"} there). Fix the cause and run 'pulumi up' again: it resets the" \
+      "half-made control plane first when that is safe (or says 'sudo kubeadm reset -f' otherwise)"
   fi
   mark_done kubeadm-init
 }
@@ -128,6 +167,7 @@ wait_ready() {
 main() {
   require_root
   REQUESTED=$(cat)
+  if half_made; then recover_half_made; fi
   if [[ -f "${ADMIN_CONF}" ]]; then
     check_live_cluster
   else
