@@ -122,6 +122,17 @@ SYSTEM_RESERVED = {"cpu": "100m", "memory": "512Mi"}
 KUBE_RESERVED = {"cpu": "100m", "memory": "256Mi"}
 EVICTION_HARD_MEMORY_MIB = 200
 NODE_RESERVED_MIB = 512 + 256 + EVICTION_HARD_MEMORY_MIB
+# evictionHard replaces the kubelet's whole default map: a signal left out becomes 0, i.e.
+# off (KubeletConfiguration mergeDefaultEvictionSettings, default false). So every Linux
+# default is restated (kubelet DefaultEvictionHard: memory.available 100Mi, nodefs.available
+# 10%, nodefs.inodesFree 5%, imagefs.available 15%, imagefs.inodesFree 5%), memory raised.
+EVICTION_HARD = {
+    "memory.available": f"{EVICTION_HARD_MEMORY_MIB}Mi",
+    "nodefs.available": "10%",
+    "nodefs.inodesFree": "5%",
+    "imagefs.available": "15%",
+    "imagefs.inodesFree": "5%",
+}
 KATA_SHIM_PATH = f"{KATA_PREFIX}/runtime-rs/bin/containerd-shim-kata-v2"
 
 # The single source of the Kata runtime handler: the containerd runtimes.<name> table,

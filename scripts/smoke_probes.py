@@ -237,15 +237,15 @@ def _run(client: Client, node: str, sleep: Callable[[float], None], clock: Calla
         return [Result(c, False, f"probes: {exc}") for c in CHECKS]
 
 
-def check_probes(client: Client, node: str | None, *, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> list[Result]:
+def check_probes(client: Client, node: str | None, *, sleep: Callable[[float], None] | None = None,
+                 clock: Callable[[], float] | None = None) -> list[Result]:
     """The four probe checks, run beside `node` (a node that runs a kata-app pod: its image
     is there already). The probes are deleted at the end, whatever happened."""
     if node is None:
         return [Result(c, False, "no running kata-app pod to place the probes beside") for c in CHECKS]
     leftover: ClientError | None = None
     try:
-        results = _run(client, node, sleep, clock)
+        results = _run(client, node, sleep or time.sleep, clock or time.monotonic)
     finally:
         try:
             _cleanup(client, wait=False)

@@ -22,11 +22,22 @@ install_system_tools() {
   command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || missing+=(iproute2)
   command -v python3 >/dev/null || missing+=(python3)
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
-  (( ${#missing[@]} )) || return 0
+  # uutils' Rust coreutils, Ubuntu 26.04's coreutils: the node scripts run on them too
+  # (tests/test_rust_coreutils.py). Optional: installed apart, so a distribution without the
+  # package only skips that test.
+  local optional=()
+  [[ -x /usr/lib/cargo/bin/coreutils/ls ]] || optional+=(rust-coreutils)
+  (( ${#missing[@]} + ${#optional[@]} )) || return 0
   [[ "$(id -u)" == 0 ]] || sudo=(sudo)
-  log "installing ${missing[*]} with apt-get"
   "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if (( ${#missing[@]} )); then
+    log "installing ${missing[*]} with apt-get"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if (( ${#optional[@]} )); then
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${optional[@]}" >/dev/null 2>&1 || log "${optional[*]} is not available here: tests/test_rust_coreutils.py skips"
+  fi
 }
 
 install_venv() {

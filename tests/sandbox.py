@@ -85,6 +85,10 @@ from components.nodes import phase
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 
+# KATAK8S_SANDBOX_COREUTILS: a directory whose tools take precedence, e.g. uutils' Rust
+# coreutils (Debian's rust-coreutils: /usr/lib/cargo/bin/coreutils), which Ubuntu 26.04
+# ships as its coreutils (tests/test_rust_coreutils.py runs the node scripts on them).
+COREUTILS_FIRST = os.environ.get("KATAK8S_SANDBOX_COREUTILS", "")
 # Core utilities that run for real (symlinked into the sandbox's bin/ when present).
 REAL_TOOLS = (
     "awk", "base64", "basename", "bash", "cat", "chmod", "chown", "cmp", "comm", "cp", "cut",
@@ -98,7 +102,7 @@ REAL_TOOLS = (
 STUBS = (
     "apt-cache", "apt-get", "apt-key", "apt-mark", "cloud-init", "containerd", "crictl", "crio",
     "ctr", "curl", "df", "dpkg", "dpkg-query", "gpg", "hostname", "iptables", "journalctl", "kata-ctl",
-    "kata-runtime", "kubeadm", "kubectl", "kubelet", "modprobe", "mount", "nft", "reboot", "runc",
+    "kata-runtime", "kubeadm", "kubectl", "kubelet", "modprobe", "mount", "nft", "pgrep", "reboot", "runc",
     "sleep", "sudo", "swapoff", "swapon", "sysctl", "systemctl", "timeout", "udevadm", "uname",
     "update-ca-certificates", "wget",
 )
@@ -248,7 +252,7 @@ class Sandbox:
         for name in STUBS:
             (self.bin / name).symlink_to(stub)
         for tool in REAL_TOOLS:
-            real = shutil.which(tool, path="/usr/local/bin:/usr/bin:/bin")
+            real = shutil.which(tool, path=f"{COREUTILS_FIRST}:/usr/local/bin:/usr/bin:/bin".lstrip(":"))
             if real and not (self.bin / tool).exists():
                 (self.bin / tool).symlink_to(real)
         self.fact("kernel", host_kernel)

@@ -47,6 +47,10 @@ positional() {
   done
 }
 
+# copy_into SRC DST: SRC's contents into DST, through tar: `cp -a SRC/. DST/` is not
+# portable to every coreutils the suite runs on (uutils 0.0.17 copies nothing).
+copy_into() { tar -C "$1" -cf - . | tar -C "$2" -xf -; }
+
 do_apt_get() {
   positional "-o -c -t --target-release" "$@"
   local a pkg ver avail
@@ -68,7 +72,7 @@ do_apt_get() {
         fi
         mkdir -p "${STATE}/dpkg"
         printf '%s\n' "${ver}" >"${STATE}/dpkg/${pkg}"
-        if [[ -d ${STATE}/payload/${pkg} ]]; then cp -a "${STATE}/payload/${pkg}/." "${ROOT}/"; fi
+        if [[ -d ${STATE}/payload/${pkg} ]]; then copy_into "${STATE}/payload/${pkg}" "${ROOT}"; fi
       done ;;
     remove|purge)
       for a in "${POS[@]:1}"; do rm -f "${STATE}/dpkg/${a}"; done ;;
@@ -386,7 +390,7 @@ do_sudo() {
 
 RULE=""
 if find_rule "$@"; then
-  if [[ -d ${RULE}/files ]]; then cp -a "${RULE}/files/." "${ROOT}/"; fi
+  if [[ -d ${RULE}/files ]]; then copy_into "${RULE}/files" "${ROOT}"; fi
   if [[ -f ${RULE}/stdout ]]; then cat "${RULE}/stdout"; fi
   if [[ -f ${RULE}/stderr ]]; then cat "${RULE}/stderr" >&2; fi
   if [[ -f ${RULE}/run ]]; then
@@ -421,5 +425,6 @@ case ${name} in
   df) do_df "$@" ;;
   timeout) do_timeout "$@" ;;
   sudo) do_sudo "$@" ;;
+  pgrep) exit 1 ;;  # no such process, unless a test says otherwise
   *) exit 0 ;;
 esac

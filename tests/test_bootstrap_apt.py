@@ -41,7 +41,7 @@ def test_cri_o_is_held(tmp_path):
         sb.serve(repo + "Release.key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
     sb.stub("apt-get", "*install*cri-o*", run=(
         'mkdir -p "$STATE/units" "$STATE/dpkg" && touch "$STATE/units/crio.active"\n'
-        'for p in cri-o cri-tools; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
+        'for p in cri-o cri-tools kubernetes-cni; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
     run_twice(sb, bundle(cfg_for(containerRuntime="crio"), "runtime"))
     assert "cri-o" in sb.held()
 
@@ -79,13 +79,31 @@ def _show_keys(expires: int) -> str:
 
 
 @pytest.mark.parametrize("expires_in_days,refetched", [(-3, True), (10, True), (400, False)])
-def test_the_repository_key_is_fetched_again_before_it_expires(tmp_path, expires_in_days, refetched):
+@pytest.mark.parametrize("upstream_extended", [True, False])
+def test_the_repository_key_is_fetched_again_before_it_expires(tmp_path, expires_in_days, refetched,
+                                                                upstream_extended):
     sb = kube_sandbox(tmp_path)
     cfg = cfg_for()
     assert sb.run_bundle(bundle(cfg, "kube-packages", role=naming.WORKER)).ok  # installed, key fetched
     sb.stub("gpg", "*--show-keys*", stdout=_show_keys(int(time.time()) + expires_in_days * 86400))
+    if upstream_extended:
+        sb.serve(K8S_REPO + "Release.key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\nextended\n")
     res = sb.run_bundle(bundle(cfg, "kube-packages", role=naming.WORKER))
     assert res.ok, res.stderr
-    fetched = res.called("curl", f"*{K8S_REPO}Release.key*")
-    assert bool(fetched) == refetched
-    assert bool(res.called("apt-get", "*update*")) == refetched  # a new key is read at once
+    assert bool(res.called("curl", f"*{K8S_REPO}Release.key*")) == refetched
+    # apt reads the lists again only when the key really changed: the same key, fetched
+    # again while upstream has not extended it yet, changes nothing
+    assert bool(res.called("apt-get", "*update*")) == (refetched and upstream_extended)
+
+
+def test_an_old_expired_signing_subkey_beside_a_current_one_is_fine(tmp_path):
+    sb = kube_sandbox(tmp_path)
+    cfg = cfg_for()
+    assert sb.run_bundle(bundle(cfg, "kube-packages", role=naming.WORKER)).ok
+    now = int(time.time())
+    sb.stub("gpg", "*--show-keys*", stdout=(
+        f"pub:-:2048:1:AAAA:1690000000:{now + 900 * 86400}::-:::scESC::::::23::0:\n"
+        f"sub:e:2048:1:BBBB:1690000000:{now - 400 * 86400}:::::s::::::23:\n"       # old, expired
+        f"sub:-:2048:1:CCCC:{now - 10 * 86400}:{now + 700 * 86400}:::::s::::::23:\n"))  # current
+    res = sb.run_bundle(bundle(cfg, "kube-packages", role=naming.WORKER))
+    assert res.ok and res.called("curl") == [], res

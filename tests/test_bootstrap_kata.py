@@ -271,6 +271,7 @@ def test_every_image_katak8s_names_comes_from_registry_k8s_io():
     ('{"items": [{"id": "p1", "runtimeHandler": "kata"}]}', "true", True),    # the operator said so
     ('{"items": [{"id": "p1", "runtimeHandler": ""}]}', "false", True),       # runc pods only
     ('{"items": []}', "false", True),                                          # drained
+    (None, "false", False),                          # crictl does not answer: counts as running
 ])
 def test_a_new_kata_never_replaces_opt_kata_under_running_kata_pods(tmp_path, archives, pinned, monkeypatch,
                                                                      pods, allow, swapped):
@@ -282,7 +283,10 @@ def test_a_new_kata_never_replaces_opt_kata_under_running_kata_pods(tmp_path, ar
         sb.serve(f"{v.KATA_RELEASE_URL}/{new}/{asset}-{new}-amd64.tar.zst", data)
     monkeypatch.setitem(v.KATA_TOOLS_SHA256, new, hashlib.sha256(archives[1]).hexdigest())
     sb.unit("kubelet")
-    sb.stub("crictl", "*pods --state ready -o json*", stdout=pods)
+    if pods is None:
+        sb.stub("crictl", "*pods --state ready -o json*", exit=1, stderr="context deadline exceeded\n")
+    else:
+        sb.stub("crictl", "*pods --state ready -o json*", stdout=pods)
     res = sb.run_bundle(bundle(cfg_for(kataVersion=new, allowRuntimeRestart=allow, **pinned), "kata"))
     release = sb.read(f"{v.KATA_PREFIX}/.katak8s-release")
     if swapped:
@@ -312,3 +316,32 @@ def test_kata_dropin_sizes_crio_vms_and_keeps_clh_guests_from_nesting(tmp_path, 
                                                                           v.CRIO_KATA_VM.memory_mib)
     else:  # containerd: the pod's limits size each VM
         assert "default_vcpus" not in section and "default_memory" not in section
+
+
+
+@pytest.mark.parametrize("tools_pinned", [True, False])
+def test_a_failed_sandbox_names_kata_ctl_only_where_it_is_installed(tmp_path, archives, pinned, monkeypatch,
+                                                                   tools_pinned):
+    """review-node F13: never send the operator to a kata-ctl that is not there."""
+    if not tools_pinned:
+        monkeypatch.setitem(v.KATA_TOOLS_SHA256, VERSION, "")
+    sb = kata_sandbox(tmp_path, archives)
+    sb.stub("ctr", "*run*", exit=1, stderr="ctr: failed to create shim task\n")
+    res = sb.run_bundle(bundle(cfg_for(**pinned), "kata"))
+    (error,) = [line for line in res.stderr.splitlines() if " ERROR " in line]
+    assert res.rc == 1 and "ctr could not run a Kata container" in error
+    assert ("kata-ctl check" in error) == tools_pinned and ("/dev/kvm" in error) != tools_pinned, error
+
+
+
+def test_kata_download_starts_from_zero_when_the_server_refuses_to_resume(tmp_path, archives, pinned):
+    """curl 33 (no range support) or an HTTP 416 would fail every resume the same way."""
+    sb = kata_sandbox(tmp_path, archives)
+    partial = f"opt/.katak8s-kata-downloads/{VERSION}/kata-static-{VERSION}-amd64.tar.zst"
+    sb.write(partial, "x")
+    sb.stub("curl", "*-C -*kata-static*", exit=33,
+            stderr="curl: (33) HTTP server doesn't seem to support byte ranges\n")
+    res = sb.run_bundle(bundle(cfg_for(**pinned), "kata"))
+    assert res.ok, res
+    fresh = [c for c in res.called("curl", "*kata-static*") if "-C" not in c.argv]
+    assert len(fresh) == 1 and sb.read(f"{v.KATA_PREFIX}/.katak8s-release").startswith(VERSION + " ")

@@ -401,4 +401,17 @@ def test_the_kubelet_keeps_the_same_budget_from_pods():
     node = kubeadm.NodeRegistration(name="dev-cp-0", cri_socket=v.CRI_SOCKETS["containerd"], node_ip="10.42.0.11")
     (kubelet,) = [d for d in kubeadm.init_documents(spec, node) if d["kind"] == "KubeletConfiguration"]
     assert kubelet["systemReserved"] == v.SYSTEM_RESERVED and kubelet["kubeReserved"] == v.KUBE_RESERVED
-    assert kubelet["evictionHard"] == {"memory.available": f"{v.EVICTION_HARD_MEMORY_MIB}Mi"}
+    # evictionHard replaces the kubelet's defaults: every disk signal is restated, or it is off
+    assert kubelet["evictionHard"] == {"memory.available": f"{v.EVICTION_HARD_MEMORY_MIB}Mi",
+                                       "nodefs.available": "10%", "nodefs.inodesFree": "5%",
+                                       "imagefs.available": "15%", "imagefs.inodesFree": "5%"}
+
+
+
+def test_a_dev_shm_that_holds_more_than_its_new_size_is_resized_at_the_next_boot(tmp_path):
+    """A tmpfs cannot shrink below its use (EINVAL): warn, write /etc/fstab, never fail the phase."""
+    sb = Sandbox(tmp_path, mem_mib=3900)
+    sb.stub("mount", "-o remount,size=*", exit=32, stderr="mount: /dev/shm: mount point not mounted or bad option.\n")
+    res = sb.run_bundle(bundle(cfg_for(), "kernel"))
+    assert res.ok and "applies at the next boot" in res.stderr, res
+    assert f"size={3900 - v.NODE_RESERVED_MIB}m" in sb.read("etc/fstab")

@@ -168,9 +168,10 @@ def test_crio_dropin_before_first_start_and_idempotent(tmp_path, golden, ubuntu)
     sb.stub("apt-get", "*install*cri-o*", run=(
         '[[ -f "$ROOT/etc/crio/crio.conf.d/50-katak8s.conf" ]] || exit 42\n'
         'mkdir -p "$STATE/units" "$STATE/dpkg" && touch "$STATE/units/crio.active"\n'
-        'for p in cri-o cri-tools; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
+        'for p in cri-o cri-tools kubernetes-cni; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
     first, _ = run_twice(sb, bundle(cfg_for(containerRuntime="crio"), "runtime"))
-    assert first.called("apt-get", "*update*") and first.called("apt-get", "*install cri-o cri-tools")
+    assert first.called("apt-get", "*update*")
+    assert first.called("apt-get", "*install cri-o cri-tools kubernetes-cni")  # review-node F16
     assert first.called("crictl", "--runtime-endpoint unix:///var/run/crio/crio.sock info")
     sources = sb.read("etc/apt/sources.list.d/cri-o.sources")
     assert "URIs: https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v1.36/deb/" in sources
@@ -210,7 +211,8 @@ def test_crio_package_installs_over_a_crictl_yaml_left_on_disk(tmp_path):
         '[[ " $* " == *" Dpkg::Options::=--force-confold "* ]] || {\n'
         '  echo "dpkg: error processing package cri-o (--configure):" >&2\n'
         '  echo " end of file on stdin at conffile prompt" >&2; exit 100; }\n'
-        'mkdir -p "$STATE/dpkg" && for p in cri-o cri-tools; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
+        'mkdir -p "$STATE/dpkg"\n'
+        'for p in cri-o cri-tools kubernetes-cni; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
     res = sb.run_bundle(bundle(cfg_for(containerRuntime="crio"), "runtime"))
     assert res.ok, res
     assert sb.installed_version("cri-o") == "1.36.0-1.1"
@@ -229,7 +231,8 @@ def test_crio_rerun_after_a_failed_update_refreshes_the_lists(tmp_path):
     sb.stub("apt-get", "*update*", exit=100, times=8, stderr="E: Failed to fetch InRelease  Connection timed out\n")
     sb.stub("apt-get", "*install*cri-o*", run=(
         '[[ -f "$STATE/lists-have-crio" ]] || { echo "E: Unable to locate package cri-o" >&2; exit 100; }\n'
-        'mkdir -p "$STATE/dpkg" && for p in cri-o cri-tools; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
+        'mkdir -p "$STATE/dpkg"\n'
+        'for p in cri-o cri-tools kubernetes-cni; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
     text = bundle(cfg_for(containerRuntime="crio"), "runtime")
     failed = sb.run_bundle(text)
     assert failed.rc == 1 and "apt-get update failed" in failed.stderr, failed

@@ -180,9 +180,13 @@ def ha_graph():
     return cluster_graph({"controlPlaneCount": 3, "workerCount": 1})
 
 
+UNSTARTED = MEMBERS + "6e3bd23ae5f1eae0, unstarted, , https://10.42.0.12:2380, , false\n"
+
+
 @pytest.mark.parametrize("members,exit,deleted,says", [
     (MEMBERS, 0, True, "removed from the cluster"),
     (STALE, 0, False, "etcd still lists a member for dev-cp-1"),
+    (UNSTARTED, 0, False, "etcd lists an unstarted member"),  # no name yet: found by its status
     ("", 1, False, "cannot list the etcd members"),
 ])
 def test_a_control_planes_node_is_deleted_only_when_etcd_no_longer_lists_it(tmp_path, ha_graph, members, exit,

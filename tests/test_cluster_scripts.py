@@ -419,10 +419,21 @@ def test_an_init_that_failed_before_any_kubeconfig_is_reset_and_run_again(tmp_pa
 @pytest.mark.parametrize("kw,why", [
     ({"kubeadm_config": True}, "its kubeadm-config exists"),
     ({"nodes": "node/dev-cp-0\nnode/dev-worker-0\n"}, "its API knows other nodes: node/dev-worker-0"),
+    ({"config_fails": True}, "its API did not say whether kubeadm-config exists"),  # a 403, a timeout
+    ({"nodes_fail": True}, "its API did not list its nodes"),
+    ({"kubeadm_running": True}, "a kubeadm process still runs there"),
 ])
 def test_a_half_made_init_is_never_reset_without_proof(tmp_path, kw, why):
     sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    kw = dict(kw)
+    config_fails, nodes_fail, running = (kw.pop(k, False) for k in ("config_fails", "nodes_fail", "kubeadm_running"))
     _half_made_api(sb, **kw)
+    if config_fails:
+        sb.stub("kubectl", "*get configmap kubeadm-config*", exit=1, stderr="Error from server (Forbidden)\n")
+    if nodes_fail:
+        sb.stub("kubectl", "*get nodes -o name*", exit=1, stderr="Unable to connect to the server\n")
+    if running:
+        sb.stub("pgrep", "-x kubeadm", exit=0, stdout="4242\n")
     res = sb.run("cluster/init.sh", INIT, stdin=init_config())
     assert res.rc == 1 and why in res.stderr and f"kubeadm reset -f --cri-socket {CONTAINERD}" in res.stderr, res
     assert not res.called("kubeadm")

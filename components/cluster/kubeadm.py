@@ -151,7 +151,7 @@ def init_documents(cluster: ClusterSpec, node: NodeRegistration) -> list[dict[st
         # /dev/shm, where each Kata VM's memory lives (scripts/node/10-kernel.sh size_shm).
         "systemReserved": dict(v.SYSTEM_RESERVED),
         "kubeReserved": dict(v.KUBE_RESERVED),
-        "evictionHard": {"memory.available": f"{v.EVICTION_HARD_MEMORY_MIB}Mi"},
+        "evictionHard": dict(v.EVICTION_HARD),
     }
     return [init, cluster_doc, kubelet]
 

@@ -43,9 +43,16 @@ refuse_live_etcd_member() {
     --key=/etc/kubernetes/pki/etcd/server.key member list -w simple) || fatal "cannot list the etcd" \
     "members (kubectl -n kube-system exec ${ETCD_POD} -- etcdctl member list), so ${NODE_NAME} is kept and" \
     "its server was NOT deleted; check etcd on the first control plane, then run 'pulumi up' again"
-  if grep -qE ", ${NODE_NAME}, " <<<"${members}"; then
+  if grep -qF ", ${NODE_NAME}, " <<<"${members}"; then
     fatal "etcd still lists a member for ${NODE_NAME}; its Node and server are kept. $(etcd_member_fix \
       "${NODE_NAME}"), then run 'pulumi up' again"
+  fi
+  # A member added by a join that died before its etcd started has no name yet (etcdctl
+  # makeMemberListTable: "unstarted" when the name is empty), so the name cannot find it. It
+  # still counts against quorum: refuse while one exists, whoever it was.
+  if grep -qE '^[0-9a-f]+, unstarted, ' <<<"${members}"; then
+    fatal "etcd lists an unstarted member (a control-plane join that died half-way?); ${NODE_NAME}'s Node" \
+      "and server are kept until it is removed. $(etcd_member_fix "that member"), then run 'pulumi up' again"
   fi
 }
 

@@ -103,15 +103,23 @@ half_made() {
 
 kube_quick() { KUBECONFIG="${ADMIN_CONF}" timeout 20 kubectl --request-timeout=10s "$@" 2>/dev/null; }
 
+# Every probe must answer for the reset to be proven safe: a failed or refused query
+# (a timeout, a 5xx, a 403 before kubeadm bound admin.conf's group) is no proof.
 recover_half_made() {
-  local why="" others
-  if [[ -f "${ADMIN_CONF}" ]]; then
+  local why="" config others
+  if pgrep -x kubeadm >/dev/null 2>&1; then
+    why="a kubeadm process still runs there (an earlier init whose SSH session dropped?)"
+  elif [[ -f "${ADMIN_CONF}" ]]; then
     if ! wait_for 120 "the half-made API server on ${NODE_NAME}" apiserver_ready; then
       why="its API server does not answer, so nothing proves no node joined it"
-    elif kube_quick -n kube-system get configmap kubeadm-config -o name | grep -q .; then
+    elif ! config=$(kube_quick -n kube-system get configmap kubeadm-config --ignore-not-found -o name); then
+      why="its API did not say whether kubeadm-config exists"
+    elif [[ -n "${config}" ]]; then
       why="its kubeadm-config exists (init got past upload-config; nodes may have joined)"
+    elif ! others=$(kube_quick get nodes -o name); then
+      why="its API did not list its nodes"
     else
-      others=$(kube_quick get nodes -o name | grep -vx "node/${NODE_NAME}" || true)
+      others=$(grep -vxF "node/${NODE_NAME}" <<<"${others}" || true)
       [[ -z "${others}" ]] || why="its API knows other nodes: ${others//$'\n'/ }"
     fi
   fi

@@ -32,6 +32,16 @@ cleanup() {
   if [[ -n ${WORK} ]]; then rm -rf "${WORK}"; fi
 }
 
+# kata_ctl_hint: where to look next, naming kata-ctl only where it is installed (it comes
+# with kata-tools-static, which is installed only with a pin: versions.KATA_TOOLS_SHA256).
+kata_ctl_hint() {
+  if [[ -x "${PREFIX}/bin/kata-ctl" ]]; then
+    printf " and '%s check no-network-checks'" "${KATA_PREFIX}/bin/kata-ctl"
+  else
+    printf ", 'ls -l /dev/kvm' and 'lsmod | grep -E \"kvm|vhost\"'"
+  fi
+}
+
 # --- containerd: ctr runs a container with the kata shim and the chosen hypervisor config ---
 smoke_containerd() {
   retry 4 timeout 300 ctr -n katak8s images pull "${SMOKE_IMAGE}" >/dev/null \
@@ -39,7 +49,7 @@ smoke_containerd() {
   SMOKE_CTR="katak8s-smoke-$$"
   timeout "${SMOKE_TIMEOUT}" ctr -n katak8s run --rm --runtime io.containerd.kata.v2 \
     --runtime-config-path "${KATA_CONFIG_PATH}" "${SMOKE_IMAGE}" "${SMOKE_CTR}" uname -r >"${WORK}/guest" \
-    || fatal "ctr could not run a Kata container; see 'journalctl -u containerd' and 'kata-ctl check'"
+    || fatal "ctr could not run a Kata container; see 'journalctl -u containerd'$(kata_ctl_hint)"
   SMOKE_CTR=""  # `run --rm` removed it
 }
 

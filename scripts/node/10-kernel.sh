@@ -179,9 +179,13 @@ size_shm() {
   line="tmpfs /dev/shm tmpfs defaults,nosuid,nodev,size=${size}m 0 0"
   step_done shm "${line}" && grep -qxF "${line}" "${fstab}" 2>/dev/null && return 0
   touch "${fstab}"
-  { grep -vE '^[^#][^[:space:]]*[[:space:]]+/dev/shm[[:space:]]' "${fstab}" || true; printf '%s\n' "${line}"; } \
-    | write_file "${fstab}" 0644 || true
-  mount -o "remount,size=${size}m" /dev/shm || fatal "cannot resize /dev/shm to ${size} MiB (mount -o remount)"
+  { grep -vE '^[[:space:]]*[^#[:space:]]+[[:space:]]+/dev/shm[[:space:]]' "${fstab}" || true
+    printf '%s\n' "${line}"; } | write_file "${fstab}" 0644 || true
+  # A tmpfs cannot shrink below what it holds (EINVAL): then the new size applies at the next
+  # boot, and the running VMs keep theirs.
+  if ! mount -o "remount,size=${size}m" /dev/shm; then
+    log_warn "/dev/shm holds more than ${size} MiB now; the new size applies at the next boot (/etc/fstab)"
+  fi
   mark_step shm "${line}"
   log_info "/dev/shm sized to ${size} MiB for Kata VMs"
 }

@@ -30,7 +30,8 @@ add_repositories() {
   local changed=1
   apt_source cri-o "${CRIO_REPO_URL}" && changed=0
   apt_source kubernetes "${KUBERNETES_REPO_URL}" && changed=0
-  if (( changed == 0 )) || [[ -z "$(pkg_version cri-o)" || -z "$(pkg_version cri-tools)" ]]; then
+  if (( changed == 0 )) || [[ -z "$(pkg_version cri-o)" || -z "$(pkg_version cri-tools)" \
+    || -z "$(pkg_version kubernetes-cni)" ]]; then
     apt_update "check the node's route to download.opensuse.org and pkgs.k8s.io, then re-run"
   fi
 }
@@ -63,10 +64,12 @@ EOF
   return 0
 }
 
-# --- the packages: cri-o, and cri-tools for crictl (the Kata smoke test, kubeadm) ---
+# --- the packages: cri-o, cri-tools for crictl (the Kata smoke test, kubeadm), kubernetes-cni ---
 install_crio() {
   local pkg missing=()
-  for pkg in cri-o cri-tools; do
+  # kubernetes-cni explicitly (review-node F16): the CNI plugins in /opt/cni/bin that CRI-O's
+  # loopback and the Kata smoke test need, which cri-o's package does not pull in by itself.
+  for pkg in cri-o cri-tools kubernetes-cni; do
     [[ -n "$(pkg_version "${pkg}")" ]] || missing+=("${pkg}")
   done
   if (( ${#missing[@]} )); then

@@ -52,10 +52,16 @@ fetch_verified() {
   local asset=$1 want=$2 file="${DOWNLOADS}/$1" got
   mkdir -p "${DOWNLOADS}"
   if [[ -f ${file} && "$(sha256_of "${file}")" == "${want}" ]]; then return 0; fi
-  retry 6 curl -fsSL --connect-timeout 20 -C - --speed-limit 102400 --speed-time 120 -o "${file}" \
-    "${KATA_RELEASE_URL}/${KATA_VERSION}/${asset}" || fatal "cannot download ${asset} from" \
-    "${KATA_RELEASE_URL}/${KATA_VERSION}/ (the part received is kept and resumed by the next run);" \
-    "check the node's route to github.com"
+  if ! retry 6 curl -fsSL --connect-timeout 20 -C - --speed-limit 102400 --speed-time 120 -o "${file}" \
+    "${KATA_RELEASE_URL}/${KATA_VERSION}/${asset}"; then
+    # A server that refuses the range (curl 33, or an HTTP 416 for a bad offset) would fail
+    # every resume the same way: start once from zero before giving up.
+    rm -f "${file}"
+    retry 2 curl -fsSL --connect-timeout 20 --speed-limit 102400 --speed-time 120 -o "${file}" \
+      "${KATA_RELEASE_URL}/${KATA_VERSION}/${asset}" || fatal "cannot download ${asset} from" \
+      "${KATA_RELEASE_URL}/${KATA_VERSION}/ (the part received is kept and resumed by the next 'pulumi up';" \
+      "a link slower than 100 KB/s needs several); check the node's route to github.com"
+  fi
   got=$(sha256_of "${file}")
   if [[ ${got} != "${want}" ]]; then
     rm -f "${file}"
@@ -68,9 +74,12 @@ fetch_verified() {
 # that starts while /opt/kata is being swapped finds none, and the new release's shim would
 # serve the old release's VMs (review-node F14). The runtime restart's gate, applied here ---
 kata_sandboxes_run() {
+  local pods
   systemctl is-active --quiet kubelet || return 1
+  # Fails closed: without crictl, or when it does not answer, the node counts as running them.
   command -v crictl >/dev/null || return 0
-  "${CRICTL[@]}" pods --state ready -o json 2>/dev/null | grep -qE "\"runtimeHandler\": *\"${KATA_HANDLER}\""
+  pods=$("${CRICTL[@]}" pods --state ready -o json 2>/dev/null) || return 0
+  grep -qE "\"runtimeHandler\": *\"${KATA_HANDLER}\"" <<<"${pods}"
 }
 refuse_swap_under_pods() {
   [[ -d ${PREFIX} && ${ALLOW_RUNTIME_RESTART:-false} != true ]] || return 0

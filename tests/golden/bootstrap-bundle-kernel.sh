@@ -131,8 +131,9 @@ apt_update() {
   if grep -qiE 'EXPKEYSIG|NO_PUBKEY|KEYEXPIRED|not signed|signature|OpenPGP|Sub-process /usr/bin/sqv' "${log}"; then
     rm -f "${log}"
     fatal "apt-get update: a repository's signature did not verify: ${lines}-- its key expired, was" \
-      "rotated, or is rejected by apt's verifier; re-run to fetch the key again, and if it persists see" \
-      "docs/troubleshooting.md 'apt-get update fails'"
+      "rotated, or is rejected by apt's verifier. An expired key is fetched again on the next run; for a" \
+      "rotated one remove /etc/apt/keyrings/<name>-apt-keyring.gpg; see docs/troubleshooting.md" \
+      "'apt-get update fails'"
   fi
   rm -f "${log}"
   fatal "apt-get update failed: ${lines}-- ${hint}"
@@ -167,11 +168,20 @@ hold_packages() {
 # key_expiring KEYRING: true when a key in KEYRING has expired or expires within 30 days
 # (`gpg --show-keys --with-colons`: field 7 of pub/sub records is the expiry, seconds since
 # the epoch). A keyring gpg cannot read counts as fine: apt reports that itself.
+# Only the primary key and the newest signing subkey count: a key that keeps an old, expired
+# signing subkey beside its current one is fine. gpg runs in a throw-away home, so it leaves
+# no ~/.gnupg (or keyboxd) behind on the node.
 key_expiring() {
-  local soon=$(( $(date +%s) + 30 * 86400 ))
-  gpg --batch --show-keys --with-colons "$1" </dev/null 2>/dev/null \
-    | awk -F: -v soon="${soon}" '($1 == "pub" || $1 == "sub") && $7 != "" && $7 + 0 < soon { found = 1 }
-                                 END { exit !found }'
+  local soon home listing
+  soon=$(( $(date +%s) + 30 * 86400 ))
+  home=$(mktemp -d)
+  listing=$(GNUPGHOME="${home}" gpg --batch --show-keys --with-colons "$1" </dev/null 2>/dev/null || true)
+  if command -v gpgconf >/dev/null; then GNUPGHOME="${home}" gpgconf --kill all >/dev/null 2>&1 || true; fi
+  rm -rf "${home}"
+  awk -F: -v soon="${soon}" '
+    $1 == "pub" && $7 != "" && $7 + 0 < soon { primary = 1 }
+    $1 == "sub" && $12 ~ /s/ && $6 + 0 >= created { created = $6 + 0; newest = $7 }
+    END { exit !(primary || (created && newest != "" && newest + 0 < soon)) }' <<<"${listing}"
 }
 
 # apt_source NAME URL: the signed deb822 source for a flat repository (pkgs.k8s.io, the
@@ -197,11 +207,14 @@ apt_source() {
   retry 5 curl -fsSL --connect-timeout 20 --max-time 120 -o "${tmp}/Release.key" "${url}Release.key" \
     || fatal "cannot download ${url}Release.key; check the node's route to $(cut -d/ -f3 <<<"${url}")"
   # Callers test our status (`apt_source ... &&`), which turns `set -e` off in here: check.
-  gpg --batch --yes --dearmor -o "${tmp}/keyring.gpg" <"${tmp}/Release.key" \
+  GNUPGHOME="${tmp}" gpg --batch --yes --dearmor -o "${tmp}/keyring.gpg" <"${tmp}/Release.key" \
     || fatal "${url}Release.key is not a usable OpenPGP key (gpg --dearmor failed, see above)"
-  write_file "${KATAK8S_ROOT}${keyring}" 0644 <"${tmp}/keyring.gpg" || true
-  write_file "${source}" 0644 <"${tmp}/sources" || true
+  local changed=1
+  write_file "${KATAK8S_ROOT}${keyring}" 0644 <"${tmp}/keyring.gpg" && changed=0
+  write_file "${source}" 0644 <"${tmp}/sources" && changed=0
   rm -rf "${tmp}"
+  # The same key fetched again (upstream has not extended it yet) changes nothing to read.
+  return "${changed}"
 }
 
 # kubelet_runs_pods: true when a kubelet is active and the runtime holds pod sandboxes,
@@ -415,9 +428,13 @@ size_shm() {
   line="tmpfs /dev/shm tmpfs defaults,nosuid,nodev,size=${size}m 0 0"
   step_done shm "${line}" && grep -qxF "${line}" "${fstab}" 2>/dev/null && return 0
   touch "${fstab}"
-  { grep -vE '^[^#][^[:space:]]*[[:space:]]+/dev/shm[[:space:]]' "${fstab}" || true; printf '%s\n' "${line}"; } \
-    | write_file "${fstab}" 0644 || true
-  mount -o "remount,size=${size}m" /dev/shm || fatal "cannot resize /dev/shm to ${size} MiB (mount -o remount)"
+  { grep -vE '^[[:space:]]*[^#[:space:]]+[[:space:]]+/dev/shm[[:space:]]' "${fstab}" || true
+    printf '%s\n' "${line}"; } | write_file "${fstab}" 0644 || true
+  # A tmpfs cannot shrink below what it holds (EINVAL): then the new size applies at the next
+  # boot, and the running VMs keep theirs.
+  if ! mount -o "remount,size=${size}m" /dev/shm; then
+    log_warn "/dev/shm holds more than ${size} MiB now; the new size applies at the next boot (/etc/fstab)"
+  fi
   mark_step shm "${line}"
   log_info "/dev/shm sized to ${size} MiB for Kata VMs"
 }
