@@ -128,13 +128,19 @@ def test_kata_tools_unpinned_skips_kata_ctl_but_still_boots(tmp_path, archives, 
     assert res.called("ctr", "*run*")
 
 
-def test_kata_version_change_reinstalls_and_reruns_the_sandbox(tmp_path, archives, pinned, monkeypatch):
+def installed_then_released(tmp_path, archives, pinned, monkeypatch) -> tuple[Sandbox, str]:
+    """A node with Kata VERSION installed, and the next release (4.1.1) published and pinned."""
     sb = kata_sandbox(tmp_path, archives)
     assert sb.run_bundle(bundle(cfg_for(**pinned), "kata")).ok
     new = "4.1.1"
     for asset, data in zip(("kata-static", "kata-tools-static"), archives, strict=False):
         sb.serve(f"{v.KATA_RELEASE_URL}/{new}/{asset}-{new}-amd64.tar.zst", data)
     monkeypatch.setitem(v.KATA_TOOLS_SHA256, new, hashlib.sha256(archives[1]).hexdigest())
+    return sb, new
+
+
+def test_kata_version_change_reinstalls_and_reruns_the_sandbox(tmp_path, archives, pinned, monkeypatch):
+    sb, new = installed_then_released(tmp_path, archives, pinned, monkeypatch)
     res = sb.run_bundle(bundle(cfg_for(kataVersion=new, **pinned), "kata"))
     assert res.ok, res
     assert len(res.called("curl")) == 2 and len(res.called("ctr", "*run*")) == 1
@@ -276,12 +282,7 @@ def test_every_image_katak8s_names_comes_from_registry_k8s_io():
 def test_a_new_kata_never_replaces_opt_kata_under_running_kata_pods(tmp_path, archives, pinned, monkeypatch,
                                                                      pods, allow, swapped):
     """review-node F14: the runtime restart's gate (drain, or allowRuntimeRestart) guards the swap."""
-    sb = kata_sandbox(tmp_path, archives)
-    assert sb.run_bundle(bundle(cfg_for(**pinned), "kata")).ok
-    new = "4.1.1"
-    for asset, data in zip(("kata-static", "kata-tools-static"), archives, strict=False):
-        sb.serve(f"{v.KATA_RELEASE_URL}/{new}/{asset}-{new}-amd64.tar.zst", data)
-    monkeypatch.setitem(v.KATA_TOOLS_SHA256, new, hashlib.sha256(archives[1]).hexdigest())
+    sb, new = installed_then_released(tmp_path, archives, pinned, monkeypatch)
     sb.unit("kubelet")
     if pods is None:
         sb.stub("crictl", "*pods --state ready -o json*", exit=1, stderr="context deadline exceeded\n")
