@@ -40,7 +40,9 @@ DEFAULT_KUBERNETES_VERSION = "1.36"
 KUBERNETES_APT_REPO = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
 
 # kubeadm's pinned pause image per minor; the runtime's sandbox image must match it or
-# kubeadm warns and the node pulls a second pause image (upstream-bootstrap.md §3.2).
+# kubeadm warns and the node pulls a second pause image (upstream-bootstrap.md §3.2). Only a
+# first guess: the kube-packages phase asks the installed kubeadm (`kubeadm config images
+# list`) and, before the node joins, switches the runtime to kubeadm's answer (review-node F12).
 PAUSE_IMAGES: dict[str, str] = {m: x.pause for m, x in KUBERNETES_MINORS.items()}
 
 # --- Kata Containers -------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_kata_installs_verifies_checks_and_boots_a_real_sandbox(tmp_path, archiv
     assert sb.read(f"{v.KATA_PREFIX}/.katak8s-release").startswith(VERSION + " ")
     assert sb.path("usr/local/bin/containerd-shim-kata-v2").readlink().as_posix() == v.KATA_SHIM_PATH
     dropin = f"{v.KATA_PREFIX}/share/defaults/kata-containers/runtime-rs/config.d/50-katak8s-nested.toml"
-    golden(f"bootstrap-kata-dropin-qemu-{runtime}.toml", sb.read(dropin))
+    assert sb.exists(dropin)  # its content: test_kata_dropin_sizes_crio_vms_and_keeps_clh_guests_from_nesting
     assert first.called("kata-ctl", "check no-network-checks")
     if runtime == "containerd":
         run = first.called("ctr", "*run*")
@@ -300,7 +300,7 @@ def test_a_new_kata_never_replaces_opt_kata_under_running_kata_pods(tmp_path, ar
 
 @pytest.mark.parametrize("runtime,hypervisor", [("containerd", "qemu"), ("containerd", "clh"), ("crio", "qemu"),
                                                 ("crio", "clh")])
-def test_kata_dropin_sizes_crio_vms_and_keeps_clh_guests_from_nesting(tmp_path, archives, pinned,
+def test_kata_dropin_sizes_crio_vms_and_keeps_clh_guests_from_nesting(tmp_path, archives, pinned, golden,
                                                                       runtime, hypervisor):
     """review-node F3 (CRI-O: one fixed VM size, the RuntimeClass overhead's) and F5 (clh: no
     nested virtualization inside L2 guests); the drop-in is TOML runtime-rs can read."""
@@ -308,7 +308,9 @@ def test_kata_dropin_sizes_crio_vms_and_keeps_clh_guests_from_nesting(tmp_path, 
     cfg = cfg_for(containerRuntime=runtime, kataHypervisor=hypervisor, **pinned)
     assert sb.run_bundle(bundle(cfg, "kata")).ok
     config = v.HYPERVISORS[hypervisor].config_path
-    dropin = tomllib.loads(sb.read(f"{v.KATA_PREFIX}/{config.rsplit('/', 1)[0]}/config.d/50-katak8s-nested.toml"))
+    text = sb.read(f"{v.KATA_PREFIX}/{config.rsplit('/', 1)[0]}/config.d/50-katak8s-nested.toml")
+    golden(f"bootstrap-kata-dropin-{hypervisor}-{runtime}.toml", text)
+    dropin = tomllib.loads(text)  # TOML, as runtime-rs's drop_in.rs reads it
     assert dropin["agent"]["kata"]["reconnect_timeout_ms"] > 3000
     section = dropin.get("hypervisor", {}).get(hypervisor, {})
     assert section.get("disable_nested_virtualization") is (True if hypervisor == "clh" else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 from sandbox import Sandbox
 from test_bootstrap_cases import RUNTIMES, UBUNTUS, bundle, cfg_for, run_twice
@@ -42,7 +44,7 @@ def test_exact_patch_installed_held_and_idempotent(tmp_path, golden, ubuntu, run
 def test_workers_do_not_prepull(tmp_path):
     sb = kube_sandbox(tmp_path)
     res = sb.run_bundle(bundle(cfg_for(), "kube-packages", role=naming.WORKER))
-    assert res.ok and res.called("kubeadm") == [], res
+    assert res.ok and res.called("kubeadm", "config images pull*") == [], res
 
 
 def test_missing_patch_names_what_is_available(tmp_path):
@@ -98,3 +100,69 @@ def test_an_unusable_repository_key_stops_before_the_source_is_written(tmp_path)
     res = sb.run_bundle(bundle(cfg_for(), "kube-packages"))
     assert res.rc == 1 and "is not a usable OpenPGP key" in res.stderr, res
     assert not sb.exists("etc/apt/sources.list.d/kubernetes.sources") and res.called("apt-get") == []
+
+
+# --- the pause image comes from the installed kubeadm (review-node F12) ------------------------
+
+from test_bootstrap_runtime import DEFAULT_V3_EMPTY_IMPORTS  # noqa: E402
+
+KUBEADM_IMAGES = ("registry.k8s.io/kube-apiserver:v1.36.4\nregistry.k8s.io/coredns/coredns:v1.14.2\n"
+                  "registry.k8s.io/pause:{pause}\nregistry.k8s.io/etcd:3.6.8-0\n")
+CONTAINERD_DROPIN = "etc/containerd/conf.d/10-katak8s.toml"
+
+
+def _node_with_runtime(tmp_path, runtime: str) -> tuple[Sandbox, object]:
+    sb = kube_sandbox(tmp_path)
+    cfg = cfg_for(containerRuntime=runtime)
+    if runtime == "containerd":
+        sb.stub("containerd", "config default", stdout=DEFAULT_V3_EMPTY_IMPORTS)
+    else:
+        sb.serve("https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v1.36/deb/Release.key",
+                 "-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+        sb.stub("apt-get", "*install*cri-o*", run=(
+            'mkdir -p "$STATE/units" "$STATE/dpkg" && touch "$STATE/units/crio.active"\n'
+            'for p in cri-o cri-tools kubernetes-cni; do echo 1.36.0-1.1 >"$STATE/dpkg/$p"; done\n'))
+    assert sb.run_bundle(bundle(cfg, "runtime")).ok
+    return sb, cfg
+
+
+def _sandbox_setting(sb: Sandbox, runtime: str) -> str:
+    if runtime == "containerd":
+        return tomllib.loads(sb.read(CONTAINERD_DROPIN))["plugins"]["io.containerd.cri.v1.images"][
+            "pinned_images"]["sandbox"]
+    return tomllib.loads(sb.read("etc/crio/crio.conf.d/50-katak8s.conf"))["crio"]["image"]["pause_image"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_runtime_takes_kubeadms_pause_image_before_the_node_joins(tmp_path, runtime):
+    sb, cfg = _node_with_runtime(tmp_path, runtime)
+    assert _sandbox_setting(sb, runtime) == v.PAUSE_IMAGES["1.36"]  # the table's guess, 3.10.1
+    sb.stub("kubeadm", "config images list*", stdout=KUBEADM_IMAGES.format(pause="3.10.2"))
+    first, second = run_twice(sb, bundle(cfg, "kube-packages", role=naming.WORKER))
+    assert _sandbox_setting(sb, runtime) == "registry.k8s.io/pause:3.10.2"
+    assert sb.read("etc/katak8s/pause-image").strip() == "registry.k8s.io/pause:3.10.2"
+    unit = "containerd" if runtime == "containerd" else "crio"
+    assert first.called("systemctl", f"restart {unit}") and not second.called("systemctl", "restart*")
+    # and the runtime phase, re-run later, renders the same config: nothing to restart
+    again = sb.run_bundle(bundle(cfg, "runtime"))
+    assert again.ok and again.changing() == [] and _sandbox_setting(sb, runtime).endswith(":3.10.2"), again
+
+
+def test_a_joined_node_keeps_its_pause_image_and_is_warned(tmp_path):
+    sb, cfg = _node_with_runtime(tmp_path, "containerd")
+    sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    sb.installed("kubeadm", "1.36.4-1.1")
+    sb.installed("kubelet", "1.36.4-1.1")
+    sb.installed("kubectl", "1.36.4-1.1")
+    sb.stub("kubeadm", "config images list*", stdout=KUBEADM_IMAGES.format(pause="3.10.2"))
+    res = sb.run_bundle(bundle(cfg, "kube-packages", role=naming.WORKER))
+    assert res.ok and "a joined node keeps it" in res.stderr, res
+    assert _sandbox_setting(sb, "containerd") == v.PAUSE_IMAGES["1.36"] and not sb.exists("etc/katak8s/pause-image")
+    assert not res.called("systemctl", "restart*")
+
+
+def test_a_pause_image_kubeadm_agrees_with_changes_nothing(tmp_path):
+    sb, cfg = _node_with_runtime(tmp_path, "containerd")
+    sb.stub("kubeadm", "config images list*", stdout=KUBEADM_IMAGES.format(pause=v.PAUSE_IMAGES["1.36"].split(":")[1]))
+    res = sb.run_bundle(bundle(cfg, "kube-packages", role=naming.WORKER))
+    assert res.ok and not res.called("systemctl", "restart*") and sb.exists("etc/katak8s/pause-image"), res

@@ -116,6 +116,7 @@ class KubePackagesParams:
     kubernetes_repo_url: str
     cri_socket: str
     prepull_images: bool
+    container_runtime: str  # whose pause image setting follows kubeadm's (align_pause_image)
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ def phase_specs(cfg: ClusterConfig, *, role: str, flavor: str) -> list[PhaseSpec
             kubernetes_version=cfg.kubernetes_patch,
             kubernetes_repo_url=v.KUBERNETES_APT_REPO.format(minor=cfg.kubernetes_minor),
             cri_socket=cfg.cri_socket,
-            prepull_images=role == naming.CONTROL_PLANE), after=("runtime",)),
+            prepull_images=role == naming.CONTROL_PLANE,
+            container_runtime=cfg.container_runtime), after=("runtime",)),
     ]
 
 

@@ -157,6 +157,7 @@ start_containerd() {
 
 main() {
   require_root
+  PAUSE_IMAGE=$(effective_pause_image "${PAUSE_IMAGE}")  # kubeadm's own, once known
   check_handler
   refuse_runtime_switch containerd
   install_containerd

@@ -88,6 +88,7 @@ start_crio() {
 
 main() {
   require_root
+  PAUSE_IMAGE=$(effective_pause_image "${PAUSE_IMAGE}")  # kubeadm's own, once known
   check_handler
   refuse_runtime_switch crio
   add_repositories

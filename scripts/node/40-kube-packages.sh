@@ -4,7 +4,8 @@ set -euo pipefail
 # (the Debian revision read from `apt-cache madison`, never constructed) and held. A node
 # that already joined a cluster at another version is refused, not changed: that is a
 # kubeadm upgrade. Control-plane nodes pre-pull their images.
-# inputs: KUBERNETES_VERSION (1.M.P), KUBERNETES_REPO_URL, CRI_SOCKET, PREPULL_IMAGES
+# inputs: KUBERNETES_VERSION (1.M.P), KUBERNETES_REPO_URL, CRI_SOCKET, PREPULL_IMAGES,
+#         CONTAINER_RUNTIME
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
@@ -68,6 +69,59 @@ hold_kube_packages() {
   systemctl is-enabled --quiet kubelet || systemctl enable kubelet
 }
 
+# --- the runtime's sandbox image follows the installed kubeadm (review-node F12): the runtime
+# phase configured versions.PAUSE_IMAGES' guess before kubeadm was here. On a node that has
+# not joined (no pods, the kubelet not configured), a different image is written where the
+# runtime phase put it and the runtime restarted; the runtime phase reads PAUSE_FILE from
+# then on. A joined node is left alone (a restart would need a drain): warned only ---
+RUNTIME_CONFIGS=(
+  "/etc/containerd/conf.d/10-katak8s.toml|sandbox = '%s'|^([[:space:]]*)sandbox = '[^']*'"
+  "/etc/containerd/config.toml|sandbox_image = \"%s\"|^([[:space:]]*)sandbox_image = \"[^\"]*\""
+  "/etc/crio/crio.conf.d/50-katak8s.conf|pause_image = \"%s\"|^([[:space:]]*)pause_image = \"[^\"]*\""
+)
+# configured_pause: the sandbox image the runtime's config names now (the first we find).
+configured_pause() {
+  local entry file format pattern value
+  for entry in "${RUNTIME_CONFIGS[@]}"; do
+    IFS='|' read -r file format pattern <<<"${entry}"
+    [[ -f "${KATAK8S_ROOT}${file}" ]] || continue
+    value=$(grep -m1 -E "${pattern}" "${KATAK8S_ROOT}${file}" | sed -E "s#.*[\"']([^\"']+)[\"'].*#\\1#")
+    [[ -n ${value} ]] || continue
+    printf '%s\n' "${value}"
+    return 0
+  done
+}
+
+align_pause_image() {
+  local want have entry file format pattern line changed=0 unit
+  want=$(kubeadm config images list --kubernetes-version "v${KUBERNETES_VERSION}" 2>/dev/null \
+    | grep -m1 -E '/pause:' || true)
+  [[ -n ${want} ]] || { log_warn "kubeadm listed no pause image; the runtime keeps its own"; return 0; }
+  have=$(configured_pause)
+  if [[ -f "${KATAK8S_ROOT}/etc/kubernetes/kubelet.conf" ]]; then
+    [[ -z ${have} || ${have} == "${want}" ]] || log_warn "kubeadm ${KUBERNETES_VERSION} expects ${want}," \
+      "the runtime uses ${have}; a joined node keeps it (kubeadm only warns). To align it: drain the node," \
+      "write ${want} to ${PAUSE_FILE#"${KATAK8S_ROOT}"}, re-run the runtime phase, uncordon"
+    return 0
+  fi
+  printf '%s\n' "${want}" | write_file "${PAUSE_FILE}" 0644 || true
+  for entry in "${RUNTIME_CONFIGS[@]}"; do
+    IFS='|' read -r file format pattern <<<"${entry}"
+    file="${KATAK8S_ROOT}${file}"
+    if [[ ! -f ${file} ]] || ! grep -qE "${pattern}" "${file}"; then continue; fi
+    # shellcheck disable=SC2059  # the format is ours (RUNTIME_CONFIGS)
+    line=$(printf "${format}" "${want}")
+    if grep -qF "${line}" "${file}"; then continue; fi
+    sed -E "s#${pattern}#\\1${line}#" "${file}" | write_file "${file}" 0644 && changed=1
+  done
+  (( changed )) || return 0
+  unit=${CONTAINER_RUNTIME}
+  log_info "the runtime now uses kubeadm's pause image ${want}: restarting ${unit} (no pods on this node yet)"
+  systemctl restart "${unit}" || fatal "${unit} did not restart; see 'journalctl -u ${unit}'"
+  wait_for 60 "${unit} CRI API" crictl --runtime-endpoint "${CRI_SOCKET}" info \
+    || fatal "${unit} did not answer after its restart; see 'journalctl -u ${unit}'"
+}
+
 # --- control planes pull their images before kubeadm init/join (once per version) ---
 prepull_images() {
   [[ ${PREPULL_IMAGES} == true ]] || return 0
@@ -84,6 +138,7 @@ main() {
   add_repository
   install_packages
   hold_kube_packages
+  align_pause_image
   prepull_images
   log_info "kubeadm, kubelet and kubectl ${KUBERNETES_VERSION} installed and held"
 }

@@ -234,6 +234,19 @@ joined_runtime_endpoint() {
     "${KATAK8S_ROOT}/var/lib/kubelet/kubeadm-flags.env" 2>/dev/null | head -n1 || true
 }
 
+# PAUSE_FILE: kubeadm's own pause image for this node's Kubernetes version, written by the
+# kube-packages phase from `kubeadm config images list` (review-node F12). Once it exists the
+# runtime phases configure it instead of the table's guess (versions.PAUSE_IMAGES), so a
+# later run renders the same runtime config again.
+PAUSE_FILE="${KATAK8S_ROOT}/etc/katak8s/pause-image"
+
+# effective_pause_image DEFAULT: the pause image the runtime must use.
+effective_pause_image() {
+  local kubeadm_says=""
+  if [[ -s ${PAUSE_FILE} ]]; then kubeadm_says=$(head -n1 "${PAUSE_FILE}"); fi
+  printf '%s\n' "${kubeadm_says:-$1}"
+}
+
 # same_socket A B: CRI endpoints are equal up to the unix:// scheme and /var/run == /run.
 same_socket() {
   local a=${1#unix://} b=${2#unix://}
