@@ -92,7 +92,7 @@ COREUTILS_FIRST = os.environ.get("KATAK8S_SANDBOX_COREUTILS", "")
 # Core utilities that run for real (symlinked into the sandbox's bin/ when present).
 REAL_TOOLS = (
     "awk", "base64", "basename", "bash", "cat", "chmod", "chown", "cmp", "comm", "cp", "cut",
-    "date", "diff", "dirname", "env", "expr", "find", "grep", "gzip", "head", "id", "install",
+    "date", "diff", "dirname", "env", "expr", "find", "flock", "grep", "gzip", "head", "id", "install",
     "ln", "ls", "mkdir", "mktemp", "mv", "od", "openssl", "paste", "readlink", "realpath", "rm", "rmdir",
     "sed", "seq", "sh", "sha256sum", "sort", "stat", "tail", "tar", "tee", "touch", "tr",
     "uniq", "wc", "xargs", "zstd", "unzstd",

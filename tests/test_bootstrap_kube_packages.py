@@ -166,3 +166,30 @@ def test_a_pause_image_kubeadm_agrees_with_changes_nothing(tmp_path):
     sb.stub("kubeadm", "config images list*", stdout=KUBEADM_IMAGES.format(pause=v.PAUSE_IMAGES["1.36"].split(":")[1]))
     res = sb.run_bundle(bundle(cfg, "kube-packages", role=naming.WORKER))
     assert res.ok and not res.called("systemctl", "restart*") and sb.exists("etc/katak8s/pause-image"), res
+
+
+def test_the_runtime_restart_waits_for_the_kata_smoke_sandbox_to_end(tmp_path):
+    """The kata and kube-packages phases run side by side: the restart for kubeadm's pause
+    image must not land under the kata phase's smoke sandbox, which holds the runtime lock."""
+    import fcntl
+    import threading
+    import time as _time
+
+    sb, cfg = _node_with_runtime(tmp_path, "containerd")
+    sb.stub("kubeadm", "config images list*", stdout=KUBEADM_IMAGES.format(pause="3.10.2"))
+    lock = sb.path("var/lib/katak8s/runtime.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    result = {}
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the smoke sandbox is running
+        worker = threading.Thread(target=lambda: result.setdefault(
+            "res", sb.run_bundle(bundle(cfg, "kube-packages", role=naming.WORKER))))
+        worker.start()
+        _time.sleep(2)
+        assert worker.is_alive(), "the phase did not wait for the runtime lock"
+        calls = (sb.base / "calls.log").read_bytes()
+        assert b"restart\0containerd" not in calls, "restarted under the smoke sandbox"
+        fcntl.flock(held, fcntl.LOCK_UN)
+    worker.join(60)
+    res = result["res"]
+    assert res.ok and res.called("systemctl", "restart containerd"), res

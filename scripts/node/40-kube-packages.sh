@@ -117,9 +117,11 @@ align_pause_image() {
   (( changed )) || return 0
   unit=${CONTAINER_RUNTIME}
   log_info "the runtime now uses kubeadm's pause image ${want}: restarting ${unit} (no pods on this node yet)"
+  runtime_lock  # never under the kata phase's smoke sandbox
   systemctl restart "${unit}" || fatal "${unit} did not restart; see 'journalctl -u ${unit}'"
   wait_for 60 "${unit} CRI API" crictl --runtime-endpoint "${CRI_SOCKET}" info \
     || fatal "${unit} did not answer after its restart; see 'journalctl -u ${unit}'"
+  runtime_unlock
 }
 
 # --- control planes pull their images before kubeadm init/join (once per version) ---

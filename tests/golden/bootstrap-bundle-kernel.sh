@@ -240,6 +240,22 @@ joined_runtime_endpoint() {
 # later run renders the same runtime config again.
 PAUSE_FILE="${KATAK8S_ROOT}/etc/katak8s/pause-image"
 
+# runtime_lock / runtime_unlock: one holder at a time of the container runtime on this node.
+# The kata phase's smoke test holds it while its sandbox runs; the kube-packages phase
+# holds it to restart the runtime. Both phases run side by side after the runtime phase,
+# and a restart under the smoke sandbox would fail it (flock(1), bounded wait).
+RUNTIME_LOCK_FD=""
+runtime_lock() {
+  mkdir -p "${KATAK8S_STATE_DIR}"
+  exec {RUNTIME_LOCK_FD}>"${KATAK8S_STATE_DIR}/runtime.lock"
+  flock -w 1200 "${RUNTIME_LOCK_FD}" || fatal "another katak8s phase held the container runtime for 20 min;" \
+    "see 'ps aux | grep katak8s' on this node"
+}
+runtime_unlock() {
+  if [[ -n ${RUNTIME_LOCK_FD} ]]; then flock -u "${RUNTIME_LOCK_FD}"; exec {RUNTIME_LOCK_FD}>&-; fi
+  RUNTIME_LOCK_FD=""
+}
+
 # effective_pause_image DEFAULT: the pause image the runtime must use.
 effective_pause_image() {
   local kubeadm_says=""
