@@ -182,6 +182,11 @@ CALICO_CHART_REPO = "https://docs.tigera.io/calico/charts"
 VXLAN_OVERHEAD = 50  # bytes; Calico MTU table: 1450 (OpenStack VXLAN) -> 1400 with VXLAN
 
 # --- Container runtimes ----------------------------------------------------------------
+# The oldest containerd that containerd's RELEASES.md lists for each Kubernetes minor (1.35:
+# 2.2.0+, 2.1.5+, 1.7.28+; 1.36: 2.3.0+, 2.2.0+, no 1.7; upgrades.md §3.2). 1.37's row was not
+# published when this table was written: 1.36's is assumed. The runtime phase installs
+# Ubuntu's containerd and warns below it (Ubuntu 24.04's archive has shipped 1.7).
+CONTAINERD_MIN_VERSION: dict[str, str] = {"1.35": "1.7.28", "1.36": "2.2.0", "1.37": "2.2.0"}
 # CRI-O's own repositories since 2025 (cri-o/packaging README): one stream per Kubernetes
 # minor, Release.key beside it (upstream-bootstrap.md §5.1).
 CRIO_APT_REPO = "https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v{minor}/deb/"

@@ -239,3 +239,16 @@ def test_crio_rerun_after_a_failed_update_refreshes_the_lists(tmp_path):
     res = sb.run_bundle(text)
     assert res.ok, res
     assert sb.installed_version("cri-o") == "1.36.0-1.1"
+
+
+@pytest.mark.parametrize("installed,k8s,warned", [("2.2.1", "1.36", False), ("1.7.28", "1.36", True),
+                                                  ("1.7.28", "1.35", False), ("2.3.0", "1.37", False)])
+def test_a_containerd_older_than_its_list_for_the_minor_is_named_not_refused(tmp_path, installed, k8s, warned):
+    """#16: each minor needs a containerd that supports it (containerd RELEASES.md)."""
+    sb = containerd_sandbox(tmp_path, "24.04", DEFAULT_V3_EMPTY_IMPORTS)
+    sb.fact("containerd_version", installed)
+    res = sb.run_bundle(bundle(cfg_for(kubernetesVersion=k8s), "runtime"))
+    assert res.ok, res
+    assert ("is older than" in res.stderr) == warned
+    if warned:
+        assert f"containerd {installed} is older than {v.CONTAINERD_MIN_VERSION[k8s]}" in res.stderr

@@ -70,7 +70,9 @@ class KernelParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ContainerdParams:
+class RuntimeParams:
+    """The runtime parameters both runtime scripts read."""
+
     kata_handler: str
     pause_image: str
     kata_shim_path: str
@@ -81,9 +83,13 @@ class ContainerdParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CrioParams(ContainerdParams):
-    """The runtime parameters both runtime scripts read, plus CRI-O's package repositories
-    (one per Kubernetes minor)."""
+class ContainerdParams(RuntimeParams):
+    containerd_min_version: str  # below it, a warning: versions.CONTAINERD_MIN_VERSION
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrioParams(RuntimeParams):
+    """Plus CRI-O's package repositories (one per Kubernetes minor)."""
 
     crio_repo_url: str
     kubernetes_repo_url: str
@@ -147,7 +153,7 @@ def runtime_params(cfg: ClusterConfig) -> ContainerdParams | CrioParams:
         return CrioParams(crio_repo_url=v.CRIO_APT_REPO.format(minor=cfg.kubernetes_minor),
                           kubernetes_repo_url=v.KUBERNETES_APT_REPO.format(minor=cfg.kubernetes_minor),
                           **common)
-    return ContainerdParams(**common)
+    return ContainerdParams(containerd_min_version=v.CONTAINERD_MIN_VERSION[cfg.kubernetes_minor], **common)
 
 
 def kata_params(cfg: ClusterConfig) -> KataParams:

@@ -5,7 +5,7 @@ set -euo pipefail
 # The config layout follows the config version of the installed containerd (2, 3 or 4;
 # upstream-bootstrap.md §4.2-4.4). Restarts only when the config changed, and never under a
 # kubelet that runs pods unless ALLOW_RUNTIME_RESTART=true.
-# inputs: KATA_HANDLER, PAUSE_IMAGE, KATA_SHIM_PATH, KATA_CONFIG_PATH, CRI_SOCKET,
+# inputs: KATA_HANDLER, PAUSE_IMAGE, KATA_SHIM_PATH, KATA_CONFIG_PATH, CRI_SOCKET, CONTAINERD_MIN_VERSION,
 #         ALLOW_RUNTIME_RESTART, RUNTIME_WAIT_SECONDS
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
@@ -34,6 +34,20 @@ install_containerd() {
   # unattended-upgrades would install one and restart containerd with no drain (review-node
   # F7). Held, they change only when the operator upgrades them, drained.
   hold_packages containerd containerd-stable runc runc-stable
+}
+
+# --- a containerd older than containerd's own list for this Kubernetes minor works as far as
+# kubeadm's preflight goes, but is outside what either project tests: said, not refused ---
+check_containerd_version() {
+  local have oldest
+  have=$(containerd --version 2>/dev/null | awk '{print $3}' | sed 's/^v//')
+  [[ -n ${have} ]] || return 0
+  oldest=$(printf '%s\n%s\n' "${CONTAINERD_MIN_VERSION}" "${have}" | sort -V | head -n1)
+  if [[ ${oldest} != "${CONTAINERD_MIN_VERSION}" ]]; then
+    log_warn "containerd ${have} is older than ${CONTAINERD_MIN_VERSION}, the oldest containerd's RELEASES.md" \
+      "lists for this Kubernetes minor; it may work, untested. Use an image whose archive has containerd" \
+      ">= ${CONTAINERD_MIN_VERSION} (Ubuntu 26.04), or containerRuntime crio"
+  fi
 }
 
 # --- the config version this containerd speaks: 2 (1.x), 3 (2.0-2.2) or 4 (2.3+) ---
@@ -161,6 +175,7 @@ main() {
   check_handler
   refuse_runtime_switch containerd
   install_containerd
+  check_containerd_version
   detect_config_version
   if [[ ${CONFIG_VERSION} == 2 ]]; then
     write_full_v2
