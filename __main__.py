@@ -23,15 +23,18 @@ require_octavia(cfg)  # 3 or 5 control planes need Octavia: known at preview, be
 
 # 1. OpenStack: SSH keys, network + security groups, the servers, the API endpoint.
 #    Nothing is created before the change is checked against what the last `up` deployed.
-access = SshAccess("access", cfg, deployed=DeployedState.read())
+deployed = DeployedState.read()
+access = SshAccess("access", cfg, deployed=deployed)
 network = ClusterNetwork("network", cfg)
 nodes = NodePool("nodes", cfg, network=network, access=access)
 endpoint = ApiEndpoint("endpoint", cfg, network=network, nodes=nodes)
 
 # 2. Nodes over SSH: preflight, kernel, runtime, Kata, kube packages (all nodes in
-#    parallel), then kubeadm init on the first control plane and joins.
+#    parallel), then kubeadm init on the first control plane and joins; a new
+#    kubernetesVersion upgrades the nodes in place, one (batch) at a time.
 bootstrap = NodeBootstrap("bootstrap", cfg, nodes=nodes)
-cluster = KubeadmCluster("cluster", cfg, nodes=nodes, bootstrap=bootstrap, endpoint=endpoint)
+cluster = KubeadmCluster("cluster", cfg, nodes=nodes, bootstrap=bootstrap, endpoint=endpoint,
+                         upgrading=deployed.upgrading(cfg))
 
 # 3. Kubernetes: Calico, the kata RuntimeClass, NetworkPolicies, sample workloads.
 addons = KubernetesAddons("kubernetes", cfg, cluster=cluster, network=network)

@@ -11,6 +11,8 @@ harness as the tests and the offline plan), with the real dependency graph. Figu
 - critical_phases: the most remote SSH phases (command:remote:Command) that must run one
   after another before the Kubernetes layer can start;
 - modeled_ready_s: the longest path through the graph weighted by DURATIONS below;
+- upgrade: the modeled duration of a one-minor upgrade at 3+50 per upgradeBatchSize
+  (UPGRADE_DURATIONS over the steps the engine model runs);
 - stability: resources whose inputs differ between two evaluations of one config; existing
   resources whose inputs differ when workerCount goes N -> N+1; node phases whose trigger
   changes when only kataVersion changes.
@@ -68,6 +70,29 @@ DURATIONS: list[tuple[str, str, int, str]] = [
      "agnhost pull (~50 MB) + first Kata VM boot under nested virt until the pods are Ready"),
 ]
 PHASE_NAMES = ("preflight", "kernel", "runtime", "kata", "kube-packages")
+
+# An in-place upgrade (components/cluster/upgrade.py): seconds per step that runs when
+# kubernetesVersion moves one minor; every other step of the graph takes 0 s then.
+UPGRADE_DURATIONS: list[tuple[str, str, int, str]] = [
+    ("command:remote:Command", "-kubeadm-init", 420,
+     "cp-0: kubeadm upgrade apply (image pulls, etcd and three static pods restarted and checked, "
+     "~4-5 min), drain, runtime + kubelet packages, restart, Ready"),
+    ("command:remote:Command", "-join-credentials-", 60,
+     "drain: evictions within PodDisruptionBudgets plus the default 30 s termination grace"),
+    ("command:remote:Command", "cp-1-kubeadm-join", 180, "kubeadm upgrade node on a control plane: static pods"),
+    ("command:remote:Command", "cp-2-kubeadm-join", 180, "as cp-1"),
+    ("command:remote:Command", "cp-3-kubeadm-join", 180, "as cp-1"),
+    ("command:remote:Command", "cp-4-kubeadm-join", 180, "as cp-1"),
+    ("command:remote:Command", "-kubeadm-join", 90,
+     "worker: kubeadm package, kubeadm upgrade node (kubelet config), runtime + kubelet/kubectl, restart, Ready"),
+    ("command:remote:Command", "-membership-", 10, "Ready check and uncordon"),
+    ("command:remote:Command", "-runtime", 10, "re-run: repository switch, nothing installed on a joined node"),
+    ("command:remote:Command", "-kube-packages", 15, "re-run: repository switch + apt update; packages kept"),
+    ("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", "", 15, "Calico CRDs, server-side apply"),
+    ("kubernetes:helm.sh/v3:Release", "-operator", 45, "tigera-operator upgrade"),
+    ("kubernetes:operator.tigera.io/v1:Installation", "", 240, "calico-node rolling update, one node at a time"),
+]
+UPGRADE_SIZE, UPGRADE_BATCHES = (3, 50), (1, 5)
 
 
 def duration(typ: str, name: str) -> int:
@@ -142,6 +167,39 @@ def _edges(graph) -> dict[str, set[str]]:
     return edges
 
 
+def longest(graph, seconds) -> int:
+    """Seconds of the longest dependency chain, each resource weighted by `seconds(reg)`."""
+    edges = _edges(graph)
+    sys.setrecursionlimit(10000)
+
+    @lru_cache(maxsize=None)
+    def up_to(urn: str) -> int:
+        reg = graph.by_urn[urn]
+        return seconds(reg) + max((up_to(d) for d in edges.get(urn, ()) if d in graph.by_urn), default=0)
+
+    return max(up_to(r.urn) for r in graph)
+
+
+def upgrade_seconds(cps: int, workers: int, batch: int) -> int:
+    """Modeled duration of a one-minor upgrade (1.36 -> 1.37): the engine model's steps
+    (tests/engine_model.py) weighted by UPGRADE_DURATIONS over the upgraded graph."""
+    from engine_model import plan_steps
+    from harness import run_program
+
+    base = {"workerCount": workers, "controlPlaneCount": cps, "upgradeBatchSize": batch}
+    old = _graph(workers, cps, kubernetesVersion="1.36", upgradeBatchSize=batch)
+    new = run_program({**base, "kubernetesVersion": "1.37"}, stack="bench", deployed=old, overrides=HELM_TEMPLATE)
+    running = {s.reg.urn for s in plan_steps(old, new) if s.op != "delete"}
+
+    def seconds(reg) -> int:
+        if reg.urn not in running:
+            return 0
+        return next((d for t, part, d, _ in UPGRADE_DURATIONS
+                     if reg.type == t and (reg.name.endswith(part) or (part.endswith("-") and part in reg.name))), 0)
+
+    return longest(new, seconds)
+
+
 def critical_path(graph) -> tuple[int, int, list[str]]:
     """(remote phases on the longest chain, modeled seconds, that chain's names) up to the
     first Kubernetes object: the start of the Kubernetes layer."""
@@ -207,6 +265,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", nargs=2, type=int, metavar=("CPS", "WORKERS"), help=argparse.SUPPRESS)
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--upgrade", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "results.json")
     args = parser.parse_args()
     if args.one:
@@ -215,6 +274,9 @@ def main() -> int:
     if args.floor:
         print(json.dumps({"sdk_ms_per_resource": sdk_floor()}))
         return 0
+    if args.upgrade:
+        print(json.dumps({str(b): upgrade_seconds(*UPGRADE_SIZE, b) for b in UPGRADE_BATCHES}))
+        return 0
     rows = []
     for cps, workers in SIZES:  # a fresh interpreter per size: honest peak memory
         out = subprocess.run([sys.executable, __file__, "--one", str(cps), str(workers)],
@@ -222,6 +284,8 @@ def main() -> int:
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     floor = json.loads(subprocess.run([sys.executable, __file__, "--floor"], capture_output=True, text=True,
                                       check=True).stdout.strip().splitlines()[-1])["sdk_ms_per_resource"]
+    upgrade = json.loads(subprocess.run([sys.executable, __file__, "--upgrade"], capture_output=True, text=True,
+                                        check=True).stdout.strip().splitlines()[-1])
     stable = stability(2, 1)
     misses = []
     for r in rows:
@@ -245,6 +309,10 @@ def main() -> int:
     big = rows[-1]
     print(f"\nPulumi SDK floor: {floor} ms of CPU per trivial resource; 3+200 spends "
           f"{round(big['eval_s'] * 1000 / big['resources'], 2)} ms per resource (imports included)")
+    cps, workers = UPGRADE_SIZE
+    print(f"upgrade 1.36 -> 1.37 at {cps}+{workers} (model): " + ", ".join(
+        f"upgradeBatchSize {b}: {s // 3600} h {s % 3600 // 60:02d} min" for b, s in
+        ((int(b), s) for b, s in upgrade.items())))
     print(f"re-evaluation: {stable['re_eval_changed']} resources with changed inputs (target 0)")
     changed = len(stable["scale_out_changed_existing"])
     print(f"scale-out 2 -> 3 workers: {changed} existing resources changed (target 0)")
@@ -255,6 +323,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "sizes": rows, "stability": stable,
                                     "sdk_ms_per_resource": floor,
+                                    "upgrade_seconds": {"size": "%d+%d" % UPGRADE_SIZE, "by_batch": upgrade},
                                     "durations": [{"type": t, "name_part": s, "seconds": d, "why": w}
                                                   for t, s, d, w in DURATIONS],
                                     "targets_missed": misses}, indent=2))

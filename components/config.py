@@ -23,6 +23,7 @@ from components.config_rules import (  # noqa: F401 (re-exported: the contract's
     KEY_NAMES,
     KEYS,
     MAX_DRAIN_SECONDS,
+    MAX_UPGRADE_BATCH,
     MAX_WORKERS,
     NAMESPACE,
     PHASE_TIMEOUT_SECONDS,
@@ -79,6 +80,7 @@ class ClusterConfig:
     kata_sha256: str | None
     allow_runtime_restart: bool
     drain_timeout_seconds: int
+    upgrade_batch_size: int = 1  # workers drained and upgraded at once during a Kubernetes upgrade
     accept_ssh_public_key: str = ""
     warnings: tuple[str, ...] = ()  # logged once by load_config
 
@@ -135,6 +137,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
     check_range(c, "workerCount", values["workerCount"], 0, MAX_WORKERS)
     check_range(c, "bootVolumeSize", values["bootVolumeSize"], 0, 16384)
     check_range(c, "drainTimeoutSeconds", values["drainTimeoutSeconds"], 30, MAX_DRAIN_SECONDS)
+    check_range(c, "upgradeBatchSize", values["upgradeBatchSize"], 1, MAX_UPGRADE_BATCH)
     if values["bootVolumeSize"] and 0 < values["bootVolumeSize"] < 20:
         c.fail("bootVolumeSize", "must be 0 (boot from the image disk) or at least 20 GiB", values["bootVolumeSize"])
     check_one_of(c, "containerRuntime", values["containerRuntime"], RUNTIMES)
@@ -188,6 +191,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         kata_sha256=values["kataSha256"] or None,
         allow_runtime_restart=values["allowRuntimeRestart"],
         drain_timeout_seconds=values["drainTimeoutSeconds"],
+        upgrade_batch_size=values["upgradeBatchSize"],
         accept_ssh_public_key=values["acceptSshPublicKey"],
         warnings=tuple(c.warnings),
     )

@@ -22,6 +22,9 @@ RUNTIMES = ("containerd", "crio")
 # drain must fit inside its phase with time left for cordon, node deletion and API calls.
 PHASE_TIMEOUT_SECONDS = 1800
 MAX_DRAIN_SECONDS = PHASE_TIMEOUT_SECONDS - 120
+# Workers drained at once in an upgrade: each holds its pods elsewhere meanwhile, so a large
+# batch is a capacity question the operator answers; 20 bounds a typo (kubespray: 20%).
+MAX_UPGRADE_BATCH = 20
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # ASCII digits without leading zeros (\d would admit other scripts' digits, and "1.036"
 # is not the 1.36 that package repositories know).
@@ -72,6 +75,7 @@ KEYS: tuple[Key, ...] = (
     Key("kataSha256", "string", ""),
     Key("allowRuntimeRestart", "boolean", False),
     Key("drainTimeoutSeconds", "integer", 300),
+    Key("upgradeBatchSize", "integer", 1),
     Key("acceptSshPublicKey", "string", ""),
     Key("allowUntestedKubernetesPatch", "boolean", False),
 )

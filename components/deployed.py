@@ -75,7 +75,9 @@ def version_refusals(previous: Mapping[str, Any], cfg: ClusterConfig) -> list[st
                             f"has no downgrade; set it back to {deployed} ({hint})")
         elif want[:2] > (have[0], have[1] + 1):
             problems.append(f"{NAMESPACE}:kubernetesVersion: cannot jump from {deployed} to {wanted}: kubeadm "
-                            f"upgrades one minor at a time; {hint}, then to {wanted} in a later `pulumi up`")
+                            f"upgrades one minor at a time; {hint}, then to {wanted} in a later `pulumi up`. "
+                            f"{deployed} is the last version an upgrade completed: if one to a newer version "
+                            "stopped half-way, set that version again and `pulumi up` finishes it first")
     old_runtime = previous.get(RUNTIME)
     if isinstance(old_runtime, str) and old_runtime and old_runtime != cfg.container_runtime:
         problems.append(f"{NAMESPACE}:containerRuntime: cannot switch a deployed cluster from {old_runtime} to "
@@ -85,14 +87,16 @@ def version_refusals(previous: Mapping[str, Any], cfg: ClusterConfig) -> list[st
 
 
 def version_notice(previous: Mapping[str, Any], cfg: ClusterConfig) -> str | None:
-    """An allowed hop: katak8s does not upgrade in place yet, so say what will happen."""
+    """An allowed hop: say what the upgrade will do, before it does it."""
     deployed, wanted = previous.get(KUBERNETES_VERSION), cfg.kubernetes_patch
     have, want = _patch(deployed), _patch(wanted)
     if have and want and have < want and want[:2] <= (have[0], have[1] + 1):  # not refused above
-        return (f"{NAMESPACE}:kubernetesVersion changes from {deployed} to {wanted}. katak8s does not upgrade "
-                "in place yet: the node steps go on only where the node already runs "
-                f"{wanted} (upgraded by hand, docs/operations.md 'Version changes') and stop on the first "
-                "that does not, before changing it")
+        return (f"{NAMESPACE}:kubernetesVersion changes from {deployed} to {wanted}: this `pulumi up` upgrades "
+                "the cluster in place, no server replaced. The first control plane runs `kubeadm upgrade "
+                "apply`, the other control planes follow one at a time, then the workers "
+                f"{cfg.upgrade_batch_size} at a time; each node is drained first (drainTimeoutSeconds "
+                f"{cfg.drain_timeout_seconds}) and uncordoned after. If a step fails, `pulumi up` stops there "
+                "and the next one resumes at that node (docs/operations.md 'Upgrading Kubernetes')")
     return None
 
 
@@ -166,6 +170,15 @@ class DeployedState:
     """The stack's own outputs from its last successful `pulumi up` (empty on a fresh stack)."""
 
     outputs: Mapping[str, Any]
+    readable: bool = True  # False: the outputs could not be read, so nothing is known
+
+    def upgrading(self, cfg: ClusterConfig) -> bool:
+        """The cluster may run another Kubernetes version than `cfg` asks for: the stack moves
+        to a new one, resumes an unfinished upgrade (a failed `up` records no new version), or
+        its last outputs are unknown. Then the nodes take their turns one batch at a time
+        (components/cluster/upgrade.py); assuming so when unknown is the safe side."""
+        deployed = self.outputs.get(KUBERNETES_VERSION)
+        return not self.readable or (isinstance(deployed, str) and deployed != cfg.kubernetes_patch)
 
     @staticmethod
     def read() -> DeployedState:
@@ -193,8 +206,9 @@ class DeployedState:
             return DeployedState({k: outputs[k] for k in READ if k in outputs})
         pulumi.log.warn("could not read this stack's last outputs, so changes a live cluster can't take "
                         "(controlPlaneCount between 1 and 3/5, a new sshPrivateKey) are NOT checked in this "
-                        "run: " + "; ".join(errors))
-        return DeployedState({})
+                        "run, and a Kubernetes upgrade, if any, takes the workers one batch at a time: "
+                        + "; ".join(errors))
+        return DeployedState({}, readable=False)
 
     def check(self, cfg: ClusterConfig, *, ssh_public_key: pulumi.Input[str]) -> None:
         """Raise ConfigError naming every refused change; return when there is none."""

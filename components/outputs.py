@@ -31,7 +31,8 @@ def stack_outputs(cfg: ClusterConfig, *, access: Any, network: Any, endpoint: An
         "apiEndpoint": pulumi.Output.from_input(endpoint.public_host).apply(
             lambda host: f"https://{host}:{v.API_PORT}"),
         "clusterName": cfg.cluster_name,
-        "kubernetesVersion": cfg.kubernetes_patch,
+        # Resolved only once every node runs it (components/cluster/upgrade.py).
+        "kubernetesVersion": cluster.kubernetes_version,
         "kataVersion": cfg.kata_version,
         "containerRuntime": cfg.container_runtime,
         "runtimeClassNames": list(addons.runtime_class_names),

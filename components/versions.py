@@ -39,6 +39,21 @@ DEFAULT_KUBERNETES_VERSION = "1.36"
 # pkgs.k8s.io: one flat apt repository per minor; Release.key sits beside it (§2.4).
 KUBERNETES_APT_REPO = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
 
+# --- In-place upgrades (components/cluster/upgrade.py) --------------------------------------
+# kubeadm gates removed in a minor: kubeadm errors on an unknown gate ("kubeadm does error on
+# unknown FGs", kind#4209), so the first control plane strips them from kube-system/
+# kubeadm-config before the new kubeadm reads it (upgrades.md §1.9, §2.2: kubernetes#135773,
+# #136016, CHANGELOG-1.37 #138645). katak8s never sets one; a cluster edited by hand may.
+REMOVED_KUBEADM_GATES: dict[str, tuple[str, ...]] = {
+    "1.36": ("ControlPlaneKubeletLocalMode", "PublicKeysECDSA"),
+    "1.37": ("NodeLocalCRISocket",),
+}
+# The Node annotations of an upgrade in progress: the target it was drained for, and a mark
+# that the upgrade (not an operator) cordoned it, so only such a node is uncordoned after
+# (the kubespray "left cordoned" and "uncordoned what the operator cordoned" pitfalls, §4.5).
+UPGRADE_TARGET_ANNOTATION = "katak8s.io/upgrade-target"
+UPGRADE_CORDON_ANNOTATION = "katak8s.io/cordoned-by-upgrade"
+
 # kubeadm's pinned pause image per minor; the runtime's sandbox image must match it or
 # kubeadm warns and the node pulls a second pause image (upstream-bootstrap.md §3.2). Only a
 # first guess: the kube-packages phase asks the installed kubeadm (`kubeadm config images

@@ -44,7 +44,17 @@ VERBS = {
     "cluster/member.sh": "wait until registered", "cluster/drain.sh": "drain", "cluster/reset.sh": "kubeadm reset",
     "cluster/delete-node.sh": "delete the Node",
 }
+# What a re-run does when it carries a new Kubernetes version: the upgrade, node by node
+# (components/cluster/upgrade.py).
+UPGRADE_VERBS = {
+    "cluster/init.sh": "upgrade to {v}: kubeadm upgrade apply, drain, runtime and kubelet, uncordon",
+    "cluster/join-credentials.sh": "drain for the upgrade to {v}",
+    "cluster/join.sh": "upgrade to {v}: kubeadm upgrade node, runtime and kubelet",
+    "cluster/member.sh": "uncordon once it runs {v}",
+    "node/40-kube-packages.sh": "kube packages (re-run: a joined node keeps its version for the upgrade steps)",
+}
 INSTANCE = "openstack:compute/instance:Instance"
+_VERSION = re.compile(r"^KUBERNETES_VERSION='?v?([0-9.]+)'?$", re.M)
 
 
 _FROM = re.compile(r"generated from scripts/(\S+?\.sh)")
@@ -71,19 +81,41 @@ def locate(name: str, nodes: list[str]) -> tuple[str, str, str]:
     return host, host, phase
 
 
-def _script(step: Step, graphs: dict[str, Registration]) -> str | None:
+def _bundle(reg: Registration, graph: Graph | None) -> str | None:
+    """The bundle the command `reg` runs in `graph` (its CopyToRemote's source)."""
+    if graph is None:
+        return None
+    copy = next((r for r in graph if r.name == reg.name + "-copy"), None)
+    return (copy.plain("source") or {}).get("text") if copy else None
+
+
+def deployed_version(before: Graph | None) -> str | None:
+    """The Kubernetes version the stack's last completed `up` recorded (components/outputs.py)."""
+    export = before.exports.get("kubernetesVersion") if before is not None else None
+    value = getattr(export, "value", export)
+    return value if isinstance(value, str) else None
+
+
+def _script(step: Step, before: Graph | None, after: Graph | None) -> tuple[str | None, str | None]:
+    """(the script a step runs, the Kubernetes version it moves a node to, or None). A re-run
+    that carries another version than the last completed `up` recorded is an upgrade step,
+    also when it resumes an upgrade that stopped half-way."""
     reg = step.reg
     if step.op == "delete":
-        return script_of(reg.plain("delete")) if reg.plain("delete") else None
-    copy = graphs.get(reg.urn.rsplit("::", 1)[0] + "::" + reg.name + "-copy") or next(
-        (r for r in graphs.values() if r.name == reg.name + "-copy"), None)
-    return script_of((copy.plain("source") or {}).get("text")) if copy else None
+        return (script_of(reg.plain("delete")) if reg.plain("delete") else None), None
+    new = _bundle(reg, after) or _bundle(reg, before)
+    want = _VERSION.search(new or "")
+    had = deployed_version(before)
+    if had is None and step.op != "create":
+        old = _VERSION.search(_bundle(reg, before) or "")
+        had = old.group(1) if old else None
+    hop = want.group(1) if want and had and step.op != "create" and want.group(1) != had else None
+    return script_of(new), hop
 
 
 def node_actions(steps: list[Step], before: Graph | None, after: Graph | None) -> OrderedDict[str, list[str]]:
     """Per node (in order of first appearance), what happens to it, in order."""
     nodes = node_names(before, after)
-    regs = {r.urn: r for g in (before, after) if g is not None for r in g}
     out: OrderedDict[str, list[str]] = OrderedDict()
     for step in steps:
         reg = step.reg
@@ -101,7 +133,7 @@ def node_actions(steps: list[Step], before: Graph | None, after: Graph | None) -
         if reg.type != "command:remote:Command":
             continue
         host, node, _phase = locate(reg.name, nodes)
-        script = _script(step, regs)
+        script, hop = _script(step, before, after)
         if step.op == "delete" and script is None:
             continue  # nothing runs (C2)
         verb = VERBS.get(script or "", script or reg.name)
@@ -109,12 +141,27 @@ def node_actions(steps: list[Step], before: Graph | None, after: Graph | None) -
         if step.op == "delete":
             text = (f"{verb} skipped{where} (deleted with {reg.deleted_with.rsplit('::', 1)[-1]})"
                     if step.skipped else f"{verb}{where}")
+        elif hop and script in UPGRADE_VERBS:
+            text = UPGRADE_VERBS[script].format(v=hop) + where
         else:
             # An update re-runs `create` (C2); so does a replacement, whose old copy's delete
             # runs nothing for the phases without a delete script.
             text = f"{verb}{where}" + (" (re-run)" if step.op in ("update", "replace") else "")
         out.setdefault(node, []).append(text)
     return out
+
+
+def upgrade_order(actions: dict[str, list[str]], after: Graph | None) -> list[list[str]]:
+    """The nodes an upgrade moves, in turns: each turn waits for every node of the turn
+    before it (the graph's edges, components/cluster/upgrade.py)."""
+    if after is None:
+        return []
+    upgraded = [n for n, items in actions.items() if any(i.startswith("upgrade to") for i in items)]
+    steps = {n: next((r for r in after.of_type("command:remote:Command")
+                      if r.name in (f"{n}-kubeadm-join", f"{n}-kubeadm-init")), None) for n in upgraded}
+    depth = {n: sum(after.depends_on(steps[n], steps[m]) for m in upgraded if m != n and steps[m])
+             for n in upgraded if steps[n]}
+    return [sorted(n for n in depth if depth[n] == d) for d in sorted(set(depth.values()))]
 
 
 def render(steps: list[Step], before: Graph | None, after: Graph | None) -> str:
@@ -127,6 +174,10 @@ def render(steps: list[Step], before: Graph | None, after: Graph | None) -> str:
         untouched = sorted(nodes - set(actions))
         if untouched:
             lines.append(f"Untouched: {', '.join(untouched)}.")
+        turns = upgrade_order(actions, after)
+        if turns:
+            lines.append("Upgrade order, each turn after the one before: "
+                         + ", then ".join(" + ".join(t) for t in turns) + ".")
     counts: dict[str, int] = {}
     for s in steps:
         counts[s.op] = counts.get(s.op, 0) + 1
@@ -160,7 +211,7 @@ EXAMPLES: tuple[tuple[str, str, dict | None, tuple[str, ...]], ...] = (
     ("Roll one worker onto the new flavor", "--set workerFlavor=m2.xlarge --replace dev-worker-1",
      {"workerFlavor": "m2.xlarge"}, ("dev-worker-1",)),
     ("A new Kata tarball (kataVersion or kataSha256)", "--set kataSha256=<sha256>", {"kataSha256": "0" * 64}, ()),
-    ("The next Kubernetes minor (the node scripts go on only where a node already runs it)",
+    ("The next Kubernetes minor: an in-place upgrade, node by node",
      "--set kubernetesVersion=1.37", {"kubernetesVersion": "1.37"}, ()),
     ("A Kubernetes downgrade (refused at preview)", "--set kubernetesVersion=1.35", {"kubernetesVersion": "1.35"}, ()),
     ("Another container runtime (refused at preview)", "--set containerRuntime=crio", {"containerRuntime": "crio"},

@@ -184,6 +184,8 @@ class Graph:
 
 
 OCTAVIA_PROBE = "openstack:loadbalancer/getFlavorV2:getFlavorV2"
+# A `deployed` mapping holding this key makes readStackOutputs fail (an unreachable backend).
+UNREADABLE = "__unreadable__"
 
 
 class ProviderError(grpc.RpcError):
@@ -256,7 +258,9 @@ class KatakMocks(pulumi.runtime.Mocks):
             raise ProviderError("Your query returned no results. Please change your search criteria and try again.")
         if args.token == "pulumi:pulumi:readStackOutputs":
             # components/deployed.py reads the stack's own last outputs (engine builtins.go
-            # readStackReference); a fresh stack has none.
+            # readStackReference); a fresh stack has none. UNREADABLE: the backend cannot answer.
+            if UNREADABLE in self.deployed:
+                raise ProviderError("unable to read the stack's outputs (backend unreachable)")
             return {"name": a.get("name"), "outputs": dict(self.deployed), "secretOutputNames": []}
         if args.token == "openstack:networking/getNetwork:getNetwork":
             return {"id": placeholder("id", f"network {a.get('name')}"), "name": a.get("name"), "mtu": 1500}

@@ -63,15 +63,21 @@ def test_unjoined_node_moves_to_the_new_patch(tmp_path):
     assert sb.installed_version("kubelet") == "1.36.4-1.1"
 
 
-def test_joined_node_at_another_version_is_refused_with_the_upgrade_path(tmp_path):
+def test_a_joined_node_at_an_older_version_is_left_to_the_upgrade_steps(tmp_path):
+    """Before in-place upgrades it was refused; now the upgrade steps move it, drained."""
     sb = kube_sandbox(tmp_path)
     for pkg in PACKAGES:
         sb.installed(pkg, "1.36.3-1.1")
     sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
+    res = sb.run_bundle(bundle(cfg_for(kubernetesVersion="1.36.4", allowUntestedKubernetesPatch=True),
+                               "kube-packages"))
+    assert res.ok and "the upgrade steps move it to 1.36.4" in res.stderr, res
+    assert not res.called("apt-get", "install*") and sb.installed_version("kubeadm") == "1.36.3-1.1"
+    for pkg in PACKAGES:
+        sb.installed(pkg, "1.37.1-1.1")
     res = sb.run_bundle(bundle(cfg_for(kubernetesVersion="1.36.4"), "kube-packages"))
-    assert res.rc == 1 and res.changing() == [], res
-    assert "kubeadm upgrade apply v1.36.4" in res.stderr and "kubeadm upgrade node" in res.stderr
-    assert sb.installed_version("kubeadm") == "1.36.3-1.1"
+    assert res.rc == 1 and "newer than the 1.36.4 the stack asks for" in res.stderr, res
+    assert not res.called("apt-get", "install*")
 
 
 def test_apt_update_waits_out_another_update_holding_the_lists_lock(tmp_path):

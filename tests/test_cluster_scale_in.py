@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 
 import pytest
+from fake_cluster import live_node
 from sandbox import Sandbox
 from test_cluster_graph import cluster_graph
 from test_cluster_scripts import ADMIN_CONF, CONTAINERD, make_sandbox
@@ -22,14 +23,16 @@ def graph():
 
 def test_membership_waits_boundedly_for_registration(tmp_path):
     sb = make_sandbox(tmp_path)
-    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
-    params = MemberParams(node_name="dev-worker-0", register_timeout=10)
-    sb.stub("kubectl", "*get node dev-worker-0*", stdout="node/dev-worker-0\n")
-    assert sb.run("cluster/member.sh", params).ok
-    sb.stub("kubectl", "*get node dev-worker-0*", stdout="")
+    params = MemberParams(node_name="dev-worker-0", register_timeout=10, kubernetes_version="v1.36.4",
+                          ready_timeout=10)
+    live_node(sb, "dev-cp-0", "1.36.4", api=sb.base / "api", control_plane=True)
     res = sb.run("cluster/member.sh", params)
     assert res.rc == 1 and "not registered after 10s" in res.stderr, res
     assert len(res.called("kubectl", "*get node*")) <= 5
+    (sb.base / "api" / "nodes" / "dev-worker-0").mkdir()
+    (sb.base / "api" / "nodes" / "dev-worker-0" / "kubelet").write_text("v1.36.4")
+    res = sb.run("cluster/member.sh", params)
+    assert res.ok and res.changing() == [], res
 
 
 def run_delete(sb: Sandbox, graph, name: str):

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fake_cluster import CLUSTER_UPGRADE, NODE_UPGRADE, live_node
 from sandbox import Sandbox
 
 from components import versions as v
@@ -51,7 +52,8 @@ def init_config(version: str = "1.36.4", pod_subnet: str = "192.168.0.0/16",
         kubeadm.NodeRegistration(name="dev-cp-0", cri_socket=CONTAINERD, node_ip="10.42.0.11"))
 
 
-INIT = InitParams(node_name="dev-cp-0", kubernetes_version="v1.36.4", readyz_timeout=20, cri_socket=CONTAINERD)
+INIT = InitParams(node_name="dev-cp-0", kubernetes_version="v1.36.4", readyz_timeout=20, cri_socket=CONTAINERD,
+                  removed_gates=(), **NODE_UPGRADE, **CLUSTER_UPGRADE)
 # What a real `kubeadm init` leaves behind, and the join line (with a token) it prints.
 KUBEADM_INIT = {
     "stdout": f"kubeadm join {ENDPOINT} --token {TOKEN} --discovery-token-ca-cert-hash {CA_HASH}\n",
@@ -70,6 +72,11 @@ def live_cluster(sb: Sandbox, version: str = "v1.36.4", endpoint: str = ENDPOINT
         sb.write("var/lib/katak8s/kubeadm-init.done", "unknown\n")
 
 
+def as_running(sb: Sandbox, name: str) -> None:
+    """The node runs Kubernetes 1.36.4 behind the fake API (tests/fake_cluster.py)."""
+    live_node(sb, name, "1.36.4", api=sb.base / "api", control_plane=name == "dev-cp-0")
+
+
 def test_init_runs_kubeadm_once_with_the_config_from_stdin(tmp_path):
     sb = make_sandbox(tmp_path, hostname="dev-cp-0")
     sb.stub("kubeadm", "init *", **KUBEADM_INIT)
@@ -85,6 +92,7 @@ def test_init_runs_kubeadm_once_with_the_config_from_stdin(tmp_path):
     assert leaked(res, TOKEN) == []
     assert res.called("kubectl", "*get --raw=/readyz")
 
+    as_running(sb, "dev-cp-0")  # what the node phases and the init left: packages, kubelet, its Node
     before = sb.snapshot()
     again = sb.run("cluster/init.sh", INIT, stdin=init_config())
     assert again.ok, again
@@ -93,14 +101,14 @@ def test_init_runs_kubeadm_once_with_the_config_from_stdin(tmp_path):
     assert sb.snapshot() == before
 
 
-def test_init_refuses_a_version_change_on_a_live_cluster(tmp_path):
+def test_init_refuses_a_downgrade_of_a_live_cluster(tmp_path):
+    """An older cluster is upgraded (tests/test_upgrade_scripts.py); a newer one is refused."""
     sb = make_sandbox(tmp_path)
-    live_cluster(sb, version="v1.35.8")
+    live_cluster(sb, version="v1.37.1")
     res = sb.run("cluster/init.sh", INIT, stdin=init_config())
     assert res.rc == 1, res
-    assert "the cluster runs Kubernetes v1.35.8 but the stack asks for v1.36.4" in res.stderr
-    assert "pulumi config set katak8s:kubernetesVersion 1.35.8" in res.stderr
-    assert "kubeadm upgrade apply v1.36.4" in res.stderr
+    assert "the cluster runs Kubernetes v1.37.1, newer than the v1.36.4 the stack asks for" in res.stderr
+    assert "Set katak8s:kubernetesVersion back to 1.37.1" in res.stderr
     assert not res.called("kubeadm") and res.changing() == []
 
 
@@ -114,9 +122,10 @@ def test_init_refuses_a_new_api_endpoint_on_a_live_cluster(tmp_path):
 
 @pytest.mark.parametrize("change", [{"pod_subnet": "10.244.0.0/16"}, {"service_subnet": "10.100.0.0/16"}])
 def test_init_refuses_new_pod_or_service_subnets_on_a_live_cluster(tmp_path, change):
-    sb = make_sandbox(tmp_path)
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
     sb.stub("kubeadm", "init *", **KUBEADM_INIT)
     assert sb.run("cluster/init.sh", INIT, stdin=init_config()).ok
+    as_running(sb, "dev-cp-0")
     assert sb.run("cluster/init.sh", INIT, stdin=init_config()).ok  # unchanged: accepted
     res = sb.run("cluster/init.sh", INIT, stdin=init_config(**change))
     [(key, value)] = change.items()
@@ -211,7 +220,8 @@ def test_worker_credentials_are_minted_fresh_and_only_printed(tmp_path, algorith
     want_hash = make_ca(sb, algorithm)
     sb.stub("kubeadm", "token create *", stdout=TOKEN + "\n")
     params = CredentialParams(node_name="dev-worker-5", token_ttl="30m", control_plane=False,
-                              readyz_timeout=20)
+                              readyz_timeout=20,
+                              kubernetes_version="v1.36.4", **CLUSTER_UPGRADE)
     res = sb.run("cluster/join-credentials.sh", params)
     assert res.ok, res
     creds = kubeadm.parse_join_credentials(res.stdout, node="dev-worker-5", control_plane=False)
@@ -232,7 +242,8 @@ def test_control_plane_credentials_upload_the_certificates_under_a_new_key(tmp_p
     sb.stub("kubeadm", "init phase upload-certs *", stdout=(
         '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace\n'
         f"[upload-certs] Using certificate key:\n{CERT_KEY}\n"))
-    params = CredentialParams(node_name="dev-cp-1", token_ttl="30m", control_plane=True, readyz_timeout=20)
+    params = CredentialParams(node_name="dev-cp-1", token_ttl="30m", control_plane=True, readyz_timeout=20,
+                              kubernetes_version="v1.36.4", **CLUSTER_UPGRADE)
     res = sb.run("cluster/join-credentials.sh", params)
     assert res.ok, res
     creds = kubeadm.parse_join_credentials(res.stdout, node="dev-cp-1", control_plane=True)
@@ -255,7 +266,8 @@ def test_credentials_failing_after_the_token_print_nothing(tmp_path, failing):
         sb.stub("kubeadm", "init phase upload-certs *", exit=1,
                 stderr="error execution phase upload-certs: error uploading certs: etcdserver: timeout\n")
     sb.stub("kubeadm", "token create *", stdout=TOKEN + "\n")
-    params = CredentialParams(node_name="dev-cp-1", token_ttl="30m", control_plane=True, readyz_timeout=20)
+    params = CredentialParams(node_name="dev-cp-1", token_ttl="30m", control_plane=True, readyz_timeout=20,
+                              kubernetes_version="v1.36.4", **CLUSTER_UPGRADE)
     res = sb.run("cluster/join-credentials.sh", params)
     assert res.rc == 1 and res.called("kubeadm", "token create*"), res
     assert res.stdout == "" and TOKEN not in res.stderr, res
@@ -265,7 +277,8 @@ def test_credentials_failing_after_the_token_print_nothing(tmp_path, failing):
 def test_credentials_need_a_live_api(tmp_path):
     sb = make_sandbox(tmp_path)
     params = CredentialParams(node_name="dev-worker-0", token_ttl="30m", control_plane=False,
-                              readyz_timeout=20)
+                              readyz_timeout=20,
+                              kubernetes_version="v1.36.4", **CLUSTER_UPGRADE)
     res = sb.run("cluster/join-credentials.sh", params)
     assert res.rc == 1 and "not initialised" in res.stderr and res.stdout == "", res
 
@@ -281,7 +294,7 @@ def join_config(token: str = TOKEN) -> str:
 
 
 JOIN = JoinParams(node_name="dev-worker-0", kubernetes_version="v1.36.4", cri_socket=CONTAINERD,
-                  control_plane=False, mint_resource="dev-cp-0-join-credentials-dev-worker-0")
+                  control_plane=False, mint_resource="dev-cp-0-join-credentials-dev-worker-0", **NODE_UPGRADE)
 # The stub keeps what kubeadm join saw: the file's mode and content.
 KUBEADM_JOIN = """cfg=${3:?}
 stat -c %a "$cfg" >"$SB/join-mode"
@@ -307,12 +320,8 @@ def test_join_bundle_reads_the_token_from_stdin_and_never_shows_it(tmp_path):
 
 
 def test_a_joined_node_is_checked_not_joined_again(tmp_path):
-    sb = make_sandbox(tmp_path)
-    sb.write("run/containerd/containerd.sock", "")
-    sb.write("etc/kubernetes/kubelet.conf", "apiVersion: v1\n")
-    sb.write("var/lib/katak8s/kubeadm-join.done", "unknown\n")
-    sb.stub("kubelet", "--version", stdout="Kubernetes v1.36.4\n")
-    sb.stub("kubectl", "*get node dev-worker-0*", stdout="node/dev-worker-0\n")
+    sb = make_sandbox(tmp_path, hostname="dev-worker-0")
+    as_running(sb, "dev-worker-0")
     before = sb.snapshot()
     res = sb.run("cluster/join.sh", JOIN, stdin=join_config())
     assert res.ok and "already joined" in res.stderr, res
@@ -327,10 +336,11 @@ def test_a_joined_node_is_checked_not_joined_again(tmp_path):
              f'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint={CONTAINERD}"\n')
     assert sb.run("cluster/join.sh", JOIN, stdin=join_config()).ok
 
-    sb.stub("kubelet", "--version", stdout="Kubernetes v1.35.8\n")
+    # An older kubelet is upgraded (tests/test_upgrade_scripts.py); a newer one is refused.
+    sb.stub("kubelet", "--version", stdout="Kubernetes v1.37.1\n")
     res = sb.run("cluster/join.sh", JOIN, stdin=join_config())
-    assert res.rc == 1 and "runs kubelet v1.35.8 but the stack asks for v1.36.4" in res.stderr, res
-    assert "pulumi config set katak8s:kubernetesVersion 1.35.8" in res.stderr
+    assert res.rc == 1 and "runs kubelet v1.37.1, newer than the v1.36.4 the stack asks for" in res.stderr, res
+    assert "Set katak8s:kubernetesVersion back to 1.37.1" in res.stderr
     assert not res.called("kubeadm")
 
 
@@ -404,6 +414,7 @@ def test_a_half_made_init_that_no_node_can_have_joined_is_reset_and_run_again(tm
     assert [c.args.split()[0] for c in res.called("kubeadm")] == ["reset", "init"]
     assert res.called("kubeadm", f"reset -f --cri-socket {CONTAINERD}")
     assert sb.exists("var/lib/katak8s/kubeadm-init.done") and "never completed" in res.stderr
+    as_running(sb, "dev-cp-0")
     again = sb.run("cluster/init.sh", INIT, stdin=init_config())
     assert again.ok and not again.called("kubeadm"), again  # done now: never reset again
 

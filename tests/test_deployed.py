@@ -129,7 +129,8 @@ def test_a_patch_or_one_minor_up_passes_the_preview_with_a_notice(deployed, want
     notice = version_notice({KUBERNETES_VERSION: deployed}, c)
     assert (notice is None) == (deployed == c.kubernetes_patch)
     if notice:
-        assert "does not upgrade in place yet" in notice and "docs/operations.md" in notice
+        assert "upgrades the cluster in place, no server replaced" in notice and "docs/operations.md" in notice
+        assert "drained first" in notice and "resumes at that node" in notice
 
 
 def test_the_next_versions_follow_kubeadms_one_minor_rule():

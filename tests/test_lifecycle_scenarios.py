@@ -130,17 +130,6 @@ def test_a_kata_version_change_reruns_only_the_kata_phases():
     assert not destructive(steps)
 
 
-@pytest.mark.parametrize("change", [{"kubernetesVersion": "1.37"}, {"kubernetesVersion": "1.36.4"}])
-def test_an_allowed_version_hop_reruns_guarded_scripts_and_destroys_nothing(change):
-    """Until in-place upgrades land, the re-run scripts go on only where a node already runs
-    the version (docs/operations.md 'Version changes'); no server, reset, drain or Node deletion."""
-    before = {"workerCount": 2, "kubernetesVersion": "1.36.2", "allowUntestedKubernetesPatch": False}
-    steps, actions = up(before, {**before, **change})
-    assert not destructive(steps) and not [s for s in steps if s.reg.type == SERVER]
-    assert all(a.endswith("(re-run)") for acts in actions.values() for a in acts)
-    assert "kubeadm join (re-run)" in actions[W0] and "kubeadm init (re-run)" in actions[CP0]
-
-
 @pytest.mark.parametrize("change,words", [
     ({"kubernetesVersion": "1.35"}, "katak8s:kubernetesVersion: cannot go down"),
     ({"kubernetesVersion": "1.37", "deployed": "1.35"}, "katak8s:kubernetesVersion: cannot jump"),

@@ -26,81 +26,37 @@ it, but destroying the whole stack (cp-0 goes too) skips every drain and reset i
 hanging on a cluster that is going away. Workers join in parallel (each waits only for
 init and its own bootstrap); extra control planes join one after another, because each
 upload of the certificates replaces the key the previous one joined with.
+
+The same three commands (and init on cp-0) carry an in-place upgrade when kubernetesVersion
+moves: credentials drains, join upgrades, membership uncordons, node after node
+(components/cluster/upgrade.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
 from components import naming
 from components import versions as v
-from components.cluster import kubeadm, kubeconfig
+from components.cluster import kubeadm, kubeconfig, upgrade
+from components.cluster.params import (  # noqa: F401 (re-exported: the scripts' parameters)
+    CredentialParams,
+    DeleteNodeParams,
+    DrainParams,
+    InitParams,
+    JoinParams,
+    KubeconfigParams,
+    MemberParams,
+    ResetParams,
+)
 from components.config import ClusterConfig
 from components.nodes.phase import Phase, run_phase
 from components.openstack.target import NodeTarget
 
 READYZ_TIMEOUT = 300
 REGISTER_TIMEOUT = 300
-# The drain, then `kubectl delete node`, must end inside the phase's outer timeout, or
-# `timeout` would kill the drain without its message.
-
-
-@dataclass(frozen=True, kw_only=True)
-class InitParams:
-    node_name: str
-    kubernetes_version: str  # vX.Y.Z
-    readyz_timeout: int
-    cri_socket: str  # for the automatic `kubeadm reset` of a half-made init
-
-
-@dataclass(frozen=True, kw_only=True)
-class KubeconfigParams:
-    node_name: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class CredentialParams:
-    node_name: str  # the joining node
-    token_ttl: str
-    control_plane: bool
-    readyz_timeout: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class JoinParams:
-    node_name: str
-    kubernetes_version: str
-    cri_socket: str
-    control_plane: bool
-    mint_resource: str  # Pulumi name of the node's credentials command (for recovery)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResetParams:
-    node_name: str
-    cri_socket: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeleteNodeParams:
-    node_name: str
-    control_plane: bool  # then its etcd member must be gone first (review-node F10)
-    etcd_pod: str  # the first control plane's etcd static pod, where etcdctl runs
-
-
-@dataclass(frozen=True, kw_only=True)
-class MemberParams:
-    node_name: str
-    register_timeout: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class DrainParams:
-    node_name: str
-    drain_timeout: int
 
 
 def registration(cfg: ClusterConfig, target: NodeTarget, node_ip: str) -> kubeadm.NodeRegistration:
@@ -127,8 +83,11 @@ def _identity(target: NodeTarget) -> pulumi.Input[str]:
 
 
 class KubeadmCluster(pulumi.ComponentResource):
+    """`upgrading`: the stack moves to a new Kubernetes version, or may (its deployed version
+    is unknown): then the nodes take their turns (components/cluster/upgrade.py)."""
+
     def __init__(self, name: str, cfg: ClusterConfig, *, nodes: Any, bootstrap: Any, endpoint: Any,
-                 opts: pulumi.ResourceOptions | None = None):
+                 upgrading: bool = False, opts: pulumi.ResourceOptions | None = None):
         super().__init__(naming.type_token("cluster", "KubeadmCluster"), name, None, opts)
         self._cfg, self._endpoint, self._bootstrap = cfg, endpoint, bootstrap
         self._version = kubeadm.kubernetes_version(cfg.kubernetes_patch)
@@ -139,18 +98,35 @@ class KubeadmCluster(pulumi.ComponentResource):
 
         self.init = self._init()
         self.kubeconfig_phase, self.kubeconfig = self._kubeconfig()
-        previous = self.init.command
+        # Control planes one at a time: each upload of the certificates replaces the key the
+        # previous one joined with, and kubeadm upgrades them one at a time too.
+        previous: list[pulumi.Resource] = [self.init.command]
         for target in nodes.control_planes[1:]:
-            previous = self._join(target, after=[previous]).command
-        for target in nodes.workers:
-            self._join(target, after=[self.init.command])
+            previous = [self._join(target, after=previous).command]
+        control_planes_done = previous
+        # Workers join side by side; an upgrade takes them in batches, after every control
+        # plane. The extra edges change no input, so they never cause a change by themselves.
+        after = control_planes_done
+        for batch in upgrade.batches(list(nodes.workers), cfg.upgrade_batch_size):
+            done = [self._join(target, after=after if upgrading else [self.init.command]).command
+                    for target in batch]
+            after = done
 
         # The API answers once init is done and the kubeconfig is read: Calico and the
         # RuntimeClass need no more, so they install while the workers are still joining.
+        # In an upgrade, Calico moves once every control plane runs the new version.
         self.api_ready: list[pulumi.Resource] = [self.init.command, self.kubeconfig_phase.command]
+        if upgrading:
+            self.api_ready += [c for c in control_planes_done if c not in self.api_ready]
         self.ready: list[pulumi.Resource] = [
             self.init.command, self.kubeconfig_phase.command,
             *(p.command for p in self.joins.values()), *(p.command for p in self.memberships.values())]
+        # Known only once every node's upgrade step succeeded: a failed `pulumi up` records
+        # no new version (components/outputs.py), so the next preview still judges the
+        # change from the last completed one (components/deployed.py).
+        self.kubernetes_version: pulumi.Output[str] = pulumi.Output.all(
+            self.init.command.id, *(p.command.id for p in self.memberships.values())).apply(
+            lambda _: cfg.kubernetes_patch)
         self.register_outputs({"kubeconfig": self.kubeconfig, "nodes": [self._cp0.name, *self.joins]})
 
     def _init(self) -> Phase:
@@ -163,7 +139,9 @@ class KubeadmCluster(pulumi.ComponentResource):
         return run_phase(
             self, cp0, phase="kubeadm-init", script="cluster/init.sh",
             params=InitParams(node_name=cp0.name, kubernetes_version=self._version,
-                              readyz_timeout=READYZ_TIMEOUT, cri_socket=cfg.cri_socket),
+                              readyz_timeout=READYZ_TIMEOUT, cri_socket=cfg.cri_socket,
+                              removed_gates=upgrade.removed_gates(cfg.kubernetes_minor),
+                              **upgrade.node_upgrade(cfg), **upgrade.cluster_upgrade(cfg, control_plane=True)),
             stdin=config, depends_on=self._init_after())
 
     def _init_after(self) -> list[pulumi.Resource]:
@@ -188,6 +166,8 @@ class KubeadmCluster(pulumi.ComponentResource):
         return read, pulumi.Output.secret(text)
 
     def _join(self, target: NodeTarget, *, after: list[pulumi.Resource]) -> Phase:
+        """The node's credentials, join and membership; returns the membership (the node is
+        in the cluster, and after an upgrade, back in service)."""
         cfg, cp0 = self._cfg, self._cp0
         control_plane = target.role == naming.CONTROL_PLANE
         after = [*after, *self._bootstrap.ready[target.name]]
@@ -198,7 +178,9 @@ class KubeadmCluster(pulumi.ComponentResource):
         mint = run_phase(
             self, cp0, phase=f"join-credentials-{target.name}", script="cluster/join-credentials.sh",
             params=CredentialParams(node_name=target.name, token_ttl=kubeadm.JOIN_TOKEN_TTL,
-                                    control_plane=control_plane, readyz_timeout=READYZ_TIMEOUT),
+                                    control_plane=control_plane, readyz_timeout=READYZ_TIMEOUT,
+                                    kubernetes_version=self._version,
+                                    **upgrade.cluster_upgrade(cfg, control_plane=control_plane)),
             depends_on=after, secret_stdout=True,
             delete_script="cluster/delete-node.sh", delete_params=DeleteNodeParams(
                 node_name=target.name, control_plane=control_plane, etcd_pod=f"etcd-{cp0.name}"),
@@ -217,14 +199,16 @@ class KubeadmCluster(pulumi.ComponentResource):
             self, target, phase="kubeadm-join", script="cluster/join.sh",
             params=JoinParams(node_name=target.name, kubernetes_version=self._version,
                               cri_socket=cfg.cri_socket, control_plane=control_plane,
-                              mint_resource=f"{cp0.name}-join-credentials-{target.name}"),
+                              mint_resource=f"{cp0.name}-join-credentials-{target.name}",
+                              **upgrade.node_upgrade(cfg)),
             stdin=pulumi.Output.secret(config), depends_on=after,
             delete_script="cluster/reset.sh",
             delete_params=ResetParams(node_name=target.name, cri_socket=cfg.cri_socket),
             deleted_with=cp0.server, triggers=[identity])
         member = run_phase(
             self, cp0, phase=f"membership-{target.name}", script="cluster/member.sh",
-            params=MemberParams(node_name=target.name, register_timeout=REGISTER_TIMEOUT),
+            params=MemberParams(node_name=target.name, register_timeout=REGISTER_TIMEOUT,
+                                kubernetes_version=self._version, ready_timeout=upgrade.READY_TIMEOUT),
             depends_on=[join.command],
             delete_script="cluster/drain.sh",
             delete_params=DrainParams(node_name=target.name, drain_timeout=cfg.drain_timeout_seconds),
@@ -232,4 +216,4 @@ class KubeadmCluster(pulumi.ComponentResource):
         self.credentials[target.name] = mint
         self.joins[target.name] = join
         self.memberships[target.name] = member
-        return join
+        return member

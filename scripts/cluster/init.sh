@@ -2,25 +2,33 @@
 set -euo pipefail
 # kubeadm init on the first control plane, exactly once. A node that already has
 # /etc/kubernetes/admin.conf is never initialised again. If that init completed (its mark
-# in /var/lib/katak8s), the node is checked against the stack instead, and a different
-# Kubernetes version or API endpoint is refused with the upgrade path (katak8s does not
-# upgrade in place); if it did not (kubeadm failed or was killed, e.g. in
+# in /var/lib/katak8s), the node is checked against the stack instead: a different API
+# endpoint or network is refused, and an older Kubernetes is upgraded in place, the first
+# step of the whole upgrade (upgrade_first_control_plane: the version gate, kubeadm-config's
+# removed gates, `kubeadm upgrade apply`, then this node drained, its kubelet upgraded,
+# uncordoned; scripts/lib/upgrade.sh, components/cluster/upgrade.py); if it did not (kubeadm failed or was killed, e.g. in
 # wait-control-plane, before upload-config, bootstrap-token and the addons), the half-made
 # control plane is reset and initialised again when that is provably safe, and refused with
 # the exact command otherwise (review-node F18). Ends with a bounded wait on /readyz.
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), READYZ_TIMEOUT (seconds), CRI_SOCKET;
+#         for upgrades KUBERNETES_REPO_URL, CONTAINER_RUNTIME, CRIO_REPO_URL, READY_TIMEOUT,
+#         RUNTIME_WAIT_SECONDS, DRAIN_TIMEOUT, UPGRADE_BATCH, REMOVED_GATES and the annotations;
 # stdin: the rendered kubeadm config (components/cluster/kubeadm.py render_init_config).
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
+# katak8s-lib: lib/kube.sh
+# shellcheck source=scripts/lib/kube.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
+# katak8s-lib: lib/upgrade.sh
+# shellcheck source=scripts/lib/upgrade.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
-ADMIN_CONF="${K8S_DIR}/admin.conf"
 APISERVER_MANIFEST="${K8S_DIR}/manifests/kube-apiserver.yaml"
 CONFIG="${K8S_DIR}/katak8s/kubeadm-init.yaml"
 LOG="${KATAK8S_ROOT}/var/log/katak8s/kubeadm-init.log"
-UPGRADE_DOCS="https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/"
 INIT_DONE="${KATAK8S_STATE_DIR}/kubeadm-init.done"
 
 # config_value KEY: a top-level scalar of the requested config (quotes stripped).
@@ -53,14 +61,9 @@ check_live_cluster() {
   [[ -n "${live}" ]] || fatal "${ADMIN_CONF#"${KATAK8S_ROOT}"} exists but no kube-apiserver manifest" \
     "names a version: a previous kubeadm init stopped half-way. Run 'sudo kubeadm reset -f' on" \
     "${NODE_NAME} (this wipes that half-made control plane), then 'pulumi up' again"
-  if [[ "${live}" != "${KUBERNETES_VERSION}" ]]; then
-    fatal "the cluster runs Kubernetes ${live} but the stack asks for ${KUBERNETES_VERSION}." \
-      "katak8s never re-runs kubeadm init on a live cluster and does not upgrade in place." \
-      "Either keep the cluster: pulumi config set katak8s:kubernetesVersion ${live#v};" \
-      "or upgrade it by hand, one minor at a time (${UPGRADE_DOCS}): 'kubeadm upgrade apply" \
-      "${KUBERNETES_VERSION}' here, 'kubeadm upgrade node' plus the kubeadm/kubelet/kubectl" \
-      "packages on every other node, then set kubernetesVersion to ${KUBERNETES_VERSION#v}" \
-      "and run 'pulumi up' again"
+  if older "${KUBERNETES_VERSION}" "${live}"; then
+    fatal "the cluster runs Kubernetes ${live}, newer than the ${KUBERNETES_VERSION} the stack asks for;" \
+      "kubeadm has no downgrade. Set katak8s:kubernetesVersion back to ${live#v}"
   fi
   want_endpoint=$(config_value controlPlaneEndpoint)
   live_endpoint=$(sed -n 's#^[[:space:]]*server:[[:space:]]*https://##p' "${ADMIN_CONF}" | head -n1)
@@ -71,7 +74,27 @@ check_live_cluster() {
       "endpoint, or rebuild the cluster (pulumi destroy, then pulumi up)"
   fi
   check_networks
-  log_info "${NODE_NAME} already runs Kubernetes ${live} at ${live_endpoint}: nothing to initialise"
+  log_info "${NODE_NAME} was initialised (Kubernetes ${live} at ${live_endpoint}): nothing to initialise"
+}
+
+# upgrade_first_control_plane: the first node of an upgrade to KUBERNETES_VERSION, in
+# kubeadm's order (upgrades.md §1.3): apply BEFORE the drain (its health check needs a
+# schedulable node), then drain, runtime and kubelet, uncordon. Each part skips what is done.
+upgrade_first_control_plane() {
+  local want=${KUBERNETES_VERSION#v}
+  if node_at "${NODE_NAME}" "${want}" && manifests_at "${KUBERNETES_VERSION}"; then
+    finish_upgrade "${NODE_NAME}"  # a run that stopped right before the uncordon
+    return 0
+  fi
+  log_info "upgrading the cluster to ${KUBERNETES_VERSION}, starting with ${NODE_NAME}"
+  check_cluster_versions
+  strip_removed_gates
+  kube_repository
+  install_kube "${want}" kubeadm
+  kubeadm_upgrade_apply
+  drain_for_upgrade "${NODE_NAME}"
+  upgrade_node_packages "${NODE_NAME}" "${want}" "${READY_TIMEOUT}"
+  finish_upgrade "${NODE_NAME}"
 }
 
 # check_networks: podSubnet and serviceSubnet are fixed at init (kube-apiserver,
@@ -178,11 +201,13 @@ main() {
   if half_made; then recover_half_made; fi
   if [[ -f "${ADMIN_CONF}" ]]; then
     check_live_cluster
+    wait_ready
+    upgrade_first_control_plane
   else
     save_config
     initialise
+    wait_ready
   fi
-  wait_ready
 }
 
 main "$@"

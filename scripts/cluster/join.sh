@@ -4,10 +4,13 @@ set -euo pipefail
 # JoinConfiguration arrives on stdin because it holds a bootstrap token (and for a control
 # plane a certificate key): it is written root-only, used, and removed; never echoed.
 # A node that already has /etc/kubernetes/kubelet.conf is not joined again; it is checked
-# against the stack instead (its join completed, Kubernetes version, container runtime) and
-# drift is refused.
+# against the stack instead (its join completed, container runtime) and drift is refused.
+# A joined node at an older Kubernetes is upgraded here, after the first control plane
+# drained it (its join-credentials step): kubeadm, `kubeadm upgrade node`, the runtime,
+# kubelet and kubectl (scripts/lib/upgrade.sh, scripts/lib/kube.sh).
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), CRI_SOCKET, CONTROL_PLANE (true|false),
-#         MINT_RESOURCE (the Pulumi name of this node's join-credentials command);
+#         MINT_RESOURCE (the Pulumi name of this node's join-credentials command),
+#         KUBERNETES_REPO_URL, CONTAINER_RUNTIME, CRIO_REPO_URL, READY_TIMEOUT, RUNTIME_WAIT_SECONDS;
 # stdin: the rendered JoinConfiguration (components/cluster/kubeadm.py render_join_config).
 # shellcheck source=scripts/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
@@ -16,12 +19,16 @@ source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/etcd.sh
 # shellcheck source=scripts/lib/etcd.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
+# katak8s-lib: lib/kube.sh
+# shellcheck source=scripts/lib/kube.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
+# katak8s-lib: lib/upgrade.sh
+# shellcheck source=scripts/lib/upgrade.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
-KUBELET_CONF="${K8S_DIR}/kubelet.conf"
 CONFIG="${K8S_DIR}/katak8s/kubeadm-join.yaml"
 LOG="${KATAK8S_ROOT}/var/log/katak8s/kubeadm-join.log"
-UPGRADE_DOCS="https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/"
 JOIN_DONE="${KATAK8S_STATE_DIR}/kubeadm-join.done"
 
 # check_runtime: the requested runtime's socket must exist (the runtime phase made it).
@@ -46,10 +53,10 @@ check_joined_node() {
       "API is unreachable, a previous join stopped half-way, or the node was deleted from the" \
       "cluster. In the last two cases run 'sudo kubeadm reset -f' on ${NODE_NAME}, then 'pulumi up'"
   have=$(kubelet --version | awk '{print $2}')
-  [[ "${have}" == "${KUBERNETES_VERSION}" ]] || fatal "${NODE_NAME} runs kubelet ${have} but the" \
-    "stack asks for ${KUBERNETES_VERSION}; katak8s does not upgrade joined nodes in place. Keep" \
-    "the version (pulumi config set katak8s:kubernetesVersion ${have#v}) or upgrade by hand" \
-    "(${UPGRADE_DOCS}) and then set kubernetesVersion to match"
+  if older "${KUBERNETES_VERSION}" "${have}"; then
+    fatal "${NODE_NAME} runs kubelet ${have}, newer than the ${KUBERNETES_VERSION} the stack asks for;" \
+      "kubeadm has no downgrade. Set katak8s:kubernetesVersion back to ${have#v}"
+  fi
   endpoint=$(joined_runtime_endpoint)
   if [[ -n "${endpoint}" ]] && ! same_socket "${endpoint}" "${CRI_SOCKET}"; then
     fatal "${NODE_NAME} joined with the runtime at ${endpoint}, but the stack asks for ${CRI_SOCKET}." \
@@ -57,7 +64,22 @@ check_joined_node() {
       "scale the node in and out again"
   fi
   check_runtime
-  log_info "${NODE_NAME} already joined (kubelet ${have}): nothing to do"
+  upgrade_joined_node
+}
+
+# upgrade_joined_node: bring a joined node to KUBERNETES_VERSION; nothing when it runs it.
+upgrade_joined_node() {
+  local want=${KUBERNETES_VERSION#v}
+  if node_at "${NODE_NAME}" "${want}"; then
+    log_info "${NODE_NAME} already joined and runs ${KUBERNETES_VERSION}: nothing to do"
+    return 0
+  fi
+  log_info "upgrading ${NODE_NAME} to ${KUBERNETES_VERSION}"
+  kube_repository
+  install_kube "${want}" kubeadm
+  kubeadm_upgrade_node
+  upgrade_node_packages "${NODE_NAME}" "${want}" "${READY_TIMEOUT}"
+  log_info "${NODE_NAME} runs ${KUBERNETES_VERSION}; the first control plane uncordons it next"
 }
 
 # save_config: the JoinConfiguration, readable by root only.
