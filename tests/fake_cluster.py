@@ -50,6 +50,8 @@ for c in kube-apiserver kube-controller-manager kube-scheduler; do
   f=${ROOT}/etc/kubernetes/manifests/${c}.yaml
   [[ -f ${f} ]] && printf '    image: registry.k8s.io/%s:%s\n' "${c}" "${want}" >"${f}"
 done
+# A failure after the static pods and kubeadm-config moved (in the addon phase, say).
+[[ -f ${SB}/kubeadm-fails-late ]] && { echo "[upgrade/addons] FATAL: fake late failure" >&2; exit 1; }
 echo "[upgrade] SUCCESS"
 """
 FAKE_KUBELET = r"""echo "Kubernetes v$(cut -d- -f1 "${STATE}/dpkg/kubelet")" """
@@ -122,7 +124,8 @@ def live_node(sb: Sandbox, name: str, version: str, *, api: Path, runtime: str =
                         "-nodes", "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"),
                         "-subj", "/CN=kubernetes", "-days", "1"], check=True, capture_output=True)
         sb.write("var/lib/katak8s/kubeadm-init.done", "done\n")
-        sb.write("etc/kubernetes/katak8s/kubeadm-init.yaml", "controlPlaneEndpoint: 10.42.0.11:6443\n")
+        sb.write("etc/kubernetes/katak8s/kubeadm-init.yaml",
+                 f"controlPlaneEndpoint: 10.42.0.11:6443\nkubernetesVersion: v{version}\n", 0o600)
     api_node = api / "nodes" / name
     (api_node / "annotations").mkdir(parents=True)
     (api_node / "kubelet").write_text(f"v{version}")

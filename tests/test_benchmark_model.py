@@ -38,3 +38,40 @@ def test_only_the_kata_phases_rerun_when_kata_changes():
     figures = bench.stability(1, 1)
     assert figures["re_eval_changed"] == 0 and figures["scale_out_changed_existing"] == []
     assert figures["kata_version_changed_phases"] == ["bench-cp-0-kata", "bench-worker-0-kata"]
+
+
+# --- bounded parallelism and SSH sessions (benchmarks/schedule.py, issue #15) ---------------
+import schedule  # noqa: E402
+
+
+def _run(graph, parallel):
+    return schedule.simulate(graph, bench._edges(graph), lambda r: bench.duration(r.type, r.name), parallel)
+
+
+def test_one_worker_runs_every_step_in_turn_and_unbounded_workers_follow_the_critical_path(graphs):
+    g = graphs["1+2"]
+    total = sum(bench.duration(r.type, r.name) for r in g if r.custom)
+    assert _run(g, 1).makespan_s == total
+    assert _run(g, 10_000).makespan_s == bench.longest(g, lambda r: bench.duration(r.type, r.name))
+
+
+def test_fewer_workers_never_finish_sooner_and_never_run_more_ssh_steps_than_workers(graphs):
+    g = graphs["3+6"]
+    runs = [_run(g, p) for p in (2, 8, 64)]
+    assert runs[0].makespan_s >= runs[1].makespan_s >= runs[2].makespan_s
+    assert [r.peak_ssh <= p for r, p in zip(runs, (2, 8, 64), strict=True)] == [True] * 3
+    assert runs[0].ssh_steps == sum(1 for r in g if r.type in schedule.SSH_TYPES)
+
+
+def test_every_ssh_step_is_a_session_on_the_jump_host(graphs):
+    """Today the first control plane is the jump host: every step dials it or through it."""
+    g = graphs["1+2"]
+    sessions = schedule.ssh_sessions(g)
+    assert sessions.held_with_leak == sum(1 for r in g if r.type in schedule.SSH_TYPES)
+    assert sessions.through_jump == sum(1 for r in g if r.type in schedule.SSH_TYPES
+                                        and not r.name.startswith("bench-cp-0-"))
+
+
+def test_the_workflow_deploys_at_the_recommended_parallelism():
+    text = (bench.ROOT / ".github" / "workflows" / "deploy.yml").read_text()
+    assert f"parallel: ${{{{ vars.PULUMI_PARALLEL || {bench.RECOMMENDED_PARALLEL} }}}}" in text

@@ -253,7 +253,7 @@ def test_credentials_and_kubeconfig_are_read_with_logging_off():
 def test_init_receives_its_config_on_stdin_without_secrets():
     graph = cluster_graph({"controlPlaneCount": 3})
     init = graph.named("dev-cp-0-kubeadm-init")
-    assert init.inputs["create"] == "sudo -n timeout 1800 bash /home/ubuntu/.katak8s/kubeadm-init.sh"
+    assert init.inputs["create"] == "sudo -n timeout 3600 bash /home/ubuntu/.katak8s/kubeadm-init.sh"
     assert "delete" not in init.inputs  # destroying cp-0's server is the teardown
     config = init.plain("stdin")
     assert "controlPlaneEndpoint: <VIP of endpoint-lb>:6443" in config

@@ -142,3 +142,15 @@ def test_the_kubernetes_version_output_waits_for_every_node():
     cluster = got["cluster"]
     waits_for = got["task"].result()
     assert waits_for == {cluster.init.command, *(p.command for p in cluster.memberships.values())}
+
+
+def test_the_recorded_version_is_the_lowest_a_node_reports():
+    """`pulumi up --target` can skip some nodes' steps (their stdout stays as the state has
+    it): the stack then records the version those nodes still run, never the target."""
+    from components.cluster.upgrade import observed_version
+
+    outs = ["kubelet=v1.37.1\n", "kubelet=v1.36.4\n", "", "noise\nkubelet=v1.37.1\n"]
+    assert observed_version(outs, "1.37.1") == "1.36.4"
+    assert observed_version(["", ""], "1.37.1") == "1.37.1"  # state from before the line existed
+    assert observed_version(["kubelet=v1.36.10\n", "kubelet=v1.36.9\n"], "x") == "1.36.9"
+    assert observed_version(["kubelet=vgarbage\n"], "1.36.4") == "1.36.4"

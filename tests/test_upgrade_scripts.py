@@ -206,6 +206,58 @@ def test_a_joined_node_keeps_its_packages_in_the_kube_packages_phase(tmp_path):
     assert node.sb.installed_version("kubelet") == "1.36.4-1.1"
     assert not res.called("apt-get", "install*") and not res.called("systemctl", "restart*")
     (cluster.api / "nodes" / W0 / "kubelet").write_text("v1.38.0")
-    node.sb.installed("kubeadm", "1.38.0-1.1")
+    node.sb.installed("kubelet", "1.38.0-1.1")
     res = node.sb.run_bundle(bundle[f"{W0}-kube-packages"], env=node.sb.env_extra)
     assert res.rc == 1 and "kubeadm has no downgrade" in res.stderr
+
+
+def test_an_apply_that_failed_after_the_static_pods_moved_runs_again(tmp_path):
+    """Its static pods and kubeadm-config already say the target: only kubeadm's own success
+    (the mark) counts, so the phases after them (addons, post-upgrade) are not skipped."""
+    cluster, bundle = upgrade_cluster(tmp_path)
+    cp0 = cluster.nodes[CP0]
+    (cp0.sb.base / "kubeadm-fails-late").touch()
+    res = step(cluster, bundle, ORDER[0], twice=False)
+    assert res.rc == 1 and cluster.cluster_version() == "v1.37.1", res
+    (cp0.sb.base / "kubeadm-fails-late").unlink()
+    assert step(cluster, bundle, ORDER[0]).ok
+    applies = [c.args for c in _calls(cp0, "kubeadm") if c.args.startswith("upgrade apply")]
+    assert applies == ["upgrade apply v1.37.1 --yes"] * 2
+    # join-credentials.sh hands the saved init config to `kubeadm init phase upload-certs`,
+    # which the next kubeadm refuses for a version below its oldest control plane.
+    assert "kubernetesVersion: v1.37.1" in cp0.sb.read("etc/kubernetes/katak8s/kubeadm-init.yaml")
+
+
+def test_the_kube_packages_phase_judges_by_the_kubelet_not_by_kubeadm(tmp_path):
+    """cp-0's upgrade installs the new kubeadm before its drain; a re-run of the bootstrap
+    phase then (a script edit) must not move the kubelet undrained."""
+    cluster, bundle = upgrade_cluster(tmp_path)
+    node = cluster.nodes[CP0]
+    node.sb.installed("kubeadm", "1.37.1-1.1")
+    res = node.sb.run_bundle(bundle[f"{CP0}-kube-packages"], env=node.sb.env_extra)
+    assert res.ok and "the upgrade steps move it" in res.stderr, res
+    assert node.sb.installed_version("kubelet") == "1.36.4-1.1" and not res.called("apt-get", "install*")
+
+
+def test_the_steps_report_the_kubelet_they_read(tmp_path):
+    """What components/cluster/upgrade.py observed_version records as the cluster's version."""
+    cluster, bundle = upgrade_cluster(tmp_path)
+    outs = {name: step(cluster, bundle, name).stdout for name in ORDER}
+    assert [out for name, out in outs.items() if "-membership-" in name or "init" in name] == ["kubelet=v1.37.1\n"] * 3
+
+
+@pytest.mark.parametrize("racer,goes_on", [(W1, False), (W0, True)])
+def test_two_drains_started_at_once_never_both_go_on(tmp_path, racer, goes_on):
+    """When the graph does not chain them (the stack's outputs were lost), two drains can
+    pass the batch check together: the one later by name undoes its cordon and stops."""
+    cluster, bundle = upgrade_cluster(tmp_path)
+    assert step(cluster, bundle, ORDER[0]).ok
+    me, other = (W1, W0) if racer == W1 else (W0, W1)
+    (cluster.api / "nodes" / me / "race").write_text(other)
+    res = step(cluster, bundle, f"{CP0}-join-credentials-{me}", twice=False)
+    if goes_on:
+        assert res.ok and me in cluster.cordoned(), res
+    else:
+        assert res.rc == 1 and "started at the same moment" in res.stderr, res
+        assert me not in cluster.cordoned() and v.UPGRADE_CORDON_ANNOTATION not in cluster.annotations(me)
+        assert not [e for e in cluster.api_log() if e.startswith(f"kubectl drain {me}")]

@@ -121,12 +121,14 @@ class KubeadmCluster(pulumi.ComponentResource):
         self.ready: list[pulumi.Resource] = [
             self.init.command, self.kubeconfig_phase.command,
             *(p.command for p in self.joins.values()), *(p.command for p in self.memberships.values())]
-        # Known only once every node's upgrade step succeeded: a failed `pulumi up` records
-        # no new version (components/outputs.py), so the next preview still judges the
-        # change from the last completed one (components/deployed.py).
+        # Read from the nodes once every node's last upgrade step succeeded: a failed `pulumi
+        # up` records no new version (components/outputs.py), so the next preview still judges
+        # the change from the last completed one (components/deployed.py). init's stdout is
+        # secret (its command gets stdin); the version line in it is not.
         self.kubernetes_version: pulumi.Output[str] = pulumi.Output.all(
-            self.init.command.id, *(p.command.id for p in self.memberships.values())).apply(
-            lambda _: cfg.kubernetes_patch)
+            pulumi.Output.unsecret(self.init.command.stdout),
+            *(p.command.stdout for p in self.memberships.values())).apply(
+            lambda outs: upgrade.observed_version(list(outs), cfg.kubernetes_patch))
         self.register_outputs({"kubeconfig": self.kubeconfig, "nodes": [self._cp0.name, *self.joins]})
 
     def _init(self) -> Phase:
@@ -142,7 +144,7 @@ class KubeadmCluster(pulumi.ComponentResource):
                               readyz_timeout=READYZ_TIMEOUT, cri_socket=cfg.cri_socket,
                               removed_gates=upgrade.removed_gates(cfg.kubernetes_minor),
                               **upgrade.node_upgrade(cfg), **upgrade.cluster_upgrade(cfg, control_plane=True)),
-            stdin=config, depends_on=self._init_after())
+            stdin=config, depends_on=self._init_after(), timeout=upgrade.FIRST_CONTROL_PLANE_TIMEOUT)
 
     def _init_after(self) -> list[pulumi.Resource]:
         """init waits for cp-0's kube packages only, so it overlaps the ~1 GB Kata download.

@@ -5,7 +5,7 @@ An upgrade runs through the three commands every joined node already has, becaus
 holds the target version in its inputs and so runs again (an update runs `create` again:
 pulumi-command commandController.go Update) when `kubernetesVersion` moves:
 
-    cp-0          init         the version gate, kubeadm-config's removed gates,
+    cp-0          init         (replaced: its trigger is its bundle) the version gate, kubeadm-config's removed gates,
                                `kubeadm upgrade apply`, then cp-0 drained, its runtime,
                                kubelet and kubectl upgraded, uncordoned (kubeadm's order)
     each other    credentials  (on cp-0) cordon + drain the node, marked as the upgrade's
@@ -37,6 +37,10 @@ from components.config import ClusterConfig
 READY_TIMEOUT = 300
 # The container runtime answering again after CRI-O's upgrade (as the runtime phase waits).
 RUNTIME_WAIT_SECONDS = 120
+# cp-0's init command carries a whole node's upgrade: kubeadm upgrade apply (its static pods
+# have 5 min each to come up), a drain of up to drainTimeoutSeconds and the kubelet: one
+# phase's 30 min would cut it short, and `timeout` kills kubeadm with it.
+FIRST_CONTROL_PLANE_TIMEOUT = 3600
 CONTROL_PLANE_BATCH = 1  # kubeadm: the other control planes one at a time (upgrades.md §1.4)
 
 
@@ -86,6 +90,17 @@ def removed_gates(minor: str) -> tuple[str, ...]:
         return tuple(int(x) for x in m.split("."))
     return tuple(g for m, gates in sorted(v.REMOVED_KUBEADM_GATES.items(), key=lambda kv: key(kv[0]))
                  if key(m) <= key(minor) for g in gates)
+
+
+def observed_version(outputs: list[str], wanted: str) -> str:
+    """The version every node runs, from what init and each membership read from the API
+    (their `kubelet=vX.Y.Z` line): the lowest one seen, or `wanted` when none says. So a
+    `pulumi up --target` that skipped some nodes records their older version, never one
+    they do not run."""
+    seen = [line.split("=", 1)[1].strip().removeprefix("v") for out in outputs for line in (out or "").splitlines()
+            if line.startswith("kubelet=v")]
+    versions = [v_ for v_ in seen if all(p.isdigit() for p in v_.split(".")) and v_.count(".") == 2]
+    return min(versions, key=lambda x: tuple(int(p) for p in x.split("."))) if versions else wanted
 
 
 def batches(items: list, size: int) -> list[list]:

@@ -136,6 +136,7 @@ def run_phase(
     delete_params: Any = None,
     deleted_with: pulumi.Resource | None = None,
     triggers: Sequence[Any] | None = None,
+    timeout: int = PHASE_TIMEOUT_SECONDS,
 ) -> Phase:
     """Declare one phase of `target` as children of `parent`.
 
@@ -152,6 +153,7 @@ def run_phase(
     instead of replacing the command, so it never runs the delete. Commands whose
     delete is destructive (kubeadm reset, drain) need this: with the digest as the
     trigger, any edit of scripts/lib/common.sh would reset and drain every node.
+    `timeout` bounds the whole create (PHASE_TIMEOUT_SECONDS unless a phase needs more).
     """
     bundle = render_bundle(phase, script, params)
     digest = sha256(bundle)
@@ -174,7 +176,7 @@ def run_phase(
         delete = f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash -c {shlex.quote(delete_bundle)}"
     # Quoted although sshUser is validated (a login name): defence in depth, and a no-op
     # for every valid name, so existing commands keep their text.
-    create = f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash {shlex.quote(remote_path)}"
+    create = f"sudo -n timeout {timeout} bash {shlex.quote(remote_path)}"
     if triggers is not None:
         create += f"  # bundle sha256 {digest}"
     cmd = command.remote.Command(

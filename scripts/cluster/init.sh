@@ -77,13 +77,21 @@ check_live_cluster() {
   log_info "${NODE_NAME} was initialised (Kubernetes ${live} at ${live_endpoint}): nothing to initialise"
 }
 
+# control_plane_at VERSION: kubeadm init or upgrade apply brought the control plane to VERSION
+# (their mark); a cluster initialised before the mark existed counts when its static pods run
+# it. Only for skipping the whole upgrade: kubeadm_upgrade_apply itself trusts the mark alone.
+control_plane_at() {
+  step_done kubeadm-upgrade-apply "$1" && return 0
+  [[ ! -f "${KATAK8S_STATE_DIR}/kubeadm-upgrade-apply.done" ]] && manifests_at "$1"
+}
+
 # upgrade_first_control_plane: the first node of an upgrade to KUBERNETES_VERSION, in
 # kubeadm's order (upgrades.md §1.3): apply BEFORE the drain (its health check needs a
 # schedulable node), then drain, runtime and kubelet, uncordon. Each part skips what is done.
 upgrade_first_control_plane() {
   local want=${KUBERNETES_VERSION#v}
-  if node_at "${NODE_NAME}" "${want}" && manifests_at "${KUBERNETES_VERSION}"; then
-    finish_upgrade "${NODE_NAME}"  # a run that stopped right before the uncordon
+  if node_at "${NODE_NAME}" "${want}" && control_plane_at "${KUBERNETES_VERSION}"; then
+    finish_upgrade "${NODE_NAME}" >/dev/null  # nothing to do, or a run stopped before the uncordon
     return 0
   fi
   log_info "upgrading the cluster to ${KUBERNETES_VERSION}, starting with ${NODE_NAME}"
@@ -94,7 +102,7 @@ upgrade_first_control_plane() {
   kubeadm_upgrade_apply
   drain_for_upgrade "${NODE_NAME}"
   upgrade_node_packages "${NODE_NAME}" "${want}" "${READY_TIMEOUT}"
-  finish_upgrade "${NODE_NAME}"
+  finish_upgrade "${NODE_NAME}" >/dev/null
 }
 
 # check_networks: podSubnet and serviceSubnet are fixed at init (kube-apiserver,
@@ -181,6 +189,7 @@ initialise() {
       "half-made control plane first when that is safe (or says 'sudo kubeadm reset -f' otherwise)"
   fi
   mark_done kubeadm-init
+  mark_step kubeadm-upgrade-apply "${KUBERNETES_VERSION}"  # the control plane's version (upgrade_first_control_plane)
 }
 
 # apiserver_ready: one /readyz probe through the admin kubeconfig.
@@ -208,6 +217,11 @@ main() {
     initialise
     wait_ready
   fi
+  # What the stack records as the cluster's version (components/cluster/upgrade.py): the
+  # kubelet this node runs, read here, not assumed.
+  local have
+  have=$(node_field "${NODE_NAME}" .status.nodeInfo.kubeletVersion)
+  printf 'kubelet=%s\n' "${have}"
 }
 
 main "$@"

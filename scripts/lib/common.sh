@@ -218,9 +218,12 @@ kubelet_runs_pods() {
 
 # joined_runtime_endpoint: the CRI socket a node that already joined a cluster uses (from
 # the kubelet's files written by kubeadm), or nothing on a node that never joined.
+# kubeadm 1.36+ (NodeLocalCRISocket) keeps it in instance-config.yaml, and `kubeadm upgrade
+# node` moves it there from kubeadm-flags.env (phases/upgrade/node kubelet-config).
 joined_runtime_endpoint() {
   [[ -f "${KATAK8S_ROOT}/etc/kubernetes/kubelet.conf" ]] || return 0
   grep -hoE 'unix://[^" ]+' "${KATAK8S_ROOT}/var/lib/kubelet/config.yaml" \
+    "${KATAK8S_ROOT}/var/lib/kubelet/instance-config.yaml" \
     "${KATAK8S_ROOT}/var/lib/kubelet/kubeadm-flags.env" 2>/dev/null | head -n1 || true
 }
 
@@ -266,3 +269,15 @@ mark_step() {
   printf '%s\n' "$2" >"${KATAK8S_STATE_DIR}/$1.done"
 }
 step_done() { [[ "$(cat "${KATAK8S_STATE_DIR}/$1.done" 2>/dev/null)" == "$2" ]]; }
+
+# minor_of vX.Y.Z -> Y
+minor_of() {
+  local rest=${1#v}
+  rest=${rest#*.}
+  printf '%s\n' "${rest%%.*}"
+}
+
+# older A B: version A is strictly older than version B (a leading v is ignored).
+older() {
+  [[ ${1#v} != "${2#v}" && "$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | head -n1)" == "${1#v}" ]]
+}

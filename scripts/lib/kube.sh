@@ -2,13 +2,14 @@
 set -euo pipefail
 # katak8s Kubernetes packages on one node: kubeadm, kubelet and kubectl from pkgs.k8s.io at
 # an exact patch, held; the runtime's pause image following the installed kubeadm; and the
-# node half of an in-place upgrade (CRI-O's minor, the kubelet restarted onto the new
+# node half of an in-place upgrade (`kubeadm upgrade node`, CRI-O's minor, the kubelet restarted onto the new
 # version). Shared by scripts/node/40-kube-packages.sh (first install) and the upgrade paths
 # of scripts/cluster/init.sh and join.sh. Functions only.
 # reads: KUBERNETES_REPO_URL, CRI_SOCKET, CONTAINER_RUNTIME, PAUSE_FILE (common.sh);
 #        CRIO_REPO_URL for upgrade_crio.
 
 KUBELET_CONF="${KATAK8S_ROOT}/etc/kubernetes/kubelet.conf"
+UPGRADE_LOG="${KATAK8S_ROOT}/var/log/katak8s/kubeadm-upgrade.log"
 
 # kube_repository: pkgs.k8s.io has one repository per minor (upstream-bootstrap.md §2.4).
 kube_repository() {
@@ -96,7 +97,7 @@ align_pause_image() {
   done
   (( changed )) || return 0
   unit=${CONTAINER_RUNTIME}
-  log_info "the runtime now uses kubeadm's pause image ${want}: restarting ${unit} (no pods on this node)"
+  log_info "the runtime now uses kubeadm's pause image ${want}: restarting ${unit} (not joined, or drained)"
   runtime_lock  # never under the kata phase's smoke sandbox
   systemctl restart "${unit}" || fatal "${unit} did not restart; see 'journalctl -u ${unit}'"
   wait_for 60 "${unit} CRI API" crictl --runtime-endpoint "${CRI_SOCKET}" info \
@@ -171,4 +172,36 @@ upgrade_node_packages() {
   wait_for "${timeout}" "${node} reporting kubelet v${version}" reports_kubelet "${node}" "${version}" \
     || fatal "${node} does not report kubelet v${version} after ${timeout}s; see 'journalctl -u kubelet'" \
       "there. 'pulumi up' again resumes here"
+}
+
+# --- kubeadm's own upgrade step on this node (kubeadm upgrade is designed to be re-run,
+# upgrades.md §0.4) ---
+
+# manifests_at VERSION: the control-plane static pods run VERSION.
+manifests_at() {
+  local c
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    grep -qE "image:.*/${c}:$1([\"'[:space:]]|$)" "${KATAK8S_ROOT}/etc/kubernetes/manifests/${c}.yaml" 2>/dev/null \
+      || return 1
+  done
+}
+
+# run_kubeadm_upgrade ARGS...: kubeadm upgrade with its output in a root-only log.
+run_kubeadm_upgrade() {
+  mkdir -p "$(dirname "${UPGRADE_LOG}")"
+  log_info "kubeadm upgrade $* on ${NODE_NAME}; log: ${UPGRADE_LOG#"${KATAK8S_ROOT}"}"
+  if ! (umask 077 && kubeadm upgrade "$@" >>"${UPGRADE_LOG}" 2>&1); then
+    tail -n 25 "${UPGRADE_LOG}" >&2
+    fatal "kubeadm upgrade $1 failed on ${NODE_NAME} (above; ${UPGRADE_LOG#"${KATAK8S_ROOT}"} there). kubeadm" \
+      "rolls back a static pod that does not come up (backups in /etc/kubernetes/tmp). Fix the cause" \
+      "and run 'pulumi up' again: kubeadm upgrade is designed to be re-run"
+  fi
+}
+
+# kubeadm_upgrade_node: every other node; it rewrites the kubelet config (and, on a control
+# plane, its static pods) from the cluster's configuration. Once per target.
+kubeadm_upgrade_node() {
+  step_done kubeadm-upgrade "${KUBERNETES_VERSION}" && return 0
+  run_kubeadm_upgrade node
+  mark_step kubeadm-upgrade "${KUBERNETES_VERSION}"
 }

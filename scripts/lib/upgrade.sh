@@ -1,30 +1,16 @@
 #!/usr/bin/env bash
 set -euo pipefail
-# katak8s in-place Kubernetes upgrades (components/cluster/upgrade.py says which command runs
-# which part, in which order): the cluster side, run on the first control plane with its
-# admin.conf (the version gate, kubeadm-config's removed gates, drain before and uncordon
-# after each node), and kubeadm's own step on each node (`upgrade apply` on the first
-# control plane, `upgrade node` elsewhere; kubeadm upgrade is designed to be re-run,
-# upgrades.md §0.4). Functions only.
+# katak8s in-place Kubernetes upgrades, the cluster side (components/cluster/upgrade.py says
+# which command runs which part, in which order): run on the first control plane with its
+# admin.conf, the version gate, kubeadm-config's removed gates, `kubeadm upgrade apply`, and
+# the drain before and uncordon after each node. The node side (`kubeadm upgrade node`, the
+# runtime, kubelet and kubectl) is scripts/lib/kube.sh. Functions only.
 # reads: KUBERNETES_VERSION (vX.Y.Z, the target); DRAIN_TIMEOUT, UPGRADE_BATCH, READY_TIMEOUT,
 #        UPGRADE_TARGET_ANNOTATION, UPGRADE_CORDON_ANNOTATION, REMOVED_GATES (array) where used.
 
 ADMIN_CONF="${KATAK8S_ROOT}/etc/kubernetes/admin.conf"
-UPGRADE_LOG="${KATAK8S_ROOT}/var/log/katak8s/kubeadm-upgrade.log"
 
 kadm() { KUBECONFIG="${ADMIN_CONF}" kubectl "$@"; }
-
-# minor_of vX.Y.Z -> Y
-minor_of() {
-  local rest=${1#v}
-  rest=${rest#*.}
-  printf '%s\n' "${rest%%.*}"
-}
-
-# older A B: version A is strictly older than version B (a leading v is ignored).
-older() {
-  [[ ${1#v} != "${2#v}" && "$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | head -n1)" == "${1#v}" ]]
-}
 
 # annotation_path KEY: the JSONPath of a Node annotation (dots escaped, as kubectl wants).
 annotation_path() { printf '.metadata.annotations.%s' "${1//./\\.}"; }
@@ -49,14 +35,15 @@ node_table() {
 # earlier upgrade stopped half-way, which the stack cannot see at preview: a failed `pulumi
 # up` records no new kubernetesVersion output (components/cluster/upgrade.py).
 check_cluster_versions() {
-  local name version want others=() behind=() newer=() distinct
+  local name version want others=() behind=() newer=() distinct rows
   want=$(minor_of "${KUBERNETES_VERSION}")
+  rows=$(node_table .status.nodeInfo.kubeletVersion)  # assigned first: a failed read stops here
   while read -r name version; do
     [[ -n ${name} && ${version} == v* && ${version} != "${KUBERNETES_VERSION}" ]] || continue
     if older "${KUBERNETES_VERSION}" "${version}"; then newer+=("${name}=${version}"); continue; fi
     (( want - $(minor_of "${version}") <= 1 )) || behind+=("${name}=${version}")
     others+=("${version}")
-  done < <(node_table .status.nodeInfo.kubeletVersion)
+  done <<<"${rows}"
   (( ${#newer[@]} == 0 )) || fatal "kubelets newer than ${KUBERNETES_VERSION}: ${newer[*]}. katak8s never" \
     "downgrades; set katak8s:kubernetesVersion to the cluster's version"
   (( ${#behind[@]} == 0 )) || fatal "kubelets more than one minor behind ${KUBERNETES_VERSION}: ${behind[*]}." \
@@ -92,13 +79,31 @@ strip_removed_gates() {
 
 # check_batch NODE: the upgrade holds at most UPGRADE_BATCH nodes cordoned at once (NODE too).
 check_batch() {
-  local held count
-  held=$(node_table "$(annotation_path "${UPGRADE_CORDON_ANNOTATION}")" \
-    | awk -v self="$1" '$1 != self && $2 != "<none>" { print $1 }')
+  local held count rows
+  rows=$(node_table "$(annotation_path "${UPGRADE_CORDON_ANNOTATION}")")
+  held=$(awk -v self="$1" '$1 != self && $2 != "<none>" { print $1 }' <<<"${rows}")
   count=$(grep -c . <<<"${held}" || true)
   (( count < UPGRADE_BATCH )) || fatal "$1 is not drained: $(tr '\n' ' ' <<<"${held}")still hold the upgrade's" \
     "cordon and at most ${UPGRADE_BATCH} node(s) are upgraded at once. 'pulumi up' again finishes those" \
     "first. A node uncordoned by hand keeps the mark: kubectl annotate node NAME ${UPGRADE_CORDON_ANNOTATION}-"
+}
+
+# keep_within_batch NODE WAS_CORDONED: check_batch reads, then the drain marks: two drains
+# started at the same moment (the graph chains them, but not when the stack's last outputs
+# were lost) could both pass it. So after marking, the marked nodes are read again, and only
+# the first UPGRADE_BATCH of them by name go on; the others undo their own mark and cordon
+# and stop. The first by name always goes on, so every `pulumi up` makes progress.
+keep_within_batch() {
+  local node=$1 was=$2 rows position
+  rows=$(node_table "$(annotation_path "${UPGRADE_CORDON_ANNOTATION}")")
+  # A node cordoned by its operator carries no mark: it was out of service already.
+  position=$(awk '$2 != "<none>" { print $1 }' <<<"${rows}" | sort | grep -nx "${node}" | cut -d: -f1 || true)
+  (( ${position:-1} <= UPGRADE_BATCH )) && return 0
+  [[ ${was} == true ]] || kadm uncordon "${node}" >&2
+  kadm annotate node "${node}" "${UPGRADE_CORDON_ANNOTATION}-" >&2
+  fatal "another node's upgrade drain started at the same moment as ${node}'s, and at most" \
+    "${UPGRADE_BATCH} node(s) are upgraded at once: ${node} was left as it was. 'pulumi up' again" \
+    "goes on, one batch at a time"
 }
 
 # drain_for_upgrade NODE: cordon (marked as the upgrade's, so only such a node is uncordoned
@@ -106,23 +111,27 @@ check_batch() {
 # succeeded, says it is done. Nothing for a node not in the cluster yet (its join installs
 # the target) or already running the target.
 drain_for_upgrade() {
-  local node=$1 have
+  local node=$1 have cordoned drained
   have=$(node_field "${node}" .status.nodeInfo.kubeletVersion)
   [[ -n ${have} && ${have} != "${KUBERNETES_VERSION}" ]] || return 0
   older "${have}" "${KUBERNETES_VERSION}" || fatal "${node} runs kubelet ${have}, newer than" \
     "${KUBERNETES_VERSION}; katak8s never downgrades"
-  if [[ "$(node_field "${node}" .spec.unschedulable)" == true \
-    && "$(node_field "${node}" "$(annotation_path "${UPGRADE_TARGET_ANNOTATION}")")" == "${KUBERNETES_VERSION}" ]]; then
+  # Each read assigned first: an API that fails must stop the step, never pass for "not
+  # cordoned" (the upgrade would then mark, and later uncordon, an operator's cordon).
+  cordoned=$(node_field "${node}" .spec.unschedulable)
+  drained=$(node_field "${node}" "$(annotation_path "${UPGRADE_TARGET_ANNOTATION}")")
+  if [[ ${cordoned} == true && ${drained} == "${KUBERNETES_VERSION}" ]]; then
     log_info "${node} is already drained for ${KUBERNETES_VERSION}"
     return 0
   fi
   check_batch "${node}"
-  if [[ "$(node_field "${node}" .spec.unschedulable)" != true ]]; then
+  if [[ ${cordoned} != true ]]; then
     # The mark before the cordon: stopped in between, a node is marked but schedulable
     # (harmless), never cordoned without the mark (left cordoned for good).
     kadm annotate node "${node}" --overwrite "${UPGRADE_CORDON_ANNOTATION}=${KUBERNETES_VERSION}" >&2
     kadm cordon "${node}" >&2
   fi
+  keep_within_batch "${node}" "${cordoned}"
   log_info "draining ${node} for its upgrade from ${have} to ${KUBERNETES_VERSION} (at most ${DRAIN_TIMEOUT}s)"
   kadm drain "${node}" --ignore-daemonsets --delete-emptydir-data --timeout="${DRAIN_TIMEOUT}s" >&2 \
     || fatal "draining ${node} failed or took over ${DRAIN_TIMEOUT}s, so its upgrade stopped before" \
@@ -139,11 +148,13 @@ node_ready() {
 # finish_upgrade NODE: NODE runs the target; uncordon it if (and only if) the upgrade
 # cordoned it, once Ready, and drop the upgrade's annotations.
 finish_upgrade() {
-  local node=$1 have
+  local node=$1 have mark target
   have=$(node_field "${node}" .status.nodeInfo.kubeletVersion)
   [[ ${have} == "${KUBERNETES_VERSION}" ]] || fatal "${node} runs kubelet ${have:-(none)}, not" \
     "${KUBERNETES_VERSION}: its upgrade did not finish. 'pulumi up' again resumes at ${node}"
-  if [[ -n "$(node_field "${node}" "$(annotation_path "${UPGRADE_CORDON_ANNOTATION}")")" ]]; then
+  mark=$(node_field "${node}" "$(annotation_path "${UPGRADE_CORDON_ANNOTATION}")")
+  target=$(node_field "${node}" "$(annotation_path "${UPGRADE_TARGET_ANNOTATION}")")
+  if [[ -n ${mark} ]]; then
     wait_for "${READY_TIMEOUT}" "${node} Ready" node_ready "${node}" || fatal "${node} runs" \
       "${KUBERNETES_VERSION} but is not Ready after ${READY_TIMEOUT}s, so it stays cordoned; see" \
       "'journalctl -u kubelet' there, then 'pulumi up' again"
@@ -151,54 +162,28 @@ finish_upgrade() {
     kadm annotate node "${node}" "${UPGRADE_CORDON_ANNOTATION}-" >&2
     log_info "${node} runs ${KUBERNETES_VERSION}: uncordoned"
   fi
-  if [[ -n "$(node_field "${node}" "$(annotation_path "${UPGRADE_TARGET_ANNOTATION}")")" ]]; then
+  if [[ -n ${target} ]]; then
     kadm annotate node "${node}" "${UPGRADE_TARGET_ANNOTATION}-" >&2
   fi
+  # What the stack records as the cluster's version (components/cluster/upgrade.py): the
+  # kubelet this node runs, read here, not assumed.
+  printf 'kubelet=%s\n' "${have}"
 }
 
-# manifests_at VERSION: the control-plane static pods run VERSION.
-manifests_at() {
-  local c
-  for c in kube-apiserver kube-controller-manager kube-scheduler; do
-    grep -qE "image:.*/${c}:$1([\"'[:space:]]|$)" "${KATAK8S_ROOT}/etc/kubernetes/manifests/${c}.yaml" 2>/dev/null \
-      || return 1
-  done
-}
-
-# run_kubeadm_upgrade ARGS...: kubeadm upgrade with its output in a root-only log.
-run_kubeadm_upgrade() {
-  mkdir -p "$(dirname "${UPGRADE_LOG}")"
-  log_info "kubeadm upgrade $* on ${NODE_NAME}; log: ${UPGRADE_LOG#"${KATAK8S_ROOT}"}"
-  if ! (umask 077 && kubeadm upgrade "$@" >>"${UPGRADE_LOG}" 2>&1); then
-    tail -n 25 "${UPGRADE_LOG}" >&2
-    fatal "kubeadm upgrade $1 failed on ${NODE_NAME} (above; ${UPGRADE_LOG#"${KATAK8S_ROOT}"} there). kubeadm" \
-      "rolls back a static pod that does not come up (backups in /etc/kubernetes/tmp). Fix the cause" \
-      "and run 'pulumi up' again: kubeadm upgrade is designed to be re-run"
-  fi
-}
-
-# kubeadm_upgrade_apply: the first control plane. Skipped when its static pods and
-# kubeadm-config already say the target; a half-done apply at the target is re-run with
-# --force, kubeadm's documented recovery (upgrades.md §1.8).
+# kubeadm_upgrade_apply: the first control plane, once per target: its mark is written only
+# after kubeadm succeeded, so an apply that failed in a later phase (kubelet-config, addons,
+# post-upgrade) runs again; at the version the cluster already has, kubeadm skips the static
+# pods that are equal and runs the rest (phases/upgrade staticpods.go upgradeComponent), so
+# no --force is needed (upgrades.md §1.8). Then the saved init config names the new version:
+# join-credentials.sh passes it to `kubeadm init phase upload-certs`, which refuses a
+# kubernetesVersion below the new kubeadm's oldest supported control plane.
 kubeadm_upgrade_apply() {
-  local stored
-  stored=$(kadm -n kube-system get configmap kubeadm-config -o 'jsonpath={.data.ClusterConfiguration}' \
-    | sed -n 's/^kubernetesVersion:[[:space:]]*//p' | tr -d "\"'")
-  if [[ ${stored} == "${KUBERNETES_VERSION}" ]] && manifests_at "${KUBERNETES_VERSION}"; then
-    log_info "the control plane already runs ${KUBERNETES_VERSION}"
-    return 0
-  fi
-  if [[ ${stored} == "${KUBERNETES_VERSION}" ]]; then
-    run_kubeadm_upgrade apply "${KUBERNETES_VERSION}" --yes --force
-  else
+  if ! step_done kubeadm-upgrade-apply "${KUBERNETES_VERSION}"; then
     run_kubeadm_upgrade apply "${KUBERNETES_VERSION}" --yes
+    mark_step kubeadm-upgrade-apply "${KUBERNETES_VERSION}"
   fi
-}
-
-# kubeadm_upgrade_node: every other node; it rewrites the kubelet config (and, on a control
-# plane, its static pods) from the cluster's configuration. Once per target.
-kubeadm_upgrade_node() {
-  step_done kubeadm-upgrade "${KUBERNETES_VERSION}" && return 0
-  run_kubeadm_upgrade node
-  mark_step kubeadm-upgrade "${KUBERNETES_VERSION}"
+  local saved="${KATAK8S_ROOT}/etc/kubernetes/katak8s/kubeadm-init.yaml"
+  if [[ -f ${saved} ]] && ! grep -qx "kubernetesVersion: ${KUBERNETES_VERSION}" "${saved}"; then
+    sed "s/^kubernetesVersion: .*/kubernetesVersion: ${KUBERNETES_VERSION}/" "${saved}" | write_file "${saved}" 0600 || true
+  fi
 }

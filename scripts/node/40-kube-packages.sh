@@ -21,11 +21,13 @@ JOINED_OLDER=false
 check_joined_version() {
   local have
   [[ -f "${KUBELET_CONF}" ]] || return 0
-  have=$(pkg_version kubeadm)
+  # The kubelet decides, not kubeadm: the first control plane's upgrade installs the new
+  # kubeadm before its drain, and a re-run here must not then move the kubelet undrained.
+  have=$(pkg_version kubelet)
   have=${have%%-*}
   [[ -n ${have} && ${have} != "${KUBERNETES_VERSION}" ]] || return 0
   if [[ "$(printf '%s\n%s\n' "${have}" "${KUBERNETES_VERSION}" | sort -V | head -n1)" == "${KUBERNETES_VERSION}" ]]; then
-    fatal "this node runs kubeadm ${have}, newer than the ${KUBERNETES_VERSION} the stack asks for;" \
+    fatal "this node runs kubelet ${have}, newer than the ${KUBERNETES_VERSION} the stack asks for;" \
       "kubeadm has no downgrade. Set katak8s:kubernetesVersion back to ${have}"
   fi
   JOINED_OLDER=true
