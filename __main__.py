@@ -34,7 +34,7 @@ endpoint = ApiEndpoint("endpoint", cfg, network=network, nodes=nodes)
 #    kubernetesVersion upgrades the nodes in place, one (batch) at a time.
 bootstrap = NodeBootstrap("bootstrap", cfg, nodes=nodes)
 cluster = KubeadmCluster("cluster", cfg, nodes=nodes, bootstrap=bootstrap, endpoint=endpoint,
-                         upgrading=deployed.upgrading(cfg))
+                         deployed=deployed)
 
 # 3. Kubernetes: Calico, the kata RuntimeClass, NetworkPolicies, sample workloads.
 addons = KubernetesAddons("kubernetes", cfg, cluster=cluster, network=network)

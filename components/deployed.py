@@ -172,6 +172,12 @@ class DeployedState:
     outputs: Mapping[str, Any]
     readable: bool = True  # False: the outputs could not be read, so nothing is known
 
+    @property
+    def kubernetes_version(self) -> str | None:
+        """The version the last completed `up` recorded (None on a new stack)."""
+        version = self.outputs.get(KUBERNETES_VERSION)
+        return version if isinstance(version, str) and _patch(version) else None
+
     def upgrading(self, cfg: ClusterConfig) -> bool:
         """The cluster may run another Kubernetes version than `cfg` asks for: the stack moves
         to a new one, resumes an unfinished upgrade (a failed `up` records no new version), or

@@ -149,8 +149,10 @@ def test_the_recorded_version_is_the_lowest_a_node_reports():
     it): the stack then records the version those nodes still run, never the target."""
     from components.cluster.upgrade import observed_version
 
-    outs = ["kubelet=v1.37.1\n", "kubelet=v1.36.4\n", "", "noise\nkubelet=v1.37.1\n"]
+    outs = ["kubelet=v1.37.1\n", "kubelet=v1.36.4\n", "noise\nkubelet=v1.37.1\n"]
     assert observed_version(outs, "1.37.1") == "1.36.4"
-    assert observed_version(["", ""], "1.37.1") == "1.37.1"  # state from before the line existed
+    # A step whose state predates the line counts as the last recorded version.
+    assert observed_version(["kubelet=v1.37.1\n", ""], "1.37.1", "1.36.4") == "1.36.4"
+    assert observed_version(["", ""], "1.37.1") == "1.37.1"  # a new stack
     assert observed_version(["kubelet=v1.36.10\n", "kubelet=v1.36.9\n"], "x") == "1.36.9"
     assert observed_version(["kubelet=vgarbage\n"], "1.36.4") == "1.36.4"

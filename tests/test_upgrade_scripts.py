@@ -246,18 +246,28 @@ def test_the_steps_report_the_kubelet_they_read(tmp_path):
     assert [out for name, out in outs.items() if "-membership-" in name or "init" in name] == ["kubelet=v1.37.1\n"] * 3
 
 
-@pytest.mark.parametrize("racer,goes_on", [(W1, False), (W0, True)])
-def test_two_drains_started_at_once_never_both_go_on(tmp_path, racer, goes_on):
+@pytest.mark.parametrize("me,other", [(W1, W0), (W0, W1)])
+def test_two_drains_started_at_once_never_both_go_on(tmp_path, me, other):
     """When the graph does not chain them (the stack's outputs were lost), two drains can
-    pass the batch check together: the one later by name undoes its cordon and stops."""
+    pass the batch check together: a drain that then sees more marks than the batch undoes
+    its own cordon and stops, whatever the names."""
     cluster, bundle = upgrade_cluster(tmp_path)
     assert step(cluster, bundle, ORDER[0]).ok
-    me, other = (W1, W0) if racer == W1 else (W0, W1)
     (cluster.api / "nodes" / me / "race").write_text(other)
     res = step(cluster, bundle, f"{CP0}-join-credentials-{me}", twice=False)
-    if goes_on:
-        assert res.ok and me in cluster.cordoned(), res
-    else:
-        assert res.rc == 1 and "started at the same moment" in res.stderr, res
-        assert me not in cluster.cordoned() and v.UPGRADE_CORDON_ANNOTATION not in cluster.annotations(me)
-        assert not [e for e in cluster.api_log() if e.startswith(f"kubectl drain {me}")]
+    assert res.rc == 1 and "started at the same moment" in res.stderr, res
+    assert me not in cluster.cordoned() and v.UPGRADE_CORDON_ANNOTATION not in cluster.annotations(me)
+    assert not [e for e in cluster.api_log() if e.startswith(f"kubectl drain {me}")]
+
+
+def test_a_drain_that_backs_off_keeps_an_earlier_runs_cordon_and_mark(tmp_path):
+    cluster, bundle = upgrade_cluster(tmp_path)
+    assert step(cluster, bundle, ORDER[0]).ok
+    (cluster.api / "nodes" / W0 / "drain-fails").touch()
+    assert step(cluster, bundle, ORDER[1], twice=False).rc == 1  # W0 cordoned + marked
+    (cluster.api / "nodes" / W0 / "drain-fails").unlink()
+    mark = cluster.api / "nodes" / W1 / "annotations" / v.UPGRADE_CORDON_ANNOTATION.replace("/", "_")
+    mark.write_text("v1.37.1")  # another drain marked W1 meanwhile
+    res = step(cluster, bundle, ORDER[1], twice=False)
+    assert res.rc == 1 and "at most 1 node(s) are upgraded at once" in res.stderr, res
+    assert W0 in cluster.cordoned() and v.UPGRADE_CORDON_ANNOTATION in cluster.annotations(W0)

@@ -83,15 +83,18 @@ def _identity(target: NodeTarget) -> pulumi.Input[str]:
 
 
 class KubeadmCluster(pulumi.ComponentResource):
-    """`upgrading`: the stack moves to a new Kubernetes version, or may (its deployed version
-    is unknown): then the nodes take their turns (components/cluster/upgrade.py)."""
+    """`deployed` (components/deployed.py DeployedState): when the stack moves to a new
+    Kubernetes version, or may (its deployed version is unknown), the nodes take their turns
+    (components/cluster/upgrade.py)."""
 
     def __init__(self, name: str, cfg: ClusterConfig, *, nodes: Any, bootstrap: Any, endpoint: Any,
-                 upgrading: bool = False, opts: pulumi.ResourceOptions | None = None):
+                 deployed: Any = None, opts: pulumi.ResourceOptions | None = None):
         super().__init__(naming.type_token("cluster", "KubeadmCluster"), name, None, opts)
         self._cfg, self._endpoint, self._bootstrap = cfg, endpoint, bootstrap
         self._version = kubeadm.kubernetes_version(cfg.kubernetes_patch)
         self._cp0: NodeTarget = nodes.control_planes[0]
+        upgrading = deployed is not None and deployed.upgrading(cfg)
+        recorded = deployed.kubernetes_version if deployed is not None else None
         self.credentials: dict[str, Phase] = {}
         self.joins: dict[str, Phase] = {}
         self.memberships: dict[str, Phase] = {}
@@ -128,7 +131,7 @@ class KubeadmCluster(pulumi.ComponentResource):
         self.kubernetes_version: pulumi.Output[str] = pulumi.Output.all(
             pulumi.Output.unsecret(self.init.command.stdout),
             *(p.command.stdout for p in self.memberships.values())).apply(
-            lambda outs: upgrade.observed_version(list(outs), cfg.kubernetes_patch))
+            lambda outs: upgrade.observed_version(list(outs), cfg.kubernetes_patch, recorded))
         self.register_outputs({"kubeconfig": self.kubeconfig, "nodes": [self._cp0.name, *self.joins]})
 
     def _init(self) -> Phase:

@@ -92,15 +92,21 @@ def removed_gates(minor: str) -> tuple[str, ...]:
                  if key(m) <= key(minor) for g in gates)
 
 
-def observed_version(outputs: list[str], wanted: str) -> str:
+def observed_version(outputs: list[str], wanted: str, deployed: str | None = None) -> str:
     """The version every node runs, from what init and each membership read from the API
-    (their `kubelet=vX.Y.Z` line): the lowest one seen, or `wanted` when none says. So a
-    `pulumi up --target` that skipped some nodes records their older version, never one
-    they do not run."""
-    seen = [line.split("=", 1)[1].strip().removeprefix("v") for out in outputs for line in (out or "").splitlines()
-            if line.startswith("kubelet=v")]
-    versions = [v_ for v_ in seen if all(p.isdigit() for p in v_.split(".")) and v_.count(".") == 2]
-    return min(versions, key=lambda x: tuple(int(p) for p in x.split("."))) if versions else wanted
+    (their `kubelet=vX.Y.Z` line): the lowest one seen. A step whose stdout has no such
+    line (its state predates it, and `pulumi up --target` skipped it) counts as the last
+    recorded version, `deployed`, or as `wanted` on a new stack. So the stack never records
+    a version a node does not run."""
+    def parse(out: str) -> str | None:
+        for line in (out or "").splitlines():
+            value = line.removeprefix("kubelet=v").strip() if line.startswith("kubelet=v") else ""
+            if value.count(".") == 2 and all(p.isdigit() for p in value.split(".")):
+                return value
+        return None
+
+    seen = [parse(out) or deployed or wanted for out in outputs] or [wanted]
+    return min(seen, key=lambda x: tuple(int(p) if p.isdigit() else 0 for p in x.split(".")))
 
 
 def batches(items: list, size: int) -> list[list]:

@@ -90,20 +90,21 @@ check_batch() {
 
 # keep_within_batch NODE WAS_CORDONED: check_batch reads, then the drain marks: two drains
 # started at the same moment (the graph chains them, but not when the stack's last outputs
-# were lost) could both pass it. So after marking, the marked nodes are read again, and only
-# the first UPGRADE_BATCH of them by name go on; the others undo their own mark and cordon
-# and stop. The first by name always goes on, so every `pulumi up` makes progress.
+# were lost) could both pass it. So after marking, the marks are read again: with more than
+# UPGRADE_BATCH, this drain undoes what it did (never an earlier run's cordon and mark) and
+# stops. Both may stop then, never both go on; the next `pulumi up` tries again.
 keep_within_batch() {
-  local node=$1 was=$2 rows position
+  local node=$1 was=$2 rows count
   rows=$(node_table "$(annotation_path "${UPGRADE_CORDON_ANNOTATION}")")
-  # A node cordoned by its operator carries no mark: it was out of service already.
-  position=$(awk '$2 != "<none>" { print $1 }' <<<"${rows}" | sort | grep -nx "${node}" | cut -d: -f1 || true)
-  (( ${position:-1} <= UPGRADE_BATCH )) && return 0
-  [[ ${was} == true ]] || kadm uncordon "${node}" >&2
-  kadm annotate node "${node}" "${UPGRADE_CORDON_ANNOTATION}-" >&2
+  count=$(awk '$2 != "<none>"' <<<"${rows}" | grep -c . || true)
+  (( count <= UPGRADE_BATCH )) && return 0
+  if [[ ${was} != true ]]; then
+    kadm uncordon "${node}" >&2
+    kadm annotate node "${node}" "${UPGRADE_CORDON_ANNOTATION}-" >&2
+  fi
   fatal "another node's upgrade drain started at the same moment as ${node}'s, and at most" \
-    "${UPGRADE_BATCH} node(s) are upgraded at once: ${node} was left as it was. 'pulumi up' again" \
-    "goes on, one batch at a time"
+    "${UPGRADE_BATCH} node(s) are upgraded at once: ${node} was not drained. 'pulumi up' again goes" \
+    "on, one batch at a time"
 }
 
 # drain_for_upgrade NODE: cordon (marked as the upgrade's, so only such a node is uncordoned
@@ -185,5 +186,7 @@ kubeadm_upgrade_apply() {
   local saved="${KATAK8S_ROOT}/etc/kubernetes/katak8s/kubeadm-init.yaml"
   if [[ -f ${saved} ]] && ! grep -qx "kubernetesVersion: ${KUBERNETES_VERSION}" "${saved}"; then
     sed "s/^kubernetesVersion: .*/kubernetesVersion: ${KUBERNETES_VERSION}/" "${saved}" | write_file "${saved}" 0600 || true
+    grep -qx "kubernetesVersion: ${KUBERNETES_VERSION}" "${saved}" || fatal "could not write ${KUBERNETES_VERSION}" \
+      "into ${saved#"${KATAK8S_ROOT}"}; a control plane's join would fail. Fix the file, then 'pulumi up'"
   fi
 }

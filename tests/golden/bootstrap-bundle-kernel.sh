@@ -89,10 +89,11 @@ write_file() {
 # update` fails at once on the lists lock another update holds (apt-daily, or the kata and
 # kube-packages phases, which run side by side), so 8 attempts wait up to ~2 min for it.
 # A conffile already on disk (e.g. /etc/crictl.yaml, cri-o's conffile) would make dpkg
-# prompt and fail on our closed stdin: keep the file on disk (--force-confold).
+# prompt and fail on our closed stdin: keep the file on disk (--force-confold). Its output
+# goes to stderr: a phase's stdout is for what it reports (credentials, a kubelet version).
 apt_get() {
   retry 8 env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -y -q "$@"
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -y -q "$@" >&2
 }
 
 # sha256_of FILE: print the sha256 of FILE.
