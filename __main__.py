@@ -21,12 +21,13 @@ tune_gc()  # large stacks evaluate ~1.5x faster (components/tuning.py)
 cfg = load_config()
 require_octavia(cfg)  # 3 or 5 control planes need Octavia: known at preview, before any server
 
-# 1. OpenStack: SSH keys, network + security groups, the servers, the API endpoint.
+# 1. OpenStack: SSH keys, network + security groups, the SSH jump host and the servers,
+#    the API endpoint.
 #    Nothing is created before the change is checked against what the last `up` deployed.
 deployed = DeployedState.read()
 access = SshAccess("access", cfg, deployed=deployed)
 network = ClusterNetwork("network", cfg)
-nodes = NodePool("nodes", cfg, network=network, access=access)
+nodes = NodePool("nodes", cfg, network=network, access=access, jump_host=deployed.jump_host(cfg))
 endpoint = ApiEndpoint("endpoint", cfg, network=network, nodes=nodes)
 
 # 2. Nodes over SSH: preflight, kernel, runtime, Kata, kube packages (all nodes in

@@ -20,6 +20,7 @@ from components.config_networks import check_networks, covers_everything
 from components.config_rules import (  # noqa: F401 (re-exported: the contract's names)
     CONTROL_PLANE_COUNTS,
     DNS_LABEL,
+    JUMP_HOSTS,
     KEY_NAMES,
     KEYS,
     MAX_DRAIN_SECONDS,
@@ -76,6 +77,8 @@ class ClusterConfig:
     boot_volume_size: int
     sample_workloads: bool
     floating_ip_per_node: bool
+    jump_host: str = ""  # "" | JUMP_HOSTS; settled against the deployed stack (components/deployed.py)
+    jump_host_flavor: str = "m1.small"
     kata_dedicated_workers: bool
     kata_sha256: str | None
     allow_runtime_restart: bool
@@ -141,6 +144,8 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
     if values["bootVolumeSize"] and 0 < values["bootVolumeSize"] < 20:
         c.fail("bootVolumeSize", "must be 0 (boot from the image disk) or at least 20 GiB", values["bootVolumeSize"])
     check_one_of(c, "containerRuntime", values["containerRuntime"], RUNTIMES)
+    if values["jumpHost"]:
+        check_one_of(c, "jumpHost", values["jumpHost"], JUMP_HOSTS)
     check_one_of(c, "kataHypervisor", values["kataHypervisor"], tuple(v.HYPERVISORS))
     check_versions(c, values["kubernetesVersion"], values["kataVersion"],
                    values["calicoVersion"], values["kataSha256"], values["allowUntestedKubernetesPatch"])
@@ -157,7 +162,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
                values["acceptSshPublicKey"])
     if values["kataDedicatedWorkers"] and values["workerCount"] == 0:
         c.fail("kataDedicatedWorkers", "needs workerCount >= 1 (the tainted kata pool is the workers)", True)
-    for key in ("image", "sshUser", "controlPlaneFlavor", "workerFlavor", "externalNetwork"):
+    for key in ("image", "sshUser", "controlPlaneFlavor", "workerFlavor", "externalNetwork", "jumpHostFlavor"):
         if key in raw and isinstance(raw[key], str) and raw[key] and not raw[key].strip():
             c.fail(key, "must not be blank", raw[key])
     if c.problems:
@@ -187,6 +192,8 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         boot_volume_size=values["bootVolumeSize"],
         sample_workloads=values["sampleWorkloads"],
         floating_ip_per_node=values["floatingIpPerNode"],
+        jump_host=values["jumpHost"],
+        jump_host_flavor=values["jumpHostFlavor"],
         kata_dedicated_workers=values["kataDedicatedWorkers"],
         kata_sha256=values["kataSha256"] or None,
         allow_runtime_restart=values["allowRuntimeRestart"],

@@ -18,6 +18,10 @@ NAMESPACE = "katak8s"
 MAX_WORKERS = 500
 CONTROL_PLANE_COUNTS = (1, 3, 5)
 RUNTIMES = ("containerd", "crio")
+# Where SSH enters the cluster (components/openstack/jumphost.py): its own small VM, or the
+# first control plane (what stacks deployed before the dedicated jump host keep). "" = the
+# dedicated one on a new stack, what the stack has on a deployed one (components/deployed.py).
+JUMP_HOSTS = ("dedicated", "first-control-plane")
 # Every remote phase runs under `timeout` (components/nodes/phase.py PHASE_TIMEOUT_SECONDS); a
 # drain must fit inside its phase with time left for cordon, node deletion and API calls.
 PHASE_TIMEOUT_SECONDS = 1800
@@ -71,6 +75,8 @@ KEYS: tuple[Key, ...] = (
     Key("bootVolumeSize", "integer", 0),
     Key("sampleWorkloads", "boolean", True),
     Key("floatingIpPerNode", "boolean", False),
+    Key("jumpHost", "string", ""),
+    Key("jumpHostFlavor", "string", "m1.small"),
     Key("kataDedicatedWorkers", "boolean", False),
     Key("kataSha256", "string", ""),
     Key("allowRuntimeRestart", "boolean", False),

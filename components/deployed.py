@@ -33,7 +33,7 @@ from pulumi.output import Unknown
 from pulumi.runtime.sync_await import _sync_await
 
 from components import versions as v
-from components.config import NAMESPACE, ClusterConfig, ConfigError
+from components.config import JUMP_HOSTS, NAMESPACE, ClusterConfig, ConfigError
 
 READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 # The outputs the checks read (components/outputs.py exports them).
@@ -42,7 +42,8 @@ WORKERS = "workerPrivateIps"
 SSH_PUBLIC_KEY = "sshPublicKey"
 POD_CIDR, SERVICE_CIDR = "podCidr", "serviceCidr"
 KUBERNETES_VERSION, RUNTIME = "kubernetesVersion", "containerRuntime"
-READ = (CONTROL_PLANES, WORKERS, SSH_PUBLIC_KEY, POD_CIDR, SERVICE_CIDR, KUBERNETES_VERSION, RUNTIME)
+JUMP_HOST = "jumpHost"
+READ = (CONTROL_PLANES, WORKERS, SSH_PUBLIC_KEY, POD_CIDR, SERVICE_CIDR, KUBERNETES_VERSION, RUNTIME, JUMP_HOST)
 
 
 def _patch(version: Any) -> tuple[int, int, int] | None:
@@ -171,6 +172,25 @@ class DeployedState:
 
     outputs: Mapping[str, Any]
     readable: bool = True  # False: the outputs could not be read, so nothing is known
+
+    def jump_host(self, cfg: ClusterConfig) -> str:
+        """Where SSH enters (components/openstack/jumphost.py): `jumpHost` when set; else the
+        dedicated jump host on a new stack, and what a deployed stack has: a stack deployed
+        before it (no `jumpHost` output) keeps its first control plane, and so does a stack
+        whose outputs cannot be read (moving would re-run every step). Either way nothing
+        is drained or replaced; the move re-runs every step once (connections change)."""
+        if cfg.jump_host:
+            return cfg.jump_host
+        had = self.outputs.get(JUMP_HOST)
+        if isinstance(had, str) and had in JUMP_HOSTS:
+            return had
+        if self.readable and not self.outputs:
+            return JUMP_HOSTS[0]
+        if self.readable:
+            pulumi.log.warn(f"this stack keeps its first control plane as SSH jump host; set {NAMESPACE}:jumpHost "
+                            "dedicated to move SSH off it to a small VM of its own (the next `pulumi up` re-runs "
+                            "every step once; docs/operations.md 'The SSH jump host')")
+        return JUMP_HOSTS[1]
 
     @property
     def kubernetes_version(self) -> str | None:

@@ -18,7 +18,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "kubeconfig", "apiEndpoint", "clusterName", "kubernetesVersion", "kataVersion",
     "containerRuntime", "runtimeClassNames", "controlPlanePrivateIps", "workerPrivateIps",
     "sshUser", "sshJumpHost", "sshPrivateKey", "sshPublicKey", "networkId", "subnetId", "securityGroupIds",
-    "podCidr", "serviceCidr",
+    "podCidr", "serviceCidr", "jumpHost",
 )
 SECRET_OUTPUTS = frozenset({"kubeconfig", "sshPrivateKey"})
 
@@ -48,6 +48,8 @@ def stack_outputs(cfg: ClusterConfig, *, access: Any, network: Any, endpoint: An
         "securityGroupIds": dict(sorted(network.security_group_ids.items())),
         "podCidr": cfg.pod_cidr,
         "serviceCidr": cfg.service_cidr,
+        # Also what components/deployed.py keeps on the next `up` when jumpHost is unset.
+        "jumpHost": nodes.jump.kind,
     }
     for name in SECRET_OUTPUTS:
         values[name] = pulumi.Output.secret(values[name])

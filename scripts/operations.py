@@ -171,7 +171,7 @@ def render(steps: list[Step], before: Graph | None, after: Graph | None) -> str:
         lines = ["No node-level step runs: no script, no server change."]
     else:
         lines = [f"{node}: " + ", then ".join(items) for node, items in actions.items()]
-        untouched = sorted(nodes - set(actions))
+        untouched = sorted(n for n in nodes - set(actions) if not n.endswith("-jump-host"))  # no member
         if untouched:
             lines.append(f"Untouched: {', '.join(untouched)}.")
         turns = upgrade_order(actions, after)

@@ -64,14 +64,35 @@ def test_fewer_workers_never_finish_sooner_and_never_run_more_ssh_steps_than_wor
 
 
 def test_every_ssh_step_is_a_session_on_the_jump_host(graphs):
-    """Today the first control plane is the jump host: every step dials it or through it."""
+    """Every step dials through the dedicated jump host; none dials it as its target."""
     g = graphs["1+2"]
     sessions = schedule.ssh_sessions(g)
-    assert sessions.held_with_leak == sum(1 for r in g if r.type in schedule.SSH_TYPES)
-    assert sessions.through_jump == sum(1 for r in g if r.type in schedule.SSH_TYPES
-                                        and not r.name.startswith("bench-cp-0-"))
+    assert sessions.held_with_leak == sessions.through_jump == sum(1 for r in g if r.type in schedule.SSH_TYPES)
+    assert sessions.to_jump == 0
+    legacy = bench._graph(2, 1, jumpHost="first-control-plane")
+    old = schedule.ssh_sessions(legacy)  # the first control plane relays, and runs its own steps
+    assert old.to_jump == sum(1 for r in legacy if r.type in schedule.SSH_TYPES and r.name.startswith("bench-cp-0-"))
+    assert old.held_with_leak == sessions.held_with_leak
 
 
 def test_the_workflow_deploys_at_the_recommended_parallelism():
     text = (bench.ROOT / ".github" / "workflows" / "deploy.yml").read_text()
     assert f"parallel: ${{{{ vars.PULUMI_PARALLEL || {bench.RECOMMENDED_PARALLEL} }}}}" in text
+
+
+# Issue #15's goals are 10 resources and 6 SSH steps per added worker; the design is not
+# there yet (README "Benchmark"). Until it is, the counts may only go down.
+PER_WORKER_CEILING = (19, 16)
+
+
+def test_an_added_worker_costs_no_more_than_today():
+    resources, ssh = schedule.per_node(bench._graph(2, 1), bench._graph(3, 1))
+    assert (resources, ssh) <= PER_WORKER_CEILING, (resources, ssh)
+    assert resources >= ssh > 0
+
+
+def test_no_ssh_step_targets_the_jump_host(graphs):
+    """It relays; nothing runs on it (it is no cluster member)."""
+    for g in graphs.values():
+        targets = {schedule._connection(r).get("host") for r in g if r.type in schedule.SSH_TYPES}
+        assert not [t for t in targets if "jump-host" in str(t)], targets

@@ -104,7 +104,7 @@ def test_exports_are_the_documented_contract(ha):
     assert e["runtimeClassNames"] == ["kata"]
     assert e["controlPlanePrivateIps"] == [f"<fixed IP of dev-cp-{i}-port>" for i in range(3)]
     assert e["workerPrivateIps"] == [f"<fixed IP of dev-worker-{i}-port>" for i in range(3)]
-    assert e["sshUser"] == "ubuntu" and e["sshJumpHost"] == "<floating IP of dev-cp-0-fip>"
+    assert e["sshUser"] == "ubuntu" and e["sshJumpHost"] == "<floating IP of dev-jump-host-fip>"
     [net] = ha.of_type("openstack:networking/network:Network")
     [subnet] = ha.of_type("openstack:networking/subnet:Subnet")
     assert (e["networkId"], e["subnetId"]) == (f"<id of {net.name}>", f"<id of {subnet.name}>")

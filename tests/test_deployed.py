@@ -145,3 +145,16 @@ def test_a_runtime_switch_is_refused_at_preview():
     (problem,) = refusals({RUNTIME: "containerd"}, cfg(containerRuntime="crio"), ssh_public_key=None)
     assert problem.startswith("katak8s:containerRuntime: cannot switch a deployed cluster from containerd to crio")
     assert refusals({RUNTIME: "crio"}, cfg(containerRuntime="crio"), ssh_public_key=None) == []
+
+
+@pytest.mark.parametrize("outputs,readable,key,want", [
+    ({}, True, "", "dedicated"),  # a new stack
+    ({"clusterName": "dev"}, True, "", "first-control-plane"),  # deployed before the jump host
+    ({"jumpHost": "dedicated"}, True, "", "dedicated"),
+    ({"jumpHost": "first-control-plane"}, True, "", "first-control-plane"),
+    ({}, False, "", "first-control-plane"),  # unknown: never move SSH on a guess
+    ({"jumpHost": "first-control-plane"}, True, "dedicated", "dedicated"),  # the key decides
+])
+def test_where_ssh_enters_follows_the_key_then_the_deployed_stack(outputs, readable, key, want):
+    from components.deployed import DeployedState
+    assert DeployedState(outputs, readable=readable).jump_host(cfg(jumpHost=key)) == want

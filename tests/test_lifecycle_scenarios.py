@@ -16,6 +16,7 @@ from components.nodes import phase
 from components.openstack import cloudinit
 
 CP0, W0, W1, W2 = "dev-cp-0", "dev-worker-0", "dev-worker-1", "dev-worker-2"
+JUMP = "dev-jump-host"
 SERVER = "openstack:compute/instance:Instance"
 COMMAND = "command:remote:Command"
 REMOVAL = ["drain (on dev-cp-0)", "kubeadm reset", "delete the Node (on dev-cp-0)", "server deleted"]
@@ -48,7 +49,8 @@ def _in_order(items: list[str], *expected: str) -> bool:
 def test_fresh_up_bootstraps_every_node_then_forms_the_cluster():
     steps, actions = up(None, {"workerCount": 2})
     assert {s.op for s in steps} == {"create"}
-    assert set(actions) == {CP0, W0, W1}
+    assert set(actions) == {CP0, W0, W1, JUMP}
+    assert actions[JUMP] == ["server created"], "no phase runs on the jump host: no cluster member"
     cp0 = actions[CP0]
     assert cp0[0] == "server created"
     assert _in_order(cp0, *BOOTSTRAP, "kube packages", "kubeadm init", "read the kubeconfig")
@@ -261,3 +263,33 @@ def test_a_new_node_subnet_is_refused_before_it_moves_every_node():
     assert ports and {s.op for s in ports} == {"update"}, "the danger the refusal prevents"
     with pytest.raises(ConfigError, match="katak8s:nodeCidr: cannot change on a deployed cluster"):
         run_program({"workerCount": 2, "nodeCidr": "10.43.0.0/24"}, deployed=deployed)
+
+
+def test_the_jump_host_comes_first_and_goes_last():
+    """Every SSH step's connection names it, so the engine creates it before any step and
+    deletes it after the last one (E7: reverse dependency order)."""
+    graph = run_program({"workerCount": 2})
+    jump = graph.named(JUMP)
+    commands = [r for r in graph if r.type in (COMMAND, "command:remote:CopyToRemote")]
+    assert commands and all(graph.depends_on(c, jump) for c in commands)
+    steps = plan_steps(graph, None)
+    order = [s.name for s in steps]
+    ran = [i for i, s in enumerate(steps) if s.reg.type == COMMAND]
+    assert order.index(JUMP) > max(ran)
+
+
+def test_moving_a_deployed_stack_onto_a_dedicated_jump_host_reruns_steps_and_destroys_nothing():
+    """A stack deployed before the jump host (no `jumpHost` output) keeps its first control
+    plane; setting jumpHost moves SSH: every connection changes, so every step re-runs."""
+    old = run_program({"workerCount": 2, "jumpHost": "first-control-plane"})
+    del old.exports["jumpHost"]  # as a stack from before this output
+    kept = run_program({"workerCount": 2}, deployed=old)
+    assert JUMP not in {r.name for r in kept} and kept.exports["jumpHost"].value == "first-control-plane"
+    steps, new = simulate(old, lambda fresh: run_program({"workerCount": 2, "jumpHost": "dedicated"},
+                                                         deployed=old, fresh=fresh))
+    assert not destructive(steps)
+    servers = [s for s in steps if s.reg.type == SERVER]
+    assert [(s.name, s.op) for s in servers] == [(JUMP, "create")]
+    assert {s.op for s in steps if s.reg.type == COMMAND} <= {"update"}
+    fips = {s.name: s.op for s in steps if s.reg.type == "openstack:networking/floatingIp:FloatingIp"}
+    assert fips == {f"{JUMP}-fip": "create"}  # cp-0 keeps its floating IP: the single control plane's API

@@ -48,7 +48,7 @@ def test_ha_load_balancer_wiring():
     assert graph.exports["public_host"].value == "<floating IP of endpoint-fip>"
     assert graph.exports["private_host"].value == "<VIP of endpoint-lb>"
     # cp-0 keeps its own floating IP as the SSH jump host; the workers get none
-    assert {r.name for r in graph.of_type(T_FIP)} == {"k1-cp-0-fip", "endpoint-fip"}
+    assert {r.name for r in graph.of_type(T_FIP)} == {"k1-jump-host-fip", "endpoint-fip"}
     assert built["endpoint"].members and len(built["endpoint"].members) == 3
 
 

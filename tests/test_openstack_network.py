@@ -60,7 +60,7 @@ def test_every_rule_is_a_design_row_and_every_applicable_row_is_a_rule(config):
         expected += [(row.target, row.protocol, row.ports, row.source)] * n
     assert sorted(registered, key=repr) == sorted(expected, key=repr)
     assert len(registered) == 18 + 2 * len(cfg.allowed_cidrs) + (2 if cfg.ha else 0) + (
-        len(cfg.allowed_cidrs) if cfg.floating_ip_per_node else 0)  # docs/openstack.md quota formula
+        2 * len(cfg.allowed_cidrs) if cfg.floating_ip_per_node else 0)  # docs/openstack.md quota formula
 
 
 def test_nothing_is_open_to_the_world_unless_allowed_cidrs_asks():
@@ -73,11 +73,11 @@ def test_nothing_is_open_to_the_world_unless_allowed_cidrs_asks():
         assert i.get("remoteIpPrefix") in (None, "203.0.113.0/24", "10.42.0.0/24"), r.name
 
 
-def test_world_open_allowed_cidrs_opens_only_ssh_and_the_api_on_the_control_plane():
+def test_world_open_allowed_cidrs_opens_only_ssh_on_the_jump_host_and_the_api_on_the_control_plane():
     graph, _ = openstack_layer({"allowedCidrs": ["0.0.0.0/0"]})
     world = [r for r in rules(graph) if r.inputs.get("remoteIpPrefix") == "0.0.0.0/0"]
     opened = sorted((group_role(graph, r.inputs["securityGroupId"]), r.inputs["portRangeMin"]) for r in world)
-    assert opened == [(CP, v.SSH_PORT), (CP, v.API_PORT)]
+    assert opened == [(CP, v.API_PORT), (firewall.JUMP_HOST, v.SSH_PORT)]
     assert any("0.0.0.0/0" in msg for level, msg in graph.logs if level == "warning")
 
 

@@ -34,19 +34,21 @@ PRIVATE_MARKERS = ("private key of", "PRIVATE KEY", "katak8s-test-supplied-key")
 
 @pytest.mark.parametrize("cps", [1, 3])
 @pytest.mark.parametrize("workers", [0, 2, 50])
-def test_resource_counts(cps, workers):
-    graph, _ = openstack_layer({"controlPlaneCount": cps, "workerCount": workers})
-    ha, n = cps > 1, cps + workers
+@pytest.mark.parametrize("jump", ["dedicated", "first-control-plane"])
+def test_resource_counts(cps, workers, jump):
+    graph, _ = openstack_layer({"controlPlaneCount": cps, "workerCount": workers, "jumpHost": jump})
+    ha, n, own = cps > 1, cps + workers, int(jump == "dedicated")
     assert Counter(r.type for r in graph) == {k: c for k, c in {
         "katak8s:access:SshAccess": 1, "katak8s:network:ClusterNetwork": 1,
-        "katak8s:nodes:NodePool": 1, "katak8s:endpoint:ApiEndpoint": 1,
-        T_KEY: 1 + n,  # the login key + one host key per node
+        "katak8s:nodes:NodePool": 1, "katak8s:endpoint:ApiEndpoint": 1, "katak8s:nodes:JumpHost": 1,
+        T_KEY: 1 + n + own,  # the login key + one host key per node (and the jump host)
         "openstack:compute/keypair:Keypair": 1,
         "openstack:networking/network:Network": 1, "openstack:networking/subnet:Subnet": 1,
         "openstack:networking/router:Router": 1, "openstack:networking/routerInterface:RouterInterface": 1,
         "openstack:networking/secGroup:SecGroup": 3, T_RULE: 20 + (2 if ha else 0),
-        "openstack:compute/serverGroup:ServerGroup": 2, T_PORT: n, T_SERVER: n,
-        T_FIP: 1 + (1 if ha else 0),
+        "openstack:compute/serverGroup:ServerGroup": 2, T_PORT: n + own, T_SERVER: n + own,
+        # At most two floating IPs: the jump host's and the API endpoint's.
+        T_FIP: 2 if own else 1 + (1 if ha else 0),
         "openstack:loadbalancer/loadBalancer:LoadBalancer": int(ha),
         "openstack:loadbalancer/listener:Listener": int(ha), "openstack:loadbalancer/pool:Pool": int(ha),
         "openstack:loadbalancer/monitor:Monitor": int(ha),
@@ -77,8 +79,7 @@ def test_servers_ports_and_server_groups():
             assert {"network-router-interface", "access-keypair"} <= deps
             port = graph.named(f"{name}-port").inputs
             # Only the jump host's port is in the jump-host group, the nodes' SSH source.
-            jump = ["<id of network-jump-host>"] if name == "k1-cp-0" else []
-            assert port["securityGroupIds"] == [f"<id of network-{role}>", *jump]
+            assert port["securityGroupIds"] == [f"<id of network-{role}>"]
             assert port["fixedIps"] == [{"subnetId": "<id of network-subnet>"}]
             assert port["networkId"] == "<id of network-net>"
 
@@ -98,20 +99,51 @@ def test_an_image_id_pins_the_image():
     assert {graph.named(n).inputs["imageId"] for n in ("dev-cp-0", "dev-worker-0")} == {image}
 
 
-def test_only_the_first_control_plane_has_a_floating_ip_by_default():
-    graph, _ = openstack_layer({"controlPlaneCount": 3, "workerCount": 3})
+LEGACY = {"jumpHost": "first-control-plane"}
+JUMP = "dev-jump-host"
+
+
+@pytest.mark.parametrize("cps,fips", [(3, {f"{JUMP}-fip", "endpoint-fip"}), (1, {f"{JUMP}-fip", "dev-cp-0-fip"})])
+def test_only_the_jump_host_and_the_api_endpoint_have_floating_ips(cps, fips):
+    graph, _ = openstack_layer({"controlPlaneCount": cps, "workerCount": 3})
+    assert {r.name for r in graph.of_type(T_FIP)} == fips
+    fip = graph.named(f"{JUMP}-fip").inputs
+    assert fip["portId"] == f"<id of {JUMP}-port>" and fip["pool"] == "public"
+    assert graph.exports["jump_host"].value == f"<floating IP of {JUMP}-fip>"
+    assert graph.exports["public_host"].value == ("<floating IP of dev-cp-0-fip>" if cps == 1 else
+                                                  "<floating IP of endpoint-fip>")
+
+
+def test_the_jump_host_is_no_cluster_member_and_only_sshd_is_open_on_it(tmp_path):
+    graph, _ = openstack_layer({"workerCount": 1, "jumpHostFlavor": "m1.tiny"})
+    server = graph.named(JUMP)
+    assert server.inputs["flavorName"] == "m1.tiny" and "schedulerHints" not in server.inputs
+    assert server.inputs["metadata"] == naming.cluster_metadata("dev")  # no role: no cluster member
+    assert graph.named(f"{JUMP}-port").inputs["securityGroupIds"] == ["<id of network-jump-host>"]
+    jump_rules = [r for r in graph.of_type(T_RULE) if r.inputs["securityGroupId"] == "<id of network-jump-host>"]
+    assert {(r.inputs["portRangeMin"], r.inputs["remoteIpPrefix"]) for r in jump_rules} == {(22, "203.0.113.0/24")}
+    text = unsecret(server.inputs["userData"])
+    assert "MaxStartups 128:30:256" in text and nodes.cloudinit.SSHD_DROPIN in text
+    assert_valid_cloud_config(text, tmp_path)
+
+
+def test_a_stack_that_keeps_its_first_control_plane_as_jump_host_is_unchanged():
+    graph, _ = openstack_layer({"controlPlaneCount": 3, "workerCount": 3, **LEGACY})
     fips = {r.name: r.inputs for r in graph.of_type(T_FIP)}
     assert set(fips) == {"dev-cp-0-fip", "endpoint-fip"}
-    assert fips["dev-cp-0-fip"]["portId"] == "<id of dev-cp-0-port>"
-    assert fips["dev-cp-0-fip"]["pool"] == "public"
     assert graph.exports["jump_host"].value == "<floating IP of dev-cp-0-fip>"
+    assert graph.named("dev-cp-0-port").inputs["securityGroupIds"] == [
+        "<id of network-control-plane>", "<id of network-jump-host>"]
+    conns = connections(graph)
+    assert "proxy" not in conns.pop("dev-cp-0")
+    assert {c["proxy"]["host"] for c in conns.values()} == {"<floating IP of dev-cp-0-fip>"}
 
 
 def connections(graph):
     return graph.exports["connections"].value
 
 
-def test_every_other_node_is_reached_through_the_first_control_plane():
+def test_every_node_is_reached_through_the_jump_host():
     graph, _ = openstack_layer({"controlPlaneCount": 3, "workerCount": 2, "sshUser": "admin"})
     conns = connections(graph)
     assert graph.exports["connections"].secret  # they hold the private key
@@ -119,15 +151,12 @@ def test_every_other_node_is_reached_through_the_first_control_plane():
             "per_dial_timeout": nodes.PER_DIAL_TIMEOUT}
     host_key = {r.name.removesuffix("-host-key"): r.outputs["publicKeyOpenssh"]
                 for r in graph.of_type(T_KEY) if r.name.endswith("-host-key")}
-    first = conns.pop("dev-cp-0")
-    assert first["host"] == "<floating IP of dev-cp-0-fip>" and first["host_key"] == host_key["dev-cp-0"]
-    assert "proxy" not in first and dial.items() <= first.items()
-    assert set(conns) == {"dev-cp-1", "dev-cp-2", "dev-worker-0", "dev-worker-1"}
+    assert set(conns) == {"dev-cp-0", "dev-cp-1", "dev-cp-2", "dev-worker-0", "dev-worker-1"}
     for name, conn in conns.items():
         assert conn["host"] == f"<fixed IP of {name}-port>" == graph.exports["private_ips"].value[name]
         assert conn["host_key"] == host_key[name] and dial.items() <= conn.items()
         proxy = conn["proxy"]
-        assert proxy["host"] == "<floating IP of dev-cp-0-fip>" and proxy["host_key"] == host_key["dev-cp-0"]
+        assert proxy["host"] == f"<floating IP of {JUMP}-fip>" and proxy["host_key"] == host_key[JUMP]
         assert dial.items() <= proxy.items() and proxy["private_key"] == conn["private_key"]
 
 
@@ -137,14 +166,18 @@ def test_connections_wait_for_their_server():
     worker = pool.workers[0]
     waits_for = _sync_await(worker.connection.host.resources())
     assert worker.server in waits_for
-    assert pool.control_planes[0].server in _sync_await(worker.connection.proxy.host.resources())
+    assert pool.jump.server in _sync_await(worker.connection.proxy.host.resources())
 
 
-def test_floating_ip_per_node_connects_directly():
-    graph, _ = openstack_layer({"floatingIpPerNode": True, "workerCount": 2})
+def test_floating_ip_per_node_connects_directly_only_without_a_dedicated_jump_host():
+    graph, _ = openstack_layer({"floatingIpPerNode": True, "workerCount": 2, **LEGACY})
     assert {r.name for r in graph.of_type(T_FIP)} == {"dev-cp-0-fip", "dev-worker-0-fip", "dev-worker-1-fip"}
     for name, conn in connections(graph).items():
         assert conn["host"] == f"<floating IP of {name}-fip>" and "proxy" not in conn
+    graph, _ = openstack_layer({"floatingIpPerNode": True, "workerCount": 2})
+    assert {r.name for r in graph.of_type(T_FIP)} == {f"{JUMP}-fip", "dev-cp-0-fip", "dev-worker-0-fip",
+                                                      "dev-worker-1-fip"}
+    assert {c["proxy"]["host"] for c in connections(graph).values()} == {f"<floating IP of {JUMP}-fip>"}
 
 
 def test_user_data_pins_the_host_key_and_passes_cloud_init_schema(tmp_path):
@@ -168,7 +201,7 @@ def test_private_keys_appear_only_as_secrets(config):
              if any(m in s for m in PRIVATE_MARKERS)]
     assert not leaks
     hidden = [s for r in graph for s in strings_inside_secrets(r.inputs)]
-    assert sum("private key of" in s for s in hidden) == 5  # every node's host key, inside its user data
+    assert sum("private key of" in s for s in hidden) == 6  # every host key (5 nodes, the jump host), in user data
     for key in graph.of_type(T_KEY):  # and pulumi_tls keeps them secret in state
         assert {"privateKeyOpenssh", "privateKeyPem"} <= set(key.additional_secret_outputs)
     assert _sync_await(built["access"].private_key.is_secret())

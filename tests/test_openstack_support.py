@@ -47,7 +47,7 @@ def openstack_layer(config: dict | None = None, **kwargs) -> tuple[Graph, dict[s
         cfg = load_config()
         access = SshAccess("access", cfg)
         network = ClusterNetwork("network", cfg)
-        nodes = NodePool("nodes", cfg, network=network, access=access)
+        nodes = NodePool("nodes", cfg, network=network, access=access, jump_host=cfg.jump_host or "dedicated")
         endpoint = ApiEndpoint("endpoint", cfg, network=network, nodes=nodes)
         built.update(cfg=cfg, access=access, network=network, nodes=nodes, endpoint=endpoint)
         targets = nodes.control_planes + nodes.workers

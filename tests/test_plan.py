@@ -42,7 +42,8 @@ def test_plan_shows_every_artifact_kind(dev_plan):
     assert nodes == ["dev-cp-0", "dev-worker-0", "dev-worker-1"]
     phases = {p.stem for p in (dev_plan / "nodes" / "dev-worker-1").glob("*.sh")}
     assert len(phases) >= 5, phases  # preflight, kernel, runtime, kata, kube packages, join...
-    assert sorted(p.stem for p in (dev_plan / "cloud-init").glob("*.yaml")) == nodes
+    # Every server's user data, the jump host's too (its sshd settings are reviewed like the rest).
+    assert sorted(p.stem for p in (dev_plan / "cloud-init").glob("*.yaml")) == sorted([*nodes, "dev-jump-host"])
     kubeadm = sorted(p.name for p in (dev_plan / "kubeadm").glob("*.yaml"))
     assert kubeadm == ["dev-cp-0-kubeadm-init.yaml", "dev-worker-0-kubeadm-join.yaml",
                        "dev-worker-1-kubeadm-join.yaml"]

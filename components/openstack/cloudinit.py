@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import yaml
 
 HEADER = "#cloud-config\n"
+# Read by Ubuntu's sshd_config (`Include /etc/ssh/sshd_config.d/*.conf`, first value wins).
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/10-katak8s-jump-host.conf"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +26,9 @@ class UserData:
     hostname: str
     host_private_key: str  # OpenSSH ED25519 private key (secret)
     host_public_key: str  # its `ssh-ed25519 AAAA...` line
+    # sshd settings for the jump host (components/openstack/jumphost.py); nodes have none,
+    # so their user data stays byte-identical (a new one would replace the server).
+    sshd_config: str = ""
 
 
 class _Dumper(yaml.SafeDumper):
@@ -57,6 +62,10 @@ def document(data: UserData) -> dict:
         },
         # Logins are by key only (the Nova key pair goes to the default user).
         "ssh_pwauth": False,
+        # cc_write_files runs in cloud-init's network stage, before sshd first starts
+        # (cloud-init.service is ordered Before=sshd), so the first sshd already has it.
+        **({"write_files": [{"path": SSHD_DROPIN, "permissions": "0644", "owner": "root:root",
+                             "content": data.sshd_config}]} if data.sshd_config else {}),
     }
 
 

@@ -69,7 +69,7 @@ class ApiEndpoint(pulumi.ComponentResource):
         self.members: list[openstack.loadbalancer.Member] = []
         first = nodes.control_planes[0]
         if not cfg.ha:
-            self.public_host: pulumi.Output[str] = nodes.jump_host
+            self.public_host: pulumi.Output[str] = nodes.api_host
             self.private_host: pulumi.Output[str] = first.private_ip
         else:
             self._load_balancer(name, cfg, network, nodes)

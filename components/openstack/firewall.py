@@ -25,9 +25,9 @@ from components import versions as v
 # Sources (besides a role name, which means "members of that role's security group").
 ALLOWED_CIDRS = "allowedCidrs"
 NODE_CIDR = "nodeCidr"
-# A group with no rules of its own, on the jump host's port only (the first control
-# plane's today): the nodes accept SSH from its members alone, not from every control
-# plane (issue #12).
+# The group on the jump host's port only (the dedicated jump host's, or the first control
+# plane's on stacks that keep it: components/openstack/jumphost.py): the one place SSH
+# enters from outside, and the nodes accept SSH from its members alone (issue #12).
 JUMP_HOST = "jump-host"
 # When a rule applies.
 ALWAYS = "always"
@@ -79,8 +79,11 @@ def design() -> tuple[Rule, ...]:
     """Every ingress rule the project may create, in a fixed order."""
     rules = [
         # From outside: only what an operator and Pulumi need, only from allowedCidrs.
-        Rule(target=CP, protocol="tcp", ports=_p(v.SSH_PORT), source=ALLOWED_CIDRS, when=ALWAYS,
-             reason="SSH from operators and Pulumi to the first control plane (the jump host)",
+        Rule(target=JUMP_HOST, protocol="tcp", ports=_p(v.SSH_PORT), source=ALLOWED_CIDRS, when=ALWAYS,
+             reason="SSH from operators and Pulumi to the jump host",
+             upstream=_SSH),
+        Rule(target=CP, protocol="tcp", ports=_p(v.SSH_PORT), source=ALLOWED_CIDRS, when=FIP_PER_NODE,
+             reason="SSH straight to each control plane's own floating IP",
              upstream=_SSH),
         Rule(target=W, protocol="tcp", ports=_p(v.SSH_PORT), source=ALLOWED_CIDRS, when=FIP_PER_NODE,
              reason="SSH straight to each worker's own floating IP",
@@ -88,13 +91,13 @@ def design() -> tuple[Rule, ...]:
         Rule(target=CP, protocol="tcp", ports=_p(v.API_PORT), source=ALLOWED_CIDRS, when=ALWAYS,
              reason="Kubernetes API for kubectl and the Pulumi Kubernetes provider",
              upstream=_KUBEADM_PORTS),
-        # Jump host: cp-0 relays SSH to every other node over the private network; only
-        # its port is in the jump-host group, so no other control plane can SSH to a node.
+        # The jump host relays SSH to every node over the private network; only its port is
+        # in the jump-host group, so no node can SSH to another.
         Rule(target=CP, protocol="tcp", ports=_p(v.SSH_PORT), source=JUMP_HOST, when=ALWAYS,
-             reason="SSH relayed by the jump host (first control plane) to the other control planes",
+             reason="SSH relayed by the jump host to the control planes",
              upstream=_SSH + " (`proxy`: the jump host)"),
         Rule(target=W, protocol="tcp", ports=_p(v.SSH_PORT), source=JUMP_HOST, when=ALWAYS,
-             reason="SSH relayed by the jump host (first control plane) to the workers",
+             reason="SSH relayed by the jump host to the workers",
              upstream=_SSH + " (`proxy`: the jump host)"),
         # Kubernetes control plane.
         Rule(target=CP, protocol="tcp", ports=_p(v.API_PORT), source=CP, when=ALWAYS,
@@ -148,7 +151,7 @@ def _source_text(rule: Rule) -> str:
     if rule.source in (ALLOWED_CIDRS, NODE_CIDR):
         return f"`{rule.source}`"
     if rule.source == JUMP_HOST:
-        return "jump-host group (the first control plane's port only)"
+        return "jump-host group (the jump host's port only)"
     return f"{rule.source} group"
 
 

@@ -75,7 +75,7 @@ class ClusterNetwork(pulumi.ComponentResource):
                     f"{name}-{key}",
                     direction="ingress",
                     ethertype="IPv4",
-                    security_group_id=groups[rule.target].id,
+                    security_group_id={**groups, firewall.JUMP_HOST: jump}[rule.target].id,
                     protocol=rule.protocol,
                     port_range_min=rule.ports[0] if rule.ports else None,
                     port_range_max=rule.ports[1] if rule.ports else None,

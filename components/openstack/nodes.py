@@ -1,10 +1,12 @@
 """Servers: one port, one pinned host key and one server per node, and how to reach each over SSH.
 
 class NodePool(pulumi.ComponentResource), token katak8s:nodes:NodePool
-    NodePool(name, cfg, *, network, access, opts=None)
+    NodePool(name, cfg, *, network, access, jump_host="dedicated", opts=None)
     .control_planes: list[phase.NodeTarget]   index order; [0] is the kubeadm init node
     .workers: list[phase.NodeTarget]
-    .jump_host: Output[str]                   floating IP of the first control plane
+    .jump: JumpHost                           where SSH enters (components/openstack/jumphost.py)
+    .jump_host: Output[str]                   its floating IP: the dedicated VM's, or cp-0's
+    .api_host: Output[str] | None             cp-0's floating IP (the API of a single control plane)
     .ports / .servers / .host_keys / .floating_ips: dicts keyed by node name
     .host_public_keys: dict[str, Output[str]] the pinned `ssh-ed25519 ...` of each node
     .server_groups: dict[role, ServerGroup];  .image_id: Output[str]
@@ -27,6 +29,7 @@ from components import naming
 from components.config import ClusterConfig
 from components.openstack import cloudinit
 from components.openstack.access import SshAccess
+from components.openstack.jumphost import DEDICATED, JumpHost
 from components.openstack.network import ClusterNetwork
 from components.openstack.target import NodeTarget
 
@@ -78,7 +81,7 @@ def _after(resource: pulumi.Resource, value: pulumi.Input[str]) -> pulumi.Output
 
 class NodePool(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: ClusterConfig, *, network: ClusterNetwork, access: SshAccess,
-                 opts: pulumi.ResourceOptions | None = None):
+                 jump_host: str = DEDICATED, opts: pulumi.ResourceOptions | None = None):
         super().__init__(naming.type_token("nodes", "NodePool"), name, None, opts)
         self._cfg, self._network, self._access = cfg, network, access
         self._tags = [naming.cluster_tag(cfg.cluster_name)]
@@ -101,12 +104,19 @@ class NodePool(pulumi.ComponentResource):
         self.host_keys: dict[str, tls.PrivateKey] = {}
         self.host_public_keys: dict[str, pulumi.Output[str]] = {}
         self.floating_ips: dict[str, openstack.networking.FloatingIp] = {}
-        self._proxy: command.remote.ProxyConnectionArgs | None = None
+        self._dial = {"user": cfg.ssh_user, "private_key": access.private_key,
+                      "dial_error_limit": DIAL_ERROR_LIMIT, "per_dial_timeout": PER_DIAL_TIMEOUT}
+        self.jump = JumpHost(f"{name}-jump-host", cfg, kind=jump_host, network=network, access=access,
+                             image_id=self.image_id, dial=self._dial, opts=pulumi.ResourceOptions(parent=self))
+        self._dedicated = self.jump.proxy is not None
+        self._proxy: command.remote.ProxyConnectionArgs | None = self.jump.proxy
 
         self.control_planes = [self._node(naming.CONTROL_PLANE, i) for i in range(cfg.control_plane_count)]
         self.workers = [self._node(naming.WORKER, i) for i in range(cfg.worker_count)]
         first = naming.node_name(cfg.cluster_name, naming.CONTROL_PLANE, 0)
-        self.jump_host: pulumi.Output[str] = _after(self.servers[first], self.floating_ips[first].address)
+        self.api_host: pulumi.Output[str] | None = (
+            _after(self.servers[first], self.floating_ips[first].address) if first in self.floating_ips else None)
+        self.jump_host: pulumi.Output[str] = self.jump.address if self._dedicated else self.api_host
         self.register_outputs({
             "jump_host": self.jump_host,
             "control_plane_private_ips": [t.private_ip for t in self.control_planes],
@@ -146,8 +156,10 @@ class NodePool(pulumi.ComponentResource):
 
         first = role == naming.CONTROL_PLANE and index == 0
         # The jump host's port alone carries the jump-host group: the source of every
-        # node's SSH rule (components/openstack/firewall.py JUMP_HOST).
-        groups = [net.security_group_ids[role], *([net.jump_host_group_id] if first else [])]
+        # node's SSH rule (components/openstack/firewall.py JUMP_HOST); cp-0's, on stacks
+        # that keep it as their jump host.
+        relay = first and not self._dedicated
+        groups = [net.security_group_ids[role], *([net.jump_host_group_id] if relay else [])]
         port = openstack.networking.Port(
             f"{node}-port", name=node, network_id=net.network_id, fixed_ips=[{"subnet_id": net.subnet_id}],
             security_group_ids=groups, admin_state_up=True, tags=self._tags, opts=child)
@@ -190,7 +202,9 @@ class NodePool(pulumi.ComponentResource):
             )),
         )
         fip = None
-        if first or cfg.floating_ip_per_node:
+        # Floating IPs stay few: the jump host's and the API endpoint's (cp-0's for one
+        # control plane, the load balancer's for several), unless every node wants one.
+        if (first and (relay or not cfg.ha)) or cfg.floating_ip_per_node:
             fip = openstack.networking.FloatingIp(
                 f"{node}-fip", pool=cfg.external_network, port_id=port.id,
                 description=f"katak8s {cfg.cluster_name}: {node}", tags=self._tags,
@@ -199,15 +213,14 @@ class NodePool(pulumi.ComponentResource):
             self.floating_ips[node] = fip
 
         private_ip = port.all_fixed_ips.apply(lambda ips: ips[0])
-        dial = {"user": cfg.ssh_user, "private_key": access.private_key,
-                "dial_error_limit": DIAL_ERROR_LIMIT, "per_dial_timeout": PER_DIAL_TIMEOUT}
-        if fip is not None:
+        dial = self._dial
+        if fip is not None and not self._dedicated:
             connection = command.remote.ConnectionArgs(
                 host=_after(server, fip.address), host_key=host_public, **dial)
-        else:
+        else:  # every step through the jump host, over the private network
             connection = command.remote.ConnectionArgs(host=_after(server, private_ip), host_key=host_public,
                                                        proxy=self._proxy, **dial)
-        if first:
+        if relay:
             # Every node without its own floating IP is reached through cp-0.
             self._proxy = command.remote.ProxyConnectionArgs(
                 host=_after(server, fip.address), host_key=host_public, **dial)

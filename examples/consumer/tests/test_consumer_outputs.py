@@ -68,6 +68,7 @@ DOCUMENTED: dict[str, Any] = {
     "securityGroupIds": {"control-plane": "sg-cp", "worker": "sg-worker"},
     "podCidr": "192.168.0.0/16",
     "serviceCidr": "10.96.0.0/12",
+    "jumpHost": "dedicated",
 }
 DOCUMENTED_SECRETS = ["kubeconfig", "sshPrivateKey"]
 
