@@ -96,3 +96,12 @@ def test_no_ssh_step_targets_the_jump_host(graphs):
     for g in graphs.values():
         targets = {schedule._connection(r).get("host") for r in g if r.type in schedule.SSH_TYPES}
         assert not [t for t in targets if "jump-host" in str(t)], targets
+
+
+def test_every_upgrade_duration_matches_a_real_resource():
+    import upgrade_model
+
+    g = bench._graph(2, 5)  # five control planes: cp-1 .. cp-4 exist
+    for typ, part, _seconds, why in upgrade_model.UPGRADE_DURATIONS:
+        assert [r for r in g if r.type == typ and (r.name.endswith(part) or (part.endswith("-") and part in r.name))], \
+            f"no {typ} named *{part}*: {why}"
