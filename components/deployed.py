@@ -146,6 +146,17 @@ def refusals(previous: Mapping[str, Any], cfg: ClusterConfig, *, ssh_public_key:
         problems.append(f"{NAMESPACE}:nodeCidr: cannot change on a deployed cluster: the nodes have addresses "
                         f"outside it ({', '.join(outside[:3])}), which would change in place; set it back, got "
                         f"{cfg.node_cidr!r}")
+    # A removed node's drain and reset run with the connection its state saved (through the
+    # old jump host), while the move takes that route away early in the same `up` (cp-0's
+    # port leaves the jump-host group as an in-place update): move first, then scale in.
+    before = previous.get(JUMP_HOST) or (JUMP_HOSTS[1] if previous else None)
+    moving = bool(cfg.jump_host) and before is not None and cfg.jump_host != before
+    counts = [(k, len(previous[k]), n) for k, n in ((CONTROL_PLANES, cfg.control_plane_count),
+                                                      (WORKERS, cfg.worker_count)) if isinstance(previous.get(k), list)]
+    if moving and any(had > want for _, had, want in counts):
+        problems.append(f"{NAMESPACE}:jumpHost: cannot move SSH to {cfg.jump_host} in the same `pulumi up` that "
+                        f"removes nodes (a removed node is drained and reset through the old jump host); set "
+                        f"workerCount / controlPlaneCount back, run `pulumi up` to move, then scale in")
     old_key = previous.get(SSH_PUBLIC_KEY)
     if isinstance(old_key, str) and old_key.strip():
         new_key = _key(ssh_public_key or "")

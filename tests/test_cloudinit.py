@@ -75,18 +75,21 @@ def test_inputs_are_only_hostname_and_host_key():
     """Nothing version- or script-dependent can reach user_data: the renderer takes no such
     input. sshd settings are the jump host's alone: a node's document has no write_files."""
     assert [f.name for f in dataclasses.fields(cloudinit.UserData)] == [
-        "hostname", "host_private_key", "host_public_key", "sshd_config"]
+        "hostname", "host_private_key", "host_public_key", "sshd_config", "bootcmd"]
     assert "write_files" not in cloudinit.document(VARIANTS["cloudinit-worker.yaml"])
 
 
 def test_the_jump_hosts_sshd_settings_pass_the_schema(tmp_path):
     from components.openstack import jumphost
     data = cloudinit.UserData(hostname="dev-jump-host", host_private_key=FAKE_PRIVATE,
-                              host_public_key=FAKE_PUBLIC, sshd_config=jumphost.SSHD_CONFIG)
+                              host_public_key=FAKE_PUBLIC, sshd_config=jumphost.SSHD_CONFIG,
+                              bootcmd=jumphost.SSHD_BOOTCMD)
     text = cloudinit.render(data)
     assert_valid_cloud_config(text, tmp_path)
     [entry] = cloudinit.document(data)["write_files"]
     assert entry["path"] == cloudinit.SSHD_DROPIN and "MaxStartups 128:30:256" in entry["content"]
+    assert "PerSourcePenalties" not in entry["content"]  # OpenSSH 9.6 would refuse the file
+    assert cloudinit.document(data)["bootcmd"] == list(jumphost.SSHD_BOOTCMD)
 
 
 def test_render_is_deterministic_and_starts_with_the_cloud_config_header():

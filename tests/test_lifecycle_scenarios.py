@@ -6,6 +6,8 @@ before its fix."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from engine_model import plan_steps, simulate
 from harness import BASE_CONFIG, run_program
@@ -293,3 +295,27 @@ def test_moving_a_deployed_stack_onto_a_dedicated_jump_host_reruns_steps_and_des
     assert {s.op for s in steps if s.reg.type == COMMAND} <= {"update"}
     fips = {s.name: s.op for s in steps if s.reg.type == "openstack:networking/floatingIp:FloatingIp"}
     assert fips == {f"{JUMP}-fip": "create"}  # cp-0 keeps its floating IP: the single control plane's API
+
+
+def test_moving_the_jump_host_while_removing_a_node_is_refused_at_preview():
+    """review: the removed worker's drain and reset dial through cp-0, which the move takes
+    out of the jump-host group early in the same `up`."""
+    old = run_program({"workerCount": 2, "jumpHost": "first-control-plane"})
+    with pytest.raises(ConfigError, match="katak8s:jumpHost: cannot move SSH to dedicated in the same") as err:
+        run_program({"workerCount": 1, "jumpHost": "dedicated"}, deployed=old)
+    assert not [r for r in err.value.graph if r.type.startswith(("openstack:", "command:"))]
+    run_program({"workerCount": 2, "jumpHost": "dedicated"}, deployed=old)  # moving alone is fine
+    run_program({"workerCount": 1}, deployed=old)  # and so is scaling in alone
+
+
+def test_a_reworded_security_rule_replaces_no_live_rule(monkeypatch):
+    """Neutron refuses a rule that differs from a live one only in its description, and
+    every rule argument is ForceNew: a new reason text must never replace a rule."""
+    from components.openstack import firewall
+
+    design = firewall.design
+    old = run_program({"workerCount": 2})
+    monkeypatch.setattr(firewall, "design", lambda: tuple(
+        dataclasses.replace(r, reason=r.reason + " (reworded)") for r in design()))
+    steps = plan_steps(old, run_program({"workerCount": 2}, deployed=old))
+    assert not [s for s in steps if s.reg.type == "openstack:networking/secGroupRule:SecGroupRule"]

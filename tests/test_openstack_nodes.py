@@ -313,3 +313,9 @@ def test_a_forbidden_flavor_lookup_only_warns():
     assert len(warnings) == 2 and "could not look up flavor 'm1.large' (control-plane)" in warnings[0]
     assert all("os-flavor-extra-specs" in w for w in warnings)
     assert graph.of_type("openstack:compute/instance:Instance"), "the servers are still declared"
+
+
+def test_the_jump_host_boots_from_a_volume_where_the_nodes_do():
+    graph, _ = openstack_layer({"bootVolumeSize": 40})
+    s = graph.named(JUMP).inputs
+    assert "imageId" not in s and s["blockDevices"][0]["volumeSize"] == 40

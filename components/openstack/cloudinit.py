@@ -29,6 +29,7 @@ class UserData:
     # sshd settings for the jump host (components/openstack/jumphost.py); nodes have none,
     # so their user data stays byte-identical (a new one would replace the server).
     sshd_config: str = ""
+    bootcmd: tuple[str, ...] = ()  # shell lines run by cloud-init before sshd starts (jump host only)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -62,10 +63,11 @@ def document(data: UserData) -> dict:
         },
         # Logins are by key only (the Nova key pair goes to the default user).
         "ssh_pwauth": False,
-        # cc_write_files runs in cloud-init's network stage, before sshd first starts
-        # (cloud-init.service is ordered Before=sshd), so the first sshd already has it.
+        # cc_write_files and cc_bootcmd run in cloud-init's init stage (cloud-init.service,
+        # ordered Before=sshd.service), so the first sshd already reads the drop-ins.
         **({"write_files": [{"path": SSHD_DROPIN, "permissions": "0644", "owner": "root:root",
                              "content": data.sshd_config}]} if data.sshd_config else {}),
+        **({"bootcmd": list(data.bootcmd)} if data.bootcmd else {}),
     }
 
 

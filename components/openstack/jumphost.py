@@ -51,6 +51,18 @@ SSHD_CONFIG = (
 )
 
 
+# OpenSSH 9.8+ (Ubuntu 26.04) penalises a source address whose connections fail
+# authentication or exceed the login grace time (PerSourcePenalties, on by default); every
+# step comes from the one address of the Pulumi runner, and a dial cut at its 20 s timeout
+# counts, so a busy `up` could lock itself out for up to 10 min. 9.6 (24.04) does not know
+# the keyword and would refuse the whole file, so it is written only where sshd accepts it
+# (`sshd -G` parses without host keys). Key-only logins from allowedCidrs stay the guard.
+SSHD_BOOTCMD = (
+    "if sshd -G -o PerSourcePenalties=no >/dev/null 2>&1; then "
+    "echo 'PerSourcePenalties no' > /etc/ssh/sshd_config.d/09-katak8s-penalties.conf; fi",
+)
+
+
 def _after(resource: pulumi.Resource, value: pulumi.Input[str]) -> pulumi.Output[str]:
     return pulumi.Output.all(resource.id, value).apply(lambda xs: xs[1])
 
@@ -77,16 +89,22 @@ class JumpHost(pulumi.ComponentResource):
         public = self.host_key.public_key_openssh
         user_data = pulumi.Output.secret(pulumi.Output.all(self.host_key.private_key_openssh, public).apply(
             lambda keys: cloudinit.render(cloudinit.UserData(
-                hostname=host, host_private_key=keys[0], host_public_key=keys[1], sshd_config=SSHD_CONFIG))))
+                hostname=host, host_private_key=keys[0], host_public_key=keys[1], sshd_config=SSHD_CONFIG,
+                bootcmd=SSHD_BOOTCMD))))
+        boot_volume = cfg.boot_volume_size > 0  # as the nodes: some clouds' flavors have no root disk
         self.server = openstack.compute.Instance(
-            host, name=host, flavor_name=cfg.jump_host_flavor, image_id=image_id,
+            host, name=host, flavor_name=cfg.jump_host_flavor, image_id=None if boot_volume else image_id,
+            block_devices=[{
+                "uuid": image_id, "source_type": "image", "destination_type": "volume",
+                "volume_size": cfg.boot_volume_size, "boot_index": 0, "delete_on_termination": True,
+            }] if boot_volume else None,
             key_pair=access.keypair_name, networks=[{"port": self.port.id}],
             metadata=naming.cluster_metadata(cfg.cluster_name), tags=tags, user_data=user_data,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                 depends_on=[access.keypair, network.router_interface],
                 # As the nodes (components/openstack/nodes.py FROZEN_INPUTS): a new image or
                 # flavor applies when it is replaced (`pulumi up --replace`), never in place.
-                ignore_changes=["imageId", "flavorName", "userData"],
+                ignore_changes=["imageId", "blockDevices", "flavorName", "userData"],
                 delete_before_replace=True)))
         self.floating_ip = openstack.networking.FloatingIp(
             f"{host}-fip", pool=cfg.external_network, port_id=self.port.id,

@@ -64,8 +64,8 @@ class ClusterNetwork(pulumi.ComponentResource):
         }
         jump = openstack.networking.SecGroup(
             f"{name}-{firewall.JUMP_HOST}", name=f"{cluster}-{firewall.JUMP_HOST}",
-            description=f"katak8s {cluster}: the SSH jump host; no rules of its own, the nodes' SSH rules "
-                        "name it as their source (components/firewall.py)",
+            description=f"katak8s {cluster}: the SSH jump host's port only; SSH from allowedCidrs, and the "
+                        "source of the nodes' SSH rules (components/openstack/firewall.py)",
             tags=tags, opts=child)
         self.rules: dict[str, openstack.networking.SecGroupRule] = {}
         for rule in firewall.rules_for(cfg):
@@ -80,7 +80,13 @@ class ClusterNetwork(pulumi.ComponentResource):
                     port_range_min=rule.ports[0] if rule.ports else None,
                     port_range_max=rule.ports[1] if rule.ports else None,
                     description=rule.reason,
-                    opts=child,
+                    # Every argument of a rule is ForceNew (terraform-provider-openstack
+                    # networking_secgroup_rule_v2 has no Update), and Neutron refuses a
+                    # second rule that differs from a live one only in its description
+                    # (409 SecurityGroupRuleExists: its duplicate check ignores it), which
+                    # the create-before-delete replacement would be. So a reworded reason
+                    # applies to new rules only.
+                    opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["description"])),
                     **remote,
                 )
 
