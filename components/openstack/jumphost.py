@@ -33,6 +33,7 @@ from components.config import ClusterConfig
 from components.openstack import cloudinit, firewall
 from components.openstack.access import SshAccess
 from components.openstack.network import ClusterNetwork
+from components.openstack.target import after
 
 DEDICATED, FIRST_CONTROL_PLANE = "dedicated", "first-control-plane"
 # sshd_config(5). MaxStartups: concurrent unauthenticated connections before sshd drops
@@ -61,10 +62,6 @@ SSHD_BOOTCMD = (
     "if sshd -G -o PerSourcePenalties=no >/dev/null 2>&1; then "
     "echo 'PerSourcePenalties no' > /etc/ssh/sshd_config.d/09-katak8s-penalties.conf; fi",
 )
-
-
-def _after(resource: pulumi.Resource, value: pulumi.Input[str]) -> pulumi.Output[str]:
-    return pulumi.Output.all(resource.id, value).apply(lambda xs: xs[1])
 
 
 class JumpHost(pulumi.ComponentResource):
@@ -110,6 +107,6 @@ class JumpHost(pulumi.ComponentResource):
             f"{host}-fip", pool=cfg.external_network, port_id=self.port.id,
             description=f"katak8s {cfg.cluster_name}: SSH jump host", tags=tags,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[network.router_interface])))
-        self.address = _after(self.server, self.floating_ip.address)
+        self.address = after(self.server, self.floating_ip.address)
         self.proxy = command.remote.ProxyConnectionArgs(host=self.address, host_key=public, **dial)
         self.register_outputs({"kind": kind, "address": self.address})

@@ -31,7 +31,7 @@ from components.openstack import cloudinit
 from components.openstack.access import SshAccess
 from components.openstack.jumphost import DEDICATED, JumpHost
 from components.openstack.network import ClusterNetwork
-from components.openstack.target import NodeTarget
+from components.openstack.target import NodeTarget, after
 
 # Dialling a fresh VM (pulumi-command retries dialling only, waiting 100 ms x 1.5^n
 # between attempts, capped at 5 s; pulumi-sdk.md §2.2). Phases dial once the server is
@@ -73,12 +73,6 @@ def nested_virt_hints(extra_specs: Mapping[str, str] | None) -> list[str]:
     return hints
 
 
-def _after(resource: pulumi.Resource, value: pulumi.Input[str]) -> pulumi.Output[str]:
-    """`value`, but only once `resource` exists: a connection built from it makes every
-    command wait for the server, not just for its port or floating IP."""
-    return pulumi.Output.all(resource.id, value).apply(lambda xs: xs[1])
-
-
 class NodePool(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: ClusterConfig, *, network: ClusterNetwork, access: SshAccess,
                  jump_host: str = DEDICATED, opts: pulumi.ResourceOptions | None = None):
@@ -115,7 +109,7 @@ class NodePool(pulumi.ComponentResource):
         self.workers = [self._node(naming.WORKER, i) for i in range(cfg.worker_count)]
         first = naming.node_name(cfg.cluster_name, naming.CONTROL_PLANE, 0)
         self.api_host: pulumi.Output[str] | None = (
-            _after(self.servers[first], self.floating_ips[first].address) if first in self.floating_ips else None)
+            after(self.servers[first], self.floating_ips[first].address) if first in self.floating_ips else None)
         self.jump_host: pulumi.Output[str] = self.jump.address if self._dedicated else self.api_host
         self.register_outputs({
             "jump_host": self.jump_host,
@@ -216,14 +210,14 @@ class NodePool(pulumi.ComponentResource):
         dial = self._dial
         if fip is not None and not self._dedicated:
             connection = command.remote.ConnectionArgs(
-                host=_after(server, fip.address), host_key=host_public, **dial)
+                host=after(server, fip.address), host_key=host_public, **dial)
         else:  # every step through the jump host, over the private network
-            connection = command.remote.ConnectionArgs(host=_after(server, private_ip), host_key=host_public,
+            connection = command.remote.ConnectionArgs(host=after(server, private_ip), host_key=host_public,
                                                        proxy=self._proxy, **dial)
         if relay:
             # Every node without its own floating IP is reached through cp-0.
             self._proxy = command.remote.ProxyConnectionArgs(
-                host=_after(server, fip.address), host_key=host_public, **dial)
+                host=after(server, fip.address), host_key=host_public, **dial)
 
         self.ports[node], self.servers[node], self.host_keys[node] = port, server, host_key
         self.host_public_keys[node] = host_public

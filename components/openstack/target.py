@@ -29,3 +29,9 @@ class NodeTarget:
     def remote_dir(self) -> str:
         home = "/root" if self.ssh_user == "root" else f"/home/{self.ssh_user}"
         return f"{home}/.katak8s"
+
+
+def after(resource: pulumi.Resource, value: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`value`, but only once `resource` exists: a connection built from it makes every
+    command wait for the server, not just for its port or floating IP."""
+    return pulumi.Output.all(resource.id, value).apply(lambda xs: xs[1])
