@@ -17,7 +17,7 @@ pulumi-command commandController.go Update) when `kubernetesVersion` moves:
 The order is the graph's: the other control planes one at a time after cp-0, then the
 workers in batches of `upgradeBatchSize`, each batch after the previous batch's
 memberships (KubeadmCluster._chain). Every script checks the node's real state first and
-skips what is done (scripts/lib/upgrade.sh, scripts/lib/kube.sh), so a failed step is
+skips what is done (scripts/lib/upgrade.sh, scripts/lib/node-upgrade.sh), so a failed step is
 resumed by the next `pulumi up`: a failed update keeps its old inputs in the state, so the
 engine runs it again, and the steps that succeeded do not run again.
 
@@ -52,7 +52,7 @@ class UpgradeMarks:
 
 @dataclass(frozen=True, kw_only=True)
 class NodeUpgrade:
-    """What the node half of an upgrade reads (scripts/lib/kube.sh)."""
+    """What the node half of an upgrade reads (scripts/lib/node-upgrade.sh, kube.sh)."""
 
     kubernetes_repo_url: str
     container_runtime: str

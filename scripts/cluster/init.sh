@@ -21,6 +21,9 @@ source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/kube.sh
 # shellcheck source=scripts/lib/kube.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
+# katak8s-lib: lib/node-upgrade.sh
+# shellcheck source=scripts/lib/node-upgrade.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/node-upgrade.sh"
 # katak8s-lib: lib/upgrade.sh
 # shellcheck source=scripts/lib/upgrade.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"

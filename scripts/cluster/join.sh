@@ -7,7 +7,7 @@ set -euo pipefail
 # against the stack instead (its join completed, container runtime) and drift is refused.
 # A joined node at an older Kubernetes is upgraded here, after the first control plane
 # drained it (its join-credentials step): kubeadm, `kubeadm upgrade node`, the runtime,
-# kubelet and kubectl (scripts/lib/kube.sh).
+# kubelet and kubectl (scripts/lib/node-upgrade.sh).
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), CRI_SOCKET, CONTROL_PLANE (true|false),
 #         MINT_RESOURCE (the Pulumi name of this node's join-credentials command),
 #         KUBERNETES_REPO_URL, CONTAINER_RUNTIME, CRIO_REPO_URL, READY_TIMEOUT, RUNTIME_WAIT_SECONDS;
@@ -22,6 +22,9 @@ source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/kube.sh
 # shellcheck source=scripts/lib/kube.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
+# katak8s-lib: lib/node-upgrade.sh
+# shellcheck source=scripts/lib/node-upgrade.sh
+[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/node-upgrade.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
 CONFIG="${K8S_DIR}/katak8s/kubeadm-join.yaml"
