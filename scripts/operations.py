@@ -35,7 +35,7 @@ from provider_rules import DISRUPTIVE_UPDATES  # noqa: E402
 
 from components.config import ConfigError  # noqa: E402
 
-# What each script does, in a reviewer's words (scripts/node, scripts/cluster).
+# What each script does, in a reviewer's words (scripts/remote/node, scripts/remote/cluster).
 VERBS = {
     "node/00-preflight.sh": "preflight", "node/10-kernel.sh": "kernel", "node/20-containerd.sh": "runtime",
     "node/20-crio.sh": "runtime", "node/30-kata.sh": "kata", "node/40-kube-packages.sh": "kube packages",
@@ -57,7 +57,7 @@ INSTANCE = "openstack:compute/instance:Instance"
 _VERSION = re.compile(r"^KUBERNETES_VERSION='?v?([0-9.]+)'?$", re.M)
 
 
-_FROM = re.compile(r"generated from scripts/(\S+?\.sh)")
+_FROM = re.compile(r"generated from scripts/remote/(\S+?\.sh)")
 
 
 def script_of(bundle_or_command: str | None) -> str | None:

@@ -6,7 +6,7 @@
   metadata service: only the node's nftables guard stands in the way (K4). A privileged
   hostNetwork pod on the same node reads the guard's drop counters before and after, and
   asks the metadata service from the node itself as the positive control (the guard lets
-  root on the node through: scripts/node/10-kernel.sh guard_rules).
+  root on the node through: scripts/remote/node/10-kernel.sh guard_rules).
 
 Pure with respect to the cluster, like smoke_checks: everything goes through its Client.
 Every object is created at the start of a run and deleted at its end; leftovers of an
@@ -46,7 +46,7 @@ NAMESPACE = "katak8s-smoke"
 CALLER, GUARD, NODE = "smoke-caller", "guard-probe", "node-probe"
 READY_SECONDS = 600  # a Kata sandbox under nested virtualization (samples.AWAIT_TIMEOUT_SECONDS / 2)
 SMOKE_LABEL = {"katak8s.io/smoke": "true"}
-GUARD_TABLE = ("inet", "katak8s_guard")  # scripts/node/10-kernel.sh guard_rules
+GUARD_TABLE = ("inet", "katak8s_guard")  # scripts/remote/node/10-kernel.sh guard_rules
 GUARD_CHAIN = "forward"  # the chain that drops pods' packets (the output chain is the node's own)
 TOLERATE_ALL = [{"operator": "Exists"}]  # probes go beside the sample pod they are compared with
 

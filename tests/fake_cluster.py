@@ -108,7 +108,7 @@ def live_node(sb: Sandbox, name: str, version: str, *, api: Path, runtime: str =
     sb.write("var/lib/katak8s/kubeadm-join.done", "done\n")
     minor = version.rsplit(".", 1)[0]
     repos = [("kubernetes", v.KUBERNETES_APT_REPO)] + ([("cri-o", v.CRIO_APT_REPO)] if runtime == "crio" else [])
-    for repo, url in repos:  # as apt_source (scripts/lib/common.sh) left them
+    for repo, url in repos:  # as apt_source (scripts/remote/lib/common.sh) left them
         sb.write(f"etc/apt/keyrings/{repo}-apt-keyring.gpg", "keyring\n")
         sb.write(f"etc/apt/sources.list.d/{repo}.sources",
                  f"Types: deb\nURIs: {url.format(minor=minor)}\nSuites: /\n"

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # A fake Kubernetes API behind the sandbox's kubectl stub (tests/fake_cluster.py installs it
 # as a `run` rule: sourced with the original "$@", $ROOT, $STATE and $SB set). It answers
-# exactly the calls scripts/lib/upgrade.sh, kube.sh and the cluster scripts make, keeps its
+# exactly the calls scripts/remote/lib/upgrade.sh, kube.sh and the cluster scripts make, keeps its
 # objects as files under FAKE_API (shared by the sandboxes of one test cluster, one per
 # node), and refuses, like the Node authorizer, a kubelet credential reading any Node but
 # its own. Anything else fails loudly, so a script can never pass on an unanswered call.

@@ -68,7 +68,7 @@ users:
 """
 
 
-# What scripts/cluster/join-credentials.sh prints (kubeadm's documented example token and
+# What scripts/remote/cluster/join-credentials.sh prints (kubeadm's documented example token and
 # obviously fake hex), for Command resources whose name contains "join-credentials".
 FAKE_JOIN_CREDENTIALS = ("token=abcdef.0123456789abcdef\n"
                          f"ca_cert_hash=sha256:{'0' * 64}\n"

@@ -83,7 +83,7 @@ from typing import Any
 from components.nodes import phase
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPTS = REPO / "scripts"
+SCRIPTS = REPO / "scripts" / "remote"
 
 # KATAK8S_SANDBOX_COREUTILS: a directory whose tools take precedence, e.g. uutils' Rust
 # coreutils (Debian's rust-coreutils: /usr/lib/cargo/bin/coreutils), which Ubuntu 26.04

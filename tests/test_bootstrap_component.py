@@ -80,7 +80,7 @@ def test_no_node_waits_for_another(graph):
 
 def test_bundles_carry_the_single_kata_handler(graph):
     runtime = _bundle(graph.named("dev-worker-0-runtime-copy"))
-    assert "# --- scripts/node/20-crio.sh ---" in runtime
+    assert "# --- scripts/remote/node/20-crio.sh ---" in runtime
     assert re.findall(r"^KATA_HANDLER=(.*)$", runtime, re.M) == [v.KATA_HANDLER]
     kata = _bundle(graph.named("dev-worker-0-kata-copy"))
     assert re.findall(r"^KATA_HANDLER=(.*)$", kata, re.M) == [v.KATA_HANDLER]

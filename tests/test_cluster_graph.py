@@ -152,14 +152,14 @@ def scale_in_problems(graph: Graph, cluster: str = "dev") -> list[str]:
             problems.append(f"{node} has no membership (drain) or credentials (delete node) command")
             continue
         delete = join.plain("delete") or ""
-        if "scripts/cluster/reset.sh" not in delete or "kubeadm reset -f" not in delete:
+        if "scripts/remote/cluster/reset.sh" not in delete or "kubeadm reset -f" not in delete:
             problems.append(f"{join.name} has no kubeadm reset on delete")
         drain = member.plain("delete") or ""
-        if "scripts/cluster/drain.sh" not in drain:
+        if "scripts/remote/cluster/drain.sh" not in drain:
             problems.append(f"{member.name} does not drain on delete")
         if DELETES_NODE.search(drain):
             problems.append(f"{member.name} deletes the Node object before the reset needs it")
-        if "scripts/cluster/delete-node.sh" not in (mint.plain("delete") or ""):
+        if "scripts/remote/cluster/delete-node.sh" not in (mint.plain("delete") or ""):
             problems.append(f"{mint.name} does not delete the Node object on delete")
         if join.urn not in member.dependencies:
             problems.append(f"{member.name} does not depend on the join, so it would not be deleted first")

@@ -1,4 +1,4 @@
-"""scripts/cluster/*.sh run for real in the stub sandbox (tests/sandbox.py).
+"""scripts/remote/cluster/*.sh run for real in the stub sandbox (tests/sandbox.py).
 
 kubeadm and kubectl are stubs that log their arguments; the scripts' own logic (guards,
 drift refusal, stdin handling, drain failure) runs as on a node. The drain and reset
@@ -192,7 +192,7 @@ def test_kubeconfig_prints_admin_conf_and_nothing_else(tmp_path):
 def test_the_kubeconfig_bundle_does_not_change_with_the_shared_library():
     """review-pulumi F8: its stdout configures the Kubernetes provider."""
     bundle = phase.render_bundle("kubeconfig", "cluster/kubeconfig.sh", KubeconfigParams(node_name="dev-cp-0"))
-    assert "# --- scripts/lib/" not in bundle and "KATAK8S_LIB:-" not in bundle
+    assert "# --- scripts/remote/lib/" not in bundle and "KATAK8S_LIB:-" not in bundle
 
 
 # --- join credentials -----------------------------------------------------------------------
@@ -308,7 +308,7 @@ def test_join_bundle_reads_the_token_from_stdin_and_never_shows_it(tmp_path):
     sb = make_sandbox(tmp_path, hostname="dev-worker-0")
     sb.write("run/containerd/containerd.sock", "")
     sb.stub("kubeadm", "join *", run=KUBEADM_JOIN)
-    # The exact file the node runs: parameters + scripts/lib/common.sh + join.sh.
+    # The exact file the node runs: parameters + scripts/remote/lib/common.sh + join.sh.
     res = sb.run_bundle(phase.render_bundle("kubeadm-join", "cluster/join.sh", JOIN), stdin=join_config())
     assert res.ok, res
     config = f"{sb.root}/etc/kubernetes/katak8s/kubeadm-join.yaml"

@@ -86,7 +86,7 @@ def test_troubleshooting_covers_the_required_failures():
 def test_quoted_messages_and_paths_exist_in_the_scripts(quote, script):
     docs = re.sub(r"\s+", " ", text(DOCS / "troubleshooting.md") + text(DOCS / "security.md"))
     assert quote in docs
-    assert quote in text(ROOT / "scripts" / script), f"scripts/{script} no longer says {quote!r}"
+    assert quote in text(ROOT / "scripts" / "remote" / script), f"scripts/remote/{script} no longer says {quote!r}"
 
 
 def test_troubleshooting_numbers_match_the_code():

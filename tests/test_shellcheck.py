@@ -13,13 +13,13 @@ from sandbox import STUB_PROGRAM
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").rglob("*.sh"))
-# Node and cluster scripts (scripts/node, scripts/cluster); the tools at the top of scripts/
+# Node and cluster scripts (scripts/remote/node, scripts/remote/cluster); the tools at the top of scripts/
 # (test.sh, install-helm.sh) run on the operator's or CI's machine, not from a phase bundle.
 PHASE_SCRIPTS = [p for p in SCRIPTS if p.parent.name != "lib" and p.parent != ROOT / "scripts"]
 SHELLCHECK = shutil.which("shellcheck")
 HEADER = re.compile(
     r'\A#!/usr/bin/env bash\nset -euo pipefail\n(#.*\n)+'
-    r'# shellcheck source=scripts/lib/common.sh\n'
+    r'# shellcheck source=scripts/remote/lib/common.sh\n'
     r'source "\$\{KATAK8S_LIB:-\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)/\.\./lib/common\.sh\}"\n'
     r'# shellcheck source=/dev/null\n'
     r'source "\$\{KATAK8S_PARAMS:-\$\{1:\?usage: \$0 PARAMS_FILE\}\}"\n')
@@ -63,7 +63,7 @@ def test_no_xtrace(script):
 @pytest.mark.parametrize("script", PHASE_SCRIPTS, ids=_ids(PHASE_SCRIPTS))
 def test_phase_script_skeleton(script):
     text = script.read_text()
-    if "katak8s-standalone" in text:  # sources no library (scripts/cluster/kubeconfig.sh says why)
+    if "katak8s-standalone" in text:  # sources no library (scripts/remote/cluster/kubeconfig.sh says why)
         assert STANDALONE_HEADER.match(text) and "lib/common.sh" not in text.split("katak8s-standalone")[1]
     else:
         assert HEADER.match(text), "header: shebang, strict mode, what it does + inputs, the two sources"

@@ -50,7 +50,7 @@ def test_the_guard_probe_is_a_kata_pod_in_a_namespace_without_policies_and_the_n
     sec = node["spec"]["containers"][0]["securityContext"]
     assert not sec.get("privileged") and sec["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_CHROOT"]}
     assert sp.probe_namespace()["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
-    # the guard's table and chain are the ones scripts/node/10-kernel.sh loads
+    # the guard's table and chain are the ones scripts/remote/node/10-kernel.sh loads
     rules = (ROOT / "tests" / "golden" / "bootstrap-metadata-guard.nft").read_text()
     assert f"table {' '.join(sp.GUARD_TABLE)} {{" in rules and f"chain {sp.GUARD_CHAIN} {{" in rules
 

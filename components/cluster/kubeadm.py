@@ -148,7 +148,7 @@ def init_documents(cluster: ClusterSpec, node: NodeRegistration) -> list[dict[st
         "runtimeRequestTimeout": RUNTIME_REQUEST_TIMEOUT,
         # Pods never get the OS's or the kubelet's memory (review-node F2): allocatable =
         # capacity - systemReserved - kubeReserved - evictionHard. The same budget sizes
-        # /dev/shm, where each Kata VM's memory lives (scripts/node/10-kernel.sh size_shm).
+        # /dev/shm, where each Kata VM's memory lives (scripts/remote/node/10-kernel.sh size_shm).
         "systemReserved": dict(v.SYSTEM_RESERVED),
         "kubeReserved": dict(v.KUBE_RESERVED),
         "evictionHard": dict(v.EVICTION_HARD),
@@ -199,7 +199,7 @@ def render_join_config(spec: JoinSpec) -> str:
 
 
 def parse_join_credentials(text: str, *, node: str, control_plane: bool) -> JoinCredentials:
-    """Parse the `key=value` lines scripts/cluster/join-credentials.sh prints.
+    """Parse the `key=value` lines scripts/remote/cluster/join-credentials.sh prints.
 
     Errors name the missing or malformed key, never a value.
     """

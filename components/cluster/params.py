@@ -1,4 +1,4 @@
-"""The parameters of every cluster-formation script (scripts/cluster/*.sh), as frozen data.
+"""The parameters of every cluster-formation script (scripts/remote/cluster/*.sh), as frozen data.
 
 Each dataclass renders to the `KEY='value'` lines of its bundle (components/nodes/phase.py
 render_env); a field is a script input, so a new value re-runs exactly the commands whose

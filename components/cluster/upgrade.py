@@ -17,7 +17,7 @@ pulumi-command commandController.go Update) when `kubernetesVersion` moves:
 The order is the graph's: the other control planes one at a time after cp-0, then the
 workers in batches of `upgradeBatchSize`, each batch after the previous batch's
 memberships (KubeadmCluster._chain). Every script checks the node's real state first and
-skips what is done (scripts/lib/upgrade.sh, scripts/lib/node-upgrade.sh), so a failed step is
+skips what is done (scripts/remote/lib/upgrade.sh, scripts/remote/lib/node-upgrade.sh), so a failed step is
 resumed by the next `pulumi up`: a failed update keeps its old inputs in the state, so the
 engine runs it again, and the steps that succeeded do not run again.
 
@@ -52,7 +52,7 @@ class UpgradeMarks:
 
 @dataclass(frozen=True, kw_only=True)
 class NodeUpgrade:
-    """What the node half of an upgrade reads (scripts/lib/node-upgrade.sh, kube.sh)."""
+    """What the node half of an upgrade reads (scripts/remote/lib/node-upgrade.sh, kube.sh)."""
 
     kubernetes_repo_url: str
     container_runtime: str
@@ -63,7 +63,7 @@ class NodeUpgrade:
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterUpgrade(UpgradeMarks):
-    """What the first control plane's half reads (scripts/lib/upgrade.sh drain_for_upgrade)."""
+    """What the first control plane's half reads (scripts/remote/lib/upgrade.sh drain_for_upgrade)."""
 
     drain_timeout: int
     upgrade_batch: int  # nodes the upgrade may hold cordoned at once, this one included

@@ -199,7 +199,7 @@ def app_service() -> dict[str, Any]:
 def client_deployment(cfg: ClusterConfig) -> dict[str, Any]:
     """An idle agnhost (`pause`) carrying the allowed-client label; the smoke test execs
     curl in its pod. A one-replica Deployment, not a bare Pod: `kubectl drain` (no
-    `--force`, scripts/cluster/drain.sh) refuses a pod no controller manages, so a bare
+    `--force`, scripts/remote/cluster/drain.sh) refuses a pod no controller manages, so a bare
     client would block every scale-in of the node it sits on (review-pulumi F4)."""
     labels = {demo.APP_LABEL: demo.CLIENT, **demo.CLIENT_LABELS}
     return {

@@ -1,7 +1,7 @@
 """One node phase = one CopyToRemote of a self-contained bundle + one remote.Command.
 
 The bundle is the exact text that runs on the node: the rendered parameters, then
-scripts/lib/common.sh, then the phase script, each copied verbatim from the real files.
+scripts/remote/lib/common.sh, then the phase script, each copied verbatim from the real files.
 The phase script sources its library and parameter file through KATAK8S_LIB and
 KATAK8S_PARAMS, which the bundle points at /dev/null because both are already inlined;
 run from a checkout, the same script sources the real files. Shell is never assembled
@@ -34,7 +34,7 @@ import pulumi_command as command
 from components.config import PHASE_TIMEOUT_SECONDS
 from components.openstack.target import NodeTarget
 
-SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts" / "remote"
 LIB = "lib/common.sh"
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -85,7 +85,7 @@ def extra_libs(script: str) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=None)
 def standalone(script: str) -> bool:
     """A script marked `katak8s-standalone` sources no library: its bundle changes only
-    with the script itself (scripts/cluster/kubeconfig.sh says why)."""
+    with the script itself (scripts/remote/cluster/kubeconfig.sh says why)."""
     return "katak8s-standalone" in (SCRIPTS_DIR / script).read_text()
 
 
@@ -94,8 +94,9 @@ def render_bundle(phase: str, script: str, params: Any) -> str:
     libs = () if standalone(script) else (LIB, *extra_libs(script))
     return (
         "#!/usr/bin/env bash\n"
-        f"# katak8s phase {phase}: generated from scripts/{script}"
-        + "".join(f" and scripts/{lib}" for lib in libs[:1]) + "".join(f", scripts/{lib}" for lib in libs[1:])
+        f"# katak8s phase {phase}: generated from scripts/remote/{script}"
+        + "".join(f" and scripts/remote/{lib}" for lib in libs[:1])
+        + "".join(f", scripts/remote/{lib}" for lib in libs[1:])
         + ".\n"
         "# Do not edit on the node: the next `pulumi up` replaces it.\n"
         "set -euo pipefail\n"
@@ -105,8 +106,8 @@ def render_bundle(phase: str, script: str, params: Any) -> str:
         "KATAK8S_PARAMS=/dev/null\n"
         + ("KATAK8S_BUNDLED=1\n" if len(libs) > 1 else "")
         + render_env(params)
-        + "".join(f"# --- scripts/{lib} ---\n" + _body(lib) for lib in libs)
-        + f"# --- scripts/{script} ---\n"
+        + "".join(f"# --- scripts/remote/{lib} ---\n" + _body(lib) for lib in libs)
+        + f"# --- scripts/remote/{script} ---\n"
         + _body(script)
     )
 
@@ -152,7 +153,7 @@ def run_phase(
     create in place (an update: the digest rides in the create text as a comment)
     instead of replacing the command, so it never runs the delete. Commands whose
     delete is destructive (kubeadm reset, drain) need this: with the digest as the
-    trigger, any edit of scripts/lib/common.sh would reset and drain every node.
+    trigger, any edit of scripts/remote/lib/common.sh would reset and drain every node.
     `timeout` bounds the whole create (PHASE_TIMEOUT_SECONDS unless a phase needs more).
     """
     bundle = render_bundle(phase, script, params)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# katak8s phase kernel: generated from scripts/node/10-kernel.sh and scripts/lib/common.sh.
+# katak8s phase kernel: generated from scripts/remote/node/10-kernel.sh and scripts/remote/lib/common.sh.
 # Do not edit on the node: the next `pulumi up` replaces it.
 set -euo pipefail
 # --- parameters ---
@@ -8,7 +8,7 @@ KATAK8S_LIB=/dev/null
 KATAK8S_PARAMS=/dev/null
 CLOUD_INIT_TIMEOUT=900
 NODE_RESERVED_MIB=968
-# --- scripts/lib/common.sh ---
+# --- scripts/remote/lib/common.sh ---
 set -euo pipefail
 # katak8s common library: sourced by every phase script, and inlined ahead of it in the
 # phase bundle that reaches a node (components/nodes/phase.py). Functions only, no side effects.
@@ -292,7 +292,7 @@ minor_of() {
 older() {
   [[ ${1#v} != "${2#v}" && "$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | head -n1)" == "${1#v}" ]]
 }
-# --- scripts/node/10-kernel.sh ---
+# --- scripts/remote/node/10-kernel.sh ---
 set -euo pipefail
 # Kernel prerequisites for the kubelet, the CNI and Kata: wait for cloud-init (it holds the
 # apt/dpkg locks on first boot), load and persist overlay, br_netfilter, vhost_vsock and
@@ -300,7 +300,7 @@ set -euo pipefail
 # reboot, size /dev/shm for the Kata VMs, and install the metadata guard (pods may not reach
 # 169.254.169.254). Every step compares before it changes anything.
 # inputs: CLOUD_INIT_TIMEOUT (seconds), NODE_RESERVED_MIB
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=scripts/remote/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"

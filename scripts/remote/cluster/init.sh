@@ -6,7 +6,7 @@ set -euo pipefail
 # endpoint or network is refused, and an older Kubernetes is upgraded in place, the first
 # step of the whole upgrade (upgrade_first_control_plane: the version gate, kubeadm-config's
 # removed gates, `kubeadm upgrade apply`, then this node drained, its kubelet upgraded,
-# uncordoned; scripts/lib/upgrade.sh, components/cluster/upgrade.py); if it did not (kubeadm failed or was killed, e.g. in
+# uncordoned; scripts/remote/lib/upgrade.sh, components/cluster/upgrade.py); if it did not (kubeadm failed or was killed, e.g. in
 # wait-control-plane, before upload-config, bootstrap-token and the addons), the half-made
 # control plane is reset and initialised again when that is provably safe, and refused with
 # the exact command otherwise (review-node F18). Ends with a bounded wait on /readyz.
@@ -14,18 +14,18 @@ set -euo pipefail
 #         for upgrades KUBERNETES_REPO_URL, CONTAINER_RUNTIME, CRIO_REPO_URL, READY_TIMEOUT,
 #         RUNTIME_WAIT_SECONDS, DRAIN_TIMEOUT, UPGRADE_BATCH, REMOVED_GATES and the annotations;
 # stdin: the rendered kubeadm config (components/cluster/kubeadm.py render_init_config).
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=scripts/remote/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/kube.sh
-# shellcheck source=scripts/lib/kube.sh
+# shellcheck source=scripts/remote/lib/kube.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
 # katak8s-lib: lib/node-upgrade.sh
-# shellcheck source=scripts/lib/node-upgrade.sh
+# shellcheck source=scripts/remote/lib/node-upgrade.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/node-upgrade.sh"
 # katak8s-lib: lib/upgrade.sh
-# shellcheck source=scripts/lib/upgrade.sh
+# shellcheck source=scripts/remote/lib/upgrade.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 set -euo pipefail
-# katak8s container-runtime helpers, shared by scripts/node/20-containerd.sh and
-# 20-crio.sh (declared there with `# katak8s-lib:`, inlined after scripts/lib/common.sh in
+# katak8s container-runtime helpers, shared by scripts/remote/node/20-containerd.sh and
+# 20-crio.sh (declared there with `# katak8s-lib:`, inlined after scripts/remote/lib/common.sh in
 # their bundles). Functions only.
 
 # apply_runtime_config UNIT CHANGED: enable and start the container runtime UNIT; restart it

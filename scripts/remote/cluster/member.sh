@@ -5,15 +5,15 @@ set -euo pipefail
 # its server goes. Registration, not Ready: a node is Ready only once the CNI runs, and
 # Calico is installed after the cluster forms. During an upgrade it is also the node's last
 # upgrade step: once the node runs the target and is Ready, it is uncordoned if the upgrade
-# cordoned it (scripts/lib/upgrade.sh finish_upgrade). Otherwise it reads only.
+# cordoned it (scripts/remote/lib/upgrade.sh finish_upgrade). Otherwise it reads only.
 # inputs: NODE_NAME, REGISTER_TIMEOUT (seconds), KUBERNETES_VERSION (vX.Y.Z), READY_TIMEOUT,
 #         UPGRADE_TARGET_ANNOTATION, UPGRADE_CORDON_ANNOTATION
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=scripts/remote/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/upgrade.sh
-# shellcheck source=scripts/lib/upgrade.sh
+# shellcheck source=scripts/remote/lib/upgrade.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
 
 # registered: the Node object exists.

@@ -8,12 +8,12 @@ set -euo pipefail
 #         KATA_SHIM_PATH, KATA_CONFIG_PATH, AGENT_RECONNECT_TIMEOUT_MS, CONTAINER_RUNTIME,
 #         KATA_HANDLER, CRI_SOCKET, SMOKE_IMAGE, SMOKE_TIMEOUT, ALLOW_RUNTIME_RESTART,
 #         KATA_HYPERVISOR, FIXED_VM_VCPUS, FIXED_VM_MEMORY_MIB
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=scripts/remote/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/kata-smoke.sh
-# shellcheck source=scripts/lib/kata-smoke.sh
+# shellcheck source=scripts/remote/lib/kata-smoke.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kata-smoke.sh"
 
 PREFIX="${KATAK8S_ROOT}${KATA_PREFIX}"
@@ -24,7 +24,7 @@ SMOKE_KEY="${RELEASE} ${CONTAINER_RUNTIME} ${KATA_HANDLER} ${KATA_CONFIG_PATH} $
 # Kata VM boot under nested virtualization: give each request the smoke budget.
 CRICTL=(crictl --runtime-endpoint "${CRI_SOCKET}" --timeout "${SMOKE_TIMEOUT}s")
 WORK="" DOWNLOADS="" SMOKE_RAN="" SMOKE_CTR="" SMOKE_POD="" SMOKE_NET=""
-trap cleanup EXIT  # scripts/lib/kata-smoke.sh: remove what a failed smoke test left
+trap cleanup EXIT  # scripts/remote/lib/kata-smoke.sh: remove what a failed smoke test left
 
 # --- downloads and staging sit beside KATA_PREFIX, not in /tmp: /tmp is a RAM-backed tmpfs
 # (half the memory) since Ubuntu 24.10, too small for the multi-GB payload; on the same

@@ -2,8 +2,8 @@
 # shellcheck disable=SC2153,SC2154  # set by 30-kata.sh and its parameters
 set -euo pipefail
 # katak8s Kata smoke test: start a REAL sandbox through the configured runtime and prove
-# its guest kernel is not the host's. Sourced by scripts/node/30-kata.sh after
-# scripts/lib/common.sh, and inlined after it in the kata phase's bundle
+# its guest kernel is not the host's. Sourced by scripts/remote/node/30-kata.sh after
+# scripts/remote/lib/common.sh, and inlined after it in the kata phase's bundle
 # (components/nodes/phase.py reads the script's `# katak8s-lib:` line). Functions only.
 # Uses from 30-kata.sh: WORK, PREFIX, CRICTL, SMOKE_KEY and the SMOKE_* state variables,
 # and its parameters CONTAINER_RUNTIME, KATA_HANDLER, KATA_CONFIG_PATH, SMOKE_IMAGE,

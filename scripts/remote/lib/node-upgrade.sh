@@ -3,7 +3,7 @@ set -euo pipefail
 # katak8s: the node half of an in-place upgrade (components/cluster/upgrade.py), on a node
 # the first control plane has drained: `kubeadm upgrade node`, CRI-O's minor, the pause
 # image of the new kubeadm, kubelet and kubectl, and the kubelet restarted onto the new
-# version. Used by scripts/cluster/init.sh and join.sh, after scripts/lib/kube.sh.
+# version. Used by scripts/remote/cluster/init.sh and join.sh, after scripts/remote/lib/kube.sh.
 # Functions only.
 # reads: KUBERNETES_VERSION (vX.Y.Z), CRIO_REPO_URL, CRI_SOCKET, CONTAINER_RUNTIME,
 #        RUNTIME_WAIT_SECONDS, NODE_NAME; KUBELET_CONF (kube.sh).

@@ -2,8 +2,8 @@
 set -euo pipefail
 # katak8s Kubernetes packages on one node: kubeadm, kubelet and kubectl from pkgs.k8s.io at
 # an exact patch, held, and the runtime's pause image following the installed kubeadm.
-# Shared by scripts/node/40-kube-packages.sh (first install) and the node half of an upgrade
-# (scripts/lib/node-upgrade.sh). Functions only.
+# Shared by scripts/remote/node/40-kube-packages.sh (first install) and the node half of an upgrade
+# (scripts/remote/lib/node-upgrade.sh). Functions only.
 # reads: KUBERNETES_REPO_URL, CRI_SOCKET, CONTAINER_RUNTIME, PAUSE_FILE (common.sh).
 
 # shellcheck disable=SC2034  # read by 40-kube-packages.sh and node-upgrade.sh

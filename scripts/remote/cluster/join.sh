@@ -7,23 +7,23 @@ set -euo pipefail
 # against the stack instead (its join completed, container runtime) and drift is refused.
 # A joined node at an older Kubernetes is upgraded here, after the first control plane
 # drained it (its join-credentials step): kubeadm, `kubeadm upgrade node`, the runtime,
-# kubelet and kubectl (scripts/lib/node-upgrade.sh).
+# kubelet and kubectl (scripts/remote/lib/node-upgrade.sh).
 # inputs: NODE_NAME, KUBERNETES_VERSION (vX.Y.Z), CRI_SOCKET, CONTROL_PLANE (true|false),
 #         MINT_RESOURCE (the Pulumi name of this node's join-credentials command),
 #         KUBERNETES_REPO_URL, CONTAINER_RUNTIME, CRIO_REPO_URL, READY_TIMEOUT, RUNTIME_WAIT_SECONDS;
 # stdin: the rendered JoinConfiguration (components/cluster/kubeadm.py render_join_config).
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=scripts/remote/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/etcd.sh
-# shellcheck source=scripts/lib/etcd.sh
+# shellcheck source=scripts/remote/lib/etcd.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
 # katak8s-lib: lib/kube.sh
-# shellcheck source=scripts/lib/kube.sh
+# shellcheck source=scripts/remote/lib/kube.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
 # katak8s-lib: lib/node-upgrade.sh
-# shellcheck source=scripts/lib/node-upgrade.sh
+# shellcheck source=scripts/remote/lib/node-upgrade.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/node-upgrade.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
@@ -114,7 +114,7 @@ join() {
     reset_output=$(kubeadm reset -f --cri-socket "${CRI_SOCKET}" 2>&1) || log_warn "kubeadm reset failed too"
     printf '%s\n' "${reset_output}" >>"${LOG}"
     # A control plane that got as far as its etcd join leaves a member behind unless the
-    # reset removed it (issue #12): say so, as scale-in does (scripts/cluster/reset.sh).
+    # reset removed it (issue #12): say so, as scale-in does (scripts/remote/cluster/reset.sh).
     if [[ "${CONTROL_PLANE}" == true ]] && etcd_member_left "${reset_output}"; then
       log_warn "the reset did NOT remove the etcd member of ${NODE_NAME}. $(etcd_member_fix "${NODE_NAME}")," \
         "before 'pulumi up' tries the join again"

@@ -9,16 +9,16 @@ set -euo pipefail
 # its error message, unscrubbed (pulumi-sdk.md §2.6), so a failure must leave stdout empty.
 # During an upgrade it is also the node's first upgrade step: a node that joined at an
 # older Kubernetes is cordoned and drained here, before its join step upgrades it
-# (scripts/lib/upgrade.sh drain_for_upgrade; components/cluster/upgrade.py).
+# (scripts/remote/lib/upgrade.sh drain_for_upgrade; components/cluster/upgrade.py).
 # inputs: NODE_NAME (the joining node), TOKEN_TTL (e.g. 30m), CONTROL_PLANE (true|false),
 #         READYZ_TIMEOUT (seconds), KUBERNETES_VERSION (vX.Y.Z), DRAIN_TIMEOUT, UPGRADE_BATCH,
 #         UPGRADE_TARGET_ANNOTATION, UPGRADE_CORDON_ANNOTATION
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=scripts/remote/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/upgrade.sh
-# shellcheck source=scripts/lib/upgrade.sh
+# shellcheck source=scripts/remote/lib/upgrade.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"

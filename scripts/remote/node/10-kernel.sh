@@ -6,7 +6,7 @@ set -euo pipefail
 # reboot, size /dev/shm for the Kata VMs, and install the metadata guard (pods may not reach
 # 169.254.169.254). Every step compares before it changes anything.
 # inputs: CLOUD_INIT_TIMEOUT (seconds), NODE_RESERVED_MIB
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=scripts/remote/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"

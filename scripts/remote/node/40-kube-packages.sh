@@ -3,16 +3,16 @@ set -euo pipefail
 # kubeadm, kubelet and kubectl from pkgs.k8s.io for the Kubernetes minor, at the exact patch
 # (the Debian revision read from `apt-cache madison`, never constructed) and held. A node
 # that already joined at an older version keeps its packages: the upgrade steps move it,
-# drained (scripts/lib/upgrade.sh). Control-plane nodes pre-pull their images.
+# drained (scripts/remote/lib/upgrade.sh). Control-plane nodes pre-pull their images.
 # inputs: KUBERNETES_VERSION (1.M.P), KUBERNETES_REPO_URL, CRI_SOCKET, PREPULL_IMAGES,
 #         CONTAINER_RUNTIME
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=scripts/remote/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 
 # katak8s-lib: lib/kube.sh
-# shellcheck source=scripts/lib/kube.sh
+# shellcheck source=scripts/remote/lib/kube.sh
 [[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
 
 # --- a joined node changes version only through the upgrade steps, drained, one node (or

@@ -4,7 +4,7 @@ set -euo pipefail
 # which command runs which part, in which order): run on the first control plane with its
 # admin.conf, the version gate, kubeadm-config's removed gates, `kubeadm upgrade apply`, and
 # the drain before and uncordon after each node. The node side (`kubeadm upgrade node`, the
-# runtime, kubelet and kubectl) is scripts/lib/node-upgrade.sh. Functions only.
+# runtime, kubelet and kubectl) is scripts/remote/lib/node-upgrade.sh. Functions only.
 # reads: KUBERNETES_VERSION (vX.Y.Z, the target); DRAIN_TIMEOUT, UPGRADE_BATCH, READY_TIMEOUT,
 #        UPGRADE_TARGET_ANNOTATION, UPGRADE_CORDON_ANNOTATION, REMOVED_GATES (array) where used.
 

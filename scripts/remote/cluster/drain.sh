@@ -6,7 +6,7 @@ set -euo pipefail
 # etcd member, and delete-node.sh (step 3) deletes it afterwards. A drain that fails or
 # times out stops here with a non-zero exit, so Pulumi stops the deletion: nothing is forced.
 # inputs: NODE_NAME, DRAIN_TIMEOUT (seconds)
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=scripts/remote/lib/common.sh
 source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
