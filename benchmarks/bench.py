@@ -52,6 +52,9 @@ DURATIONS: list[tuple[str, str, int, str]] = [
      "Nova boot to sshd accepting connections on an Ubuntu cloud image (typically 30-90 s)"),
     ("openstack:loadbalancer/loadBalancer:LoadBalancer", "", 150,
      "Octavia amphora LB to ACTIVE (Octavia docs: amphora boot dominates, 1-3 min)"),
+    ("command:remote:CopyToRemote", "-scripts", 5,
+     "SFTP of scripts/remote (~30 files, ~130 KB) through the jump host: a few round trips per file "
+     "(pulumi-command copyDir is sequential), at ~50 ms from a remote runner"),
     ("command:remote:Command", "-preflight", 10, "reads /proc, /dev/kvm, modprobe --dry-run"),
     ("command:remote:Command", "-kernel", 20,
      "cloud-init status --wait (our user data installs nothing, so it ends seconds after sshd), modprobe, sysctl"),

@@ -34,6 +34,7 @@ from plan import load_graph, stack_config, with_overrides  # noqa: E402
 from provider_rules import DISRUPTIVE_UPDATES  # noqa: E402
 
 from components.config import ConfigError  # noqa: E402
+from components.nodes import phase  # noqa: E402
 
 # What each script does, in a reviewer's words (scripts/remote/node, scripts/remote/cluster).
 VERBS = {
@@ -57,11 +58,13 @@ INSTANCE = "openstack:compute/instance:Instance"
 _VERSION = re.compile(r"^KUBERNETES_VERSION='?v?([0-9.]+)'?$", re.M)
 
 
-_FROM = re.compile(r"generated from scripts/remote/(\S+?\.sh)")
+_FROM = re.compile(r"^# katak8s phase \S+: runs scripts/remote/(\S+?\.sh)", re.M)
 
 
-def script_of(bundle_or_command: str | None) -> str | None:
-    m = _FROM.search(bundle_or_command or "")
+def script_of(program_or_command: str | None) -> str | None:
+    """The script under scripts/remote a program (or a command line around one) runs."""
+    text = program_or_command or ""
+    m = _FROM.search(phase.program_of(text) or text) if text.startswith("sudo ") else _FROM.search(text)
     return m.group(1) if m else None
 
 
@@ -82,11 +85,11 @@ def locate(name: str, nodes: list[str]) -> tuple[str, str, str]:
 
 
 def _bundle(reg: Registration, graph: Graph | None) -> str | None:
-    """The bundle the command `reg` runs in `graph` (its CopyToRemote's source)."""
+    """The program the command `reg` runs in `graph` (components/nodes/phase.py render_program)."""
     if graph is None:
         return None
-    copy = next((r for r in graph if r.name == reg.name + "-copy"), None)
-    return (copy.plain("source") or {}).get("text") if copy else None
+    cmd = next((r for r in graph if r.name == reg.name and r.type == reg.type), None)
+    return phase.program_of(cmd.plain("create")) if cmd else None
 
 
 def deployed_version(before: Graph | None) -> str | None:

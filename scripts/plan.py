@@ -44,6 +44,7 @@ from engine_model import topological  # noqa: E402
 from harness import SECRET_SIG, Export, Graph, Registration, run_program  # noqa: E402
 
 from components.config import SECRET_KEYS, ConfigError  # noqa: E402
+from components.nodes import phase  # noqa: E402
 
 SECRET_PLACEHOLDER = "<secret from the stack configuration>"
 
@@ -107,9 +108,18 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text if text.endswith("\n") else text + "\n")
 
 
-def _bundle_params(bundle: str) -> dict[str, str]:
-    """The KEY='value' lines of a phase bundle's parameter section."""
-    section = bundle.split("# --- parameters ---\n", 1)[-1].split("\n# --- scripts/", 1)[0]
+def _bundle_params(program: str) -> dict[str, str]:
+    """The KEY='value' lines of a phase program's parameter section."""
+    section = program.split("# --- parameters ---\n", 1)[-1].split("\n# --- scripts/", 1)[0]
+    return _assignments(section)
+
+
+def _phase_params(program: str) -> dict[str, str]:
+    """The KATAK8S_* lines above a program's parameters."""
+    return _assignments(program.split("# --- parameters ---\n", 1)[0])
+
+
+def _assignments(section: str) -> dict[str, str]:
     params = {}
     for token in shlex.split(section, comments=True):
         if "=" in token:
@@ -134,17 +144,19 @@ def write_plan(graph: Graph, out: Path) -> None:
 
 
 def _write_artifacts(reg: Registration, out: Path) -> None:
-    if reg.type == "command:remote:CopyToRemote":
-        bundle = _plain(reg.inputs.get("source", {})).get("text", "")
-        phase = Path(_plain(reg.inputs.get("remotePath", ""))).stem
-        node = reg.name.removesuffix(f"-{phase}-copy")
-        _write(out / "nodes" / _safe(node) / f"{_safe(phase)}.sh", bundle)
-        n = 0
-        for value in _bundle_params(bundle).values():
-            if "apiVersion: kubeadm.k8s.io/" in value:
-                _write(out / "kubeadm" / f"{_safe(node)}-{_safe(phase)}-{n}.yaml", value)
-                n += 1
-    elif reg.type == "command:remote:Command":
+    if reg.type == "command:remote:Command":
+        # The program each command runs (components/nodes/phase.py render_program): its
+        # parameters and the sums of the scripts it sources from the node's copy.
+        program = phase.program_of(_plain(reg.inputs.get("create")))
+        if program:
+            phase_name = _phase_params(program).get("KATAK8S_PHASE", reg.name)
+            node = reg.name.removesuffix(f"-{phase_name}")
+            _write(out / "nodes" / _safe(node) / f"{_safe(phase_name)}.sh", program)
+            n = 0
+            for value in _bundle_params(program).values():
+                if "apiVersion: kubeadm.k8s.io/" in value:
+                    _write(out / "kubeadm" / f"{_safe(node)}-{_safe(phase_name)}-{n}.yaml", value)
+                    n += 1
         # kubeadm configs reach the nodes on stdin: init's holds addresses known only after
         # deployment, a join's also the minted token. Under mocks every secret in them is a
         # placeholder (the token is kubeadm's documented example), so the plan shows them.

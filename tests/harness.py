@@ -144,6 +144,16 @@ class Graph:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]
 
+    def program(self, name: str, *, delete: bool = False) -> str:
+        """The program command `name` runs on its node (components/nodes/phase.py
+        render_program), or its delete's."""
+        from components.nodes import phase
+
+        text = phase.program_of(self.named(name).plain("delete" if delete else "create"))
+        if text is None:
+            raise KeyError(f"{name} runs no katak8s program")
+        return text
+
     def find(self, pred: Callable[[Registration], bool]) -> list[Registration]:
         return [r for r in self.regs if pred(r)]
 

@@ -48,7 +48,7 @@ API (all paths given to the API are relative to the fake root unless they say ot
     res = sb.run("node/10-kernel.sh", params, env=None, stdin=None, timeout=60)
         Render `params` (a dataclass, via components.nodes.phase.render_env, or a mapping of
         NAME -> value) to a params file and run `bash scripts/<script> <params file>`.
-    res = sb.run_bundle(text)        run a rendered bundle (components.nodes.phase.render_bundle)
+    res = sb.run_bundle(text)        run a rendered bundle (components.nodes.phase.render_program)
     res = sb.run_command(cmdline)    run a command line with bash -c (e.g. a Command's
                                      `delete` text: `sudo -n timeout 1800 bash -c '...'`)
 
@@ -80,7 +80,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.nodes import phase
+from components.nodes import library, phase
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts" / "remote"
@@ -255,6 +255,9 @@ class Sandbox:
             real = shutil.which(tool, path=f"{COREUTILS_FIRST}:/usr/local/bin:/usr/bin:/bin".lstrip(":"))
             if real and not (self.bin / tool).exists():
                 (self.bin / tool).symlink_to(real)
+        # The node's copy of scripts/remote, where components/nodes/library.py puts it: every
+        # program (phase.render_program) runs its script from there, through launch.sh.
+        shutil.copytree(SCRIPTS, self.path(library.remote_dir()) / "remote")
         self.fact("kernel", host_kernel)
         self.fact("arch", arch)
         self.fact("guest_kernel", guest_kernel)

@@ -31,7 +31,7 @@ def spec(cfg, name: str, *, role: str = naming.WORKER, flavor: str = "m1.xlarge"
 
 def bundle(cfg, name: str, **kw) -> str:
     s = spec(cfg, name, **kw)
-    return phase.render_bundle(s.name, s.script, s.params)
+    return phase.render_program(s.name, s.script, s.params)
 
 
 def run_twice(sb: Sandbox, text: str):
@@ -90,7 +90,7 @@ def test_rendered_bundle_matches_golden(golden):
 
 # --- what changes when the stack changes ----------------------------------------------------
 def _digests(cfg, role=naming.WORKER, flavor="m1.xlarge") -> dict[str, str]:
-    return {s.name: phase.sha256(phase.render_bundle(s.name, s.script, s.params))
+    return {s.name: phase.sha256(phase.render_program(s.name, s.script, s.params))
             for s in bootstrap.phase_specs(cfg, role=role, flavor=flavor)}
 
 

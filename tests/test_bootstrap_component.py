@@ -14,7 +14,7 @@ from harness import run_program
 from components import naming
 from components import versions as v
 from components.config import load_config
-from components.nodes import phase
+from components.nodes import library, phase
 from components.nodes.bootstrap import PHASES, NodeBootstrap
 from components.openstack.target import NodeTarget
 
@@ -45,7 +45,7 @@ def _program(workers: int, control_planes: int = 1):
 
 
 def _bundle(reg) -> str:
-    return reg.plain("source")["text"]
+    return phase.program_of(reg.plain("create"))
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +57,21 @@ def test_each_node_runs_its_five_phases_in_order_under_the_component(graph):
     comp = graph.of_type(naming.type_token("bootstrap", "NodeBootstrap"))[0]
     for node in ("dev-cp-0", "dev-cp-2", "dev-worker-1"):
         cmds = [graph.named(f"{node}-{p}") for p in PHASES]
-        for reg in cmds + [graph.named(f"{node}-{p}-copy") for p in PHASES]:
+        scripts = graph.named(f"{node}-scripts")
+        for reg in [*cmds, scripts]:
             assert reg.parent == comp.urn
         preflight, kernel, runtime, kata, kube = cmds
         for later, earlier in ((kernel, preflight), (runtime, kernel), (kata, runtime), (kube, runtime)):
             assert graph.depends_on(later, earlier), f"{later.name} must wait for {earlier.name}"
         # Kata and the kube packages need only the runtime: neither waits for the other.
         assert not graph.depends_on(kube, kata) and not graph.depends_on(kata, kube)
-        for p, cmd in zip(PHASES, cmds, strict=False):
-            copy = graph.named(f"{node}-{p}-copy")
-            assert cmd.plain("triggers") == [phase.sha256(_bundle(copy))]
-            assert cmd.plain("create") == f"sudo -n timeout 1800 bash /home/ubuntu/.katak8s/{p}.sh"
+        assert scripts.plain("source")["path"] == "scripts/remote"  # a FileArchive: a path, no text
+        assert scripts.plain("remotePath") == f"/home/ubuntu/.katak8s/scripts/{library.version()}"
+        for p, cmd in zip(PHASES, cmds, strict=True):
+            assert graph.depends_on(cmd, scripts), f"{cmd.name} must wait for the node's scripts"
+            assert cmd.plain("triggers") == [phase.sha256(_bundle(cmd))]
+            assert cmd.plain("create") == phase.command_line(_bundle(cmd), 1800)
+            assert f"KATAK8S_PHASE={p}\n" in _bundle(cmd)
 
 
 def test_no_node_waits_for_another(graph):
@@ -79,14 +83,14 @@ def test_no_node_waits_for_another(graph):
 
 
 def test_bundles_carry_the_single_kata_handler(graph):
-    runtime = _bundle(graph.named("dev-worker-0-runtime-copy"))
-    assert "# --- scripts/remote/node/20-crio.sh ---" in runtime
+    runtime = _bundle(graph.named("dev-worker-0-runtime"))
+    assert "KATAK8S_SCRIPT=node/20-crio.sh\n" in runtime
     assert re.findall(r"^KATA_HANDLER=(.*)$", runtime, re.M) == [v.KATA_HANDLER]
-    kata = _bundle(graph.named("dev-worker-0-kata-copy"))
+    kata = _bundle(graph.named("dev-worker-0-kata"))
     assert re.findall(r"^KATA_HANDLER=(.*)$", kata, re.M) == [v.KATA_HANDLER]
-    assert "FLAVOR=worker-flavor" in _bundle(graph.named("dev-worker-0-preflight-copy"))
-    assert "PREPULL_IMAGES=true" in _bundle(graph.named("dev-cp-1-kube-packages-copy"))
-    assert "PREPULL_IMAGES=false" in _bundle(graph.named("dev-worker-1-kube-packages-copy"))
+    assert "FLAVOR=worker-flavor" in _bundle(graph.named("dev-worker-0-preflight"))
+    assert "PREPULL_IMAGES=true" in _bundle(graph.named("dev-cp-1-kube-packages"))
+    assert "PREPULL_IMAGES=false" in _bundle(graph.named("dev-worker-1-kube-packages"))
 
 
 def test_adding_a_worker_changes_no_existing_input():
@@ -96,7 +100,7 @@ def test_adding_a_worker_changes_no_existing_input():
     new = {r.name: r.inputs for r in after if r.type in (COPY, CMD)}
     assert {n: new[n] for n in old} == old
     assert sorted(set(new) - set(old)) == sorted(
-        [f"dev-worker-2-{p}" for p in PHASES] + [f"dev-worker-2-{p}-copy" for p in PHASES])
+        [f"dev-worker-2-{p}" for p in PHASES] + ["dev-worker-2-scripts"])
 
 
 @pytest.mark.parametrize("runtime", ["containerd", "crio"])
@@ -105,7 +109,7 @@ def test_whole_program_runtime_table_runtimeclass_and_workloads_agree(runtime):
     runtime table name, and workloads must name that class."""
     g = run_program({"containerRuntime": runtime, "sampleWorkloads": True})
     handlers = set()
-    for reg in g.find(lambda r: r.type == COPY and r.name.endswith("-runtime-copy")):
+    for reg in g.find(lambda r: r.type == CMD and r.name.endswith("-runtime")):
         handlers.update(re.findall(r"^KATA_HANDLER=(.*)$", _bundle(reg), re.M))
     rcs = g.of_type("kubernetes:node.k8s.io/v1:RuntimeClass")
     classes = {r.plain("handler") for r in rcs}

@@ -111,7 +111,7 @@ def test_kata_without_a_pin_stops_with_the_fix(tmp_path, archives):
     # Config validation refuses an unpinned version first (tests/test_config.py); the
     # script refuses on its own too, so no bundle can ever install unverified bits.
     s = spec(cfg_for(), "kata")
-    unpinned = phase.render_bundle(s.name, s.script, dataclasses.replace(s.params, kata_static_sha256=""))
+    unpinned = phase.render_program(s.name, s.script, dataclasses.replace(s.params, kata_static_sha256=""))
     sb = kata_sandbox(tmp_path, archives)
     res = sb.run_bundle(unpinned)
     assert res.rc == 1 and "publishes no checksum file" in res.stderr

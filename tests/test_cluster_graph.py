@@ -18,6 +18,7 @@ from harness import FAKE_JOIN_CREDENTIALS, SECRET_SIG, SECRET_VALUE, Graph, run_
 
 from components.cluster import KubeadmCluster
 from components.config import MAX_DRAIN_SECONDS, ConfigError, load_config
+from components.nodes import library, phase
 from components.openstack.access import SshAccess
 from components.openstack.endpoint import ApiEndpoint
 from components.openstack.network import ClusterNetwork
@@ -35,13 +36,16 @@ COMMAND_TEXT = ("create", "update", "delete", "environment", "triggers")
 
 
 class StandInBootstrap:
-    """NodeBootstrap's interface (.ready / .kube_ready[node name]) with one command per node."""
+    """NodeBootstrap's interface (.ready / .kube_ready / .scripts[node name]) with one command
+    per node and the real copy of scripts/remote."""
 
     def __init__(self, nodes: NodePool):
+        targets = [*nodes.control_planes, *nodes.workers]
         self.kube_ready = {t.name: command.remote.Command(f"{t.name}-bootstrap-standin",
                                                           connection=t.connection, create="true")
-                           for t in [*nodes.control_planes, *nodes.workers]}
+                           for t in targets}
         self.ready = {name: [cmd] for name, cmd in self.kube_ready.items()}
+        self.scripts = {t.name: library.ship(self.kube_ready[t.name], t) for t in targets}
 
 
 def build() -> KubeadmCluster:
@@ -138,6 +142,14 @@ def ordering_problems(graph: Graph, cps: int, workers: int, cluster: str = "dev"
 DELETES_NODE = re.compile(r"^\s*kube(ctl)?\s.*\bdelete node\b", re.M)
 
 
+def deleted_text(reg) -> str:
+    """What a command's delete runs: its program and the files it names by their sums (the
+    node's copy of scripts/remote holds exactly these, scripts/remote/launch.sh checks)."""
+    program = phase.program_of(reg.plain("delete")) or ""
+    m = re.search(r"^KATAK8S_SCRIPT=(\S+)$", program, re.M)
+    return program + "".join((phase.SCRIPTS_DIR / f).read_text() for f in phase.files(m.group(1))) if m else program
+
+
 def scale_in_problems(graph: Graph, cluster: str = "dev") -> list[str]:
     """Scale-in must run upstream's order: drain (membership's delete), kubeadm reset on the
     node (join's delete), then delete the Node object (credentials' delete). Pulumi deletes
@@ -151,15 +163,15 @@ def scale_in_problems(graph: Graph, cluster: str = "dev") -> list[str]:
         if member is None or mint is None:
             problems.append(f"{node} has no membership (drain) or credentials (delete node) command")
             continue
-        delete = join.plain("delete") or ""
-        if "scripts/remote/cluster/reset.sh" not in delete or "kubeadm reset -f" not in delete:
+        delete = deleted_text(join)
+        if "kubeadm reset -f" not in delete:
             problems.append(f"{join.name} has no kubeadm reset on delete")
-        drain = member.plain("delete") or ""
-        if "scripts/remote/cluster/drain.sh" not in drain:
+        drain = deleted_text(member)
+        if "KATAK8S_SCRIPT=cluster/drain.sh" not in drain:
             problems.append(f"{member.name} does not drain on delete")
         if DELETES_NODE.search(drain):
             problems.append(f"{member.name} deletes the Node object before the reset needs it")
-        if "scripts/remote/cluster/delete-node.sh" not in (mint.plain("delete") or ""):
+        if "KATAK8S_SCRIPT=cluster/delete-node.sh" not in deleted_text(mint):
             problems.append(f"{mint.name} does not delete the Node object on delete")
         if join.urn not in member.dependencies:
             problems.append(f"{member.name} does not depend on the join, so it would not be deleted first")
@@ -253,14 +265,14 @@ def test_credentials_and_kubeconfig_are_read_with_logging_off():
 def test_init_receives_its_config_on_stdin_without_secrets():
     graph = cluster_graph({"controlPlaneCount": 3})
     init = graph.named("dev-cp-0-kubeadm-init")
-    assert init.inputs["create"] == "sudo -n timeout 3600 bash /home/ubuntu/.katak8s/kubeadm-init.sh"
+    assert init.inputs["create"] == phase.command_line(graph.program(init.name), 3600)
+    assert "KATAK8S_SCRIPT=cluster/init.sh\n" in graph.program(init.name)
     assert "delete" not in init.inputs  # destroying cp-0's server is the teardown
     config = init.plain("stdin")
     assert "controlPlaneEndpoint: <VIP of endpoint-lb>:6443" in config
     assert "- <floating IP of endpoint-fip>" in config  # the public endpoint is a SAN
     assert "value: <fixed IP of dev-cp-0-port>" in config  # node-ip
-    copy = graph.named("dev-cp-0-kubeadm-init-copy")
-    assert "KUBERNETES_VERSION=v1.36.4" in str(copy.inputs["source"])
+    assert "KUBERNETES_VERSION=v1.36.4" in graph.program("dev-cp-0-kubeadm-init")
 
 
 def test_join_config_names_the_node_and_the_private_endpoint():
@@ -288,7 +300,8 @@ def test_the_scale_in_check_can_fail():
     join = graph.named("dev-worker-1-kubeadm-join")
     join.dependencies.remove(graph.named("dev-cp-0-join-credentials-dev-worker-1").urn)
     member = graph.named("dev-cp-0-membership-dev-worker-0")
-    member.inputs["delete"] += "\n  kube delete node \"${NODE_NAME}\" --ignore-not-found >&2"
+    member.inputs["delete"] = phase.command_line(graph.program(member.name, delete=True)
+                                                 + "\n  kube delete node \"${NODE_NAME}\" --ignore-not-found >&2", 1800)
     assert sorted(scale_in_problems(graph)) == [
         "dev-cp-0-join-credentials-dev-worker-1 does not delete the Node object on delete",
         "dev-cp-0-membership-dev-worker-0 deletes the Node object before the reset needs it",

@@ -191,7 +191,7 @@ def test_kubeconfig_prints_admin_conf_and_nothing_else(tmp_path):
 
 def test_the_kubeconfig_bundle_does_not_change_with_the_shared_library():
     """review-pulumi F8: its stdout configures the Kubernetes provider."""
-    bundle = phase.render_bundle("kubeconfig", "cluster/kubeconfig.sh", KubeconfigParams(node_name="dev-cp-0"))
+    bundle = phase.render_program("kubeconfig", "cluster/kubeconfig.sh", KubeconfigParams(node_name="dev-cp-0"))
     assert "# --- scripts/remote/lib/" not in bundle and "KATAK8S_LIB:-" not in bundle
 
 
@@ -309,7 +309,7 @@ def test_join_bundle_reads_the_token_from_stdin_and_never_shows_it(tmp_path):
     sb.write("run/containerd/containerd.sock", "")
     sb.stub("kubeadm", "join *", run=KUBEADM_JOIN)
     # The exact file the node runs: parameters + scripts/remote/lib/common.sh + join.sh.
-    res = sb.run_bundle(phase.render_bundle("kubeadm-join", "cluster/join.sh", JOIN), stdin=join_config())
+    res = sb.run_bundle(phase.render_program("kubeadm-join", "cluster/join.sh", JOIN), stdin=join_config())
     assert res.ok, res
     config = f"{sb.root}/etc/kubernetes/katak8s/kubeadm-join.yaml"
     assert [c.args for c in res.called("kubeadm")] == [f"join --config {config}"]
@@ -387,7 +387,7 @@ def test_a_failed_control_plane_join_says_when_its_etcd_member_is_left(tmp_path,
     sb.stub("kubeadm", "join *", exit=1, stderr="error execution phase control-plane-join/etcd: timeout\n")
     sb.stub("kubeadm", "reset *", stdout="[reset] failed to remove etcd member: context deadline exceeded\n")
     params = dataclasses.replace(JOIN, control_plane=control_plane)
-    res = sb.run_bundle(phase.render_bundle("kubeadm-join", "cluster/join.sh", params), stdin=join_config())
+    res = sb.run_bundle(phase.render_program("kubeadm-join", "cluster/join.sh", params), stdin=join_config())
     assert res.rc == 1, res
     assert ("did NOT remove the etcd member of dev-worker-0" in res.stderr) is warned, res.stderr
     assert ("member remove <ID of dev-worker-0>" in res.stderr) is warned

@@ -14,7 +14,7 @@ from harness import BASE_CONFIG, run_program
 from operations import node_actions
 
 from components.config import ConfigError
-from components.nodes import phase
+from components.nodes import library, phase
 from components.openstack import cloudinit
 
 CP0, W0, W1, W2 = "dev-cp-0", "dev-worker-0", "dev-worker-1", "dev-worker-2"
@@ -185,8 +185,9 @@ def test_an_edit_of_the_shared_library_never_replaces_a_node_command(monkeypatch
     """review-pulumi F8: the kubeconfig read-back was replaced, so every PR preview showed
     the Kubernetes layer unknown; and no command with a destructive delete may be replaced."""
     old = run_program({"workerCount": 2})
-    body = phase._body.__wrapped__
-    monkeypatch.setattr(phase, "_body", lambda rel: body(rel) + ("# edited\n" if rel == phase.LIB else ""))
+    digest = phase.file_sha256.__wrapped__
+    monkeypatch.setattr(phase, "file_sha256", lambda rel: "e" * 64 if rel == phase.LIB else digest(rel))
+    monkeypatch.setattr(library, "version", lambda: "edited")  # the node gets a new copy
     steps, new = simulate(old, lambda fresh: run_program({"workerCount": 2}, deployed=old, fresh=fresh))
     commands = [s for s in steps if s.reg.type == COMMAND]
     assert commands, "the library edit re-runs the phases that inline it"

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").rglob("*.sh"))
 # Node and cluster scripts (scripts/remote/node, scripts/remote/cluster); the tools at the top of scripts/
 # (test.sh, install-helm.sh) run on the operator's or CI's machine, not from a phase bundle.
-PHASE_SCRIPTS = [p for p in SCRIPTS if p.parent.name != "lib" and p.parent != ROOT / "scripts"]
+# scripts/remote/launch.sh is no phase: it is the tail of every phase's program (phase.py).
+PHASE_SCRIPTS = [p for p in SCRIPTS
+                 if p.parent.name != "lib" and p.parent not in (ROOT / "scripts", ROOT / "scripts" / "remote")]
 SHELLCHECK = shutil.which("shellcheck")
 HEADER = re.compile(
     r'\A#!/usr/bin/env bash\nset -euo pipefail\n(#.*\n)+'

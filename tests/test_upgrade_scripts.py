@@ -18,10 +18,10 @@ TOKEN_ONLY = ("kubeadm token create",)  # credentials mint a fresh token on ever
 
 
 def bundles(config: dict) -> dict[str, str]:
-    """Command name -> the bundle its CopyToRemote ships (what runs on the node)."""
+    """Command name -> the program it runs on its node (components/nodes/phase.py)."""
     graph = run_program(config)
-    return {r.name[:-len("-copy")]: r.plain("source")["text"]
-            for r in graph.of_type("command:remote:CopyToRemote")}
+    return {r.name: graph.program(r.name) for r in graph.of_type("command:remote:Command")
+            if r.plain("create", "").startswith("sudo ")}
 
 
 def step(cluster: FakeCluster, bundle: dict[str, str], name: str, *, twice: bool = True):

@@ -136,13 +136,13 @@ class KubeadmCluster(pulumi.ComponentResource):
 
     def _init(self) -> Phase:
         cfg, cp0, endpoint = self._cfg, self._cp0, self._endpoint
-        # The config holds addresses known only after deployment; run_phase bundles must be
-        # plain text (CopyToRemote fails preview on an unknown asset, pulumi-command #1183),
-        # so it travels on stdin. No secret inside: kubeadm generates the init token.
+        # The config holds addresses known only after deployment; the program in the command
+        # line is rendered before them (its digest is a trigger, known at preview), so the
+        # config travels on stdin. No secret inside: kubeadm generates the init token.
         config = pulumi.Output.all(cp0.private_ip, endpoint.private_host, endpoint.public_host).apply(
             lambda a: kubeadm.render_init_config(cluster_spec(cfg, a[1], a[2]), registration(cfg, cp0, a[0])))
         return run_phase(
-            self, cp0, phase="kubeadm-init", script="cluster/init.sh",
+            self, cp0, self._bootstrap.scripts[cp0.name], phase="kubeadm-init", script="cluster/init.sh",
             params=InitParams(node_name=cp0.name, kubernetes_version=self._version,
                               readyz_timeout=READYZ_TIMEOUT, cri_socket=cfg.cri_socket,
                               removed_gates=upgrade.removed_gates(cfg.kubernetes_minor),
@@ -161,8 +161,8 @@ class KubeadmCluster(pulumi.ComponentResource):
         return [self._bootstrap.kube_ready[cp0]]
 
     def _kubeconfig(self) -> tuple[Phase, pulumi.Output[str]]:
-        read = run_phase(self, self._cp0, phase="kubeconfig", script="cluster/kubeconfig.sh",
-                         params=KubeconfigParams(node_name=self._cp0.name),
+        read = run_phase(self, self._cp0, self._bootstrap.scripts[self._cp0.name], phase="kubeconfig",
+                         script="cluster/kubeconfig.sh", params=KubeconfigParams(node_name=self._cp0.name),
                          depends_on=[self.init.command], secret_stdout=True)
         admin_conf = pulumi.Output.secret(read.command.stdout)
         text = pulumi.Output.all(admin_conf, self._endpoint.public_host).apply(
@@ -181,7 +181,8 @@ class KubeadmCluster(pulumi.ComponentResource):
         # fresh token; a replaced server (new id) gets new credentials. Created before the
         # join, so deleted after its reset: the delete removes the Node object last.
         mint = run_phase(
-            self, cp0, phase=f"join-credentials-{target.name}", script="cluster/join-credentials.sh",
+            self, cp0, self._bootstrap.scripts[cp0.name], phase=f"join-credentials-{target.name}",
+            script="cluster/join-credentials.sh",
             params=CredentialParams(node_name=target.name, token_ttl=kubeadm.JOIN_TOKEN_TTL,
                                     control_plane=control_plane, readyz_timeout=READYZ_TIMEOUT,
                                     kubernetes_version=self._version,
@@ -201,7 +202,7 @@ class KubeadmCluster(pulumi.ComponentResource):
         # delete-before-replace. The stable `triggers` keep a script edit from replacing
         # (and so resetting, draining or deleting) a live node.
         join = run_phase(
-            self, target, phase="kubeadm-join", script="cluster/join.sh",
+            self, target, self._bootstrap.scripts[target.name], phase="kubeadm-join", script="cluster/join.sh",
             params=JoinParams(node_name=target.name, kubernetes_version=self._version,
                               cri_socket=cfg.cri_socket, control_plane=control_plane,
                               mint_resource=f"{cp0.name}-join-credentials-{target.name}",
@@ -211,7 +212,7 @@ class KubeadmCluster(pulumi.ComponentResource):
             delete_params=ResetParams(node_name=target.name, cri_socket=cfg.cri_socket),
             deleted_with=cp0.server, triggers=[identity])
         member = run_phase(
-            self, cp0, phase=f"membership-{target.name}", script="cluster/member.sh",
+            self, cp0, self._bootstrap.scripts[cp0.name], phase=f"membership-{target.name}", script="cluster/member.sh",
             params=MemberParams(node_name=target.name, register_timeout=REGISTER_TIMEOUT,
                                 kubernetes_version=self._version, ready_timeout=upgrade.READY_TIMEOUT),
             depends_on=[join.command],

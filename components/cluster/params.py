@@ -1,6 +1,6 @@
 """The parameters of every cluster-formation script (scripts/remote/cluster/*.sh), as frozen data.
 
-Each dataclass renders to the `KEY='value'` lines of its bundle (components/nodes/phase.py
+Each dataclass renders to the `KEY='value'` lines of its program (components/nodes/phase.py
 render_env); a field is a script input, so a new value re-runs exactly the commands whose
 script reads it. The upgrade fields come from components/cluster/upgrade.py.
 """

@@ -5,7 +5,7 @@ An upgrade runs through the three commands every joined node already has, becaus
 holds the target version in its inputs and so runs again (an update runs `create` again:
 pulumi-command commandController.go Update) when `kubernetesVersion` moves:
 
-    cp-0          init         (replaced: its trigger is its bundle) the version gate, kubeadm-config's removed gates,
+    cp-0          init         (replaced: its trigger is its program) the version gate, kubeadm-config's removed gates,
                                `kubeadm upgrade apply`, then cp-0 drained, its runtime,
                                kubelet and kubectl upgraded, uncordoned (kubeadm's order)
     each other    credentials  (on cp-0) cordon + drain the node, marked as the upgrade's

@@ -7,9 +7,12 @@ class NodeBootstrap(pulumi.ComponentResource), token katak8s:bootstrap:NodeBoots
                                                  (Kata working and the kube packages)
     .kube_ready: dict[str, pulumi.Resource]      node name -> its kube-packages command
                                                  (what kubeadm init waits for)
+    .scripts: dict[str, CopyToRemote]             node name -> its copy of scripts/remote,
+                                                 which every command on it waits for
 
-Each phase is one `run_phase` (a CopyToRemote of a self-contained bundle + one Command)
-chained on the same node with depends_on, so a node that fails preflight runs nothing else.
+Every node first gets scripts/remote once (components/nodes/library.py); each phase is then
+one `run_phase` (one Command), chained on the same node with depends_on, so a node that
+fails preflight runs nothing else.
 Kata and the kube packages both need only the runtime, so they run side by side (their apt
 installs serialize on dpkg's lock; `apt-get update` does not wait for the lists lock, so
 common.sh's apt_get retries it; the Kata download and sandbox test do not contend): with
@@ -18,7 +21,7 @@ critical path (under CRI-O it does: components/cluster KubeadmCluster._init_afte
 No phase waits for another node: every node bootstraps in parallel, and workers never wait
 for the control plane. Each phase's parameters hold only what that phase reads, so a stack
 change re-runs only the phases it concerns (kataVersion -> the kata phase alone), and adding
-a worker leaves every existing bundle, hence every existing trigger, unchanged.
+a worker leaves every existing program, hence every existing trigger, unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import pulumi
 from components import naming
 from components import versions as v
 from components.config import ClusterConfig
+from components.nodes import library
 from components.nodes.phase import Phase, run_phase
 from components.openstack.target import NodeTarget
 
@@ -179,7 +183,7 @@ def kata_params(cfg: ClusterConfig) -> KataParams:
 
 
 def phase_specs(cfg: ClusterConfig, *, role: str, flavor: str) -> list[PhaseSpec]:
-    """The five phases of one node, in order. Pure: same inputs, same bundles."""
+    """The five phases of one node, in order. Pure: same inputs, same programs."""
     runtime_script = "node/20-crio.sh" if cfg.container_runtime == "crio" else "node/20-containerd.sh"
     return [
         PhaseSpec("preflight", "node/00-preflight.sh", PreflightParams(
@@ -205,14 +209,16 @@ class NodeBootstrap(pulumi.ComponentResource):
     phases: dict[str, list[Phase]]
     ready: dict[str, list[pulumi.Resource]]
     kube_ready: dict[str, pulumi.Resource]
+    scripts: dict[str, pulumi.Resource]
 
     def __init__(self, name: str, cfg: ClusterConfig, *, nodes: Any,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__(naming.type_token("bootstrap", "NodeBootstrap"), name, None, opts)
-        self.phases, self.ready, self.kube_ready = {}, {}, {}
+        self.phases, self.ready, self.kube_ready, self.scripts = {}, {}, {}, {}
         targets: list[NodeTarget] = [*nodes.control_planes, *nodes.workers]
         for target in targets:
-            by_name = _bootstrap_node(self, cfg, target)
+            self.scripts[target.name] = library.ship(self, target)
+            by_name = _bootstrap_node(self, cfg, target, self.scripts[target.name])
             self.phases[target.name] = list(by_name.values())
             self.ready[target.name] = [by_name["kata"].command, by_name["kube-packages"].command]
             self.kube_ready[target.name] = by_name["kube-packages"].command
@@ -221,9 +227,10 @@ class NodeBootstrap(pulumi.ComponentResource):
         })
 
 
-def _bootstrap_node(parent: pulumi.Resource, cfg: ClusterConfig, target: NodeTarget) -> dict[str, Phase]:
+def _bootstrap_node(parent: pulumi.Resource, cfg: ClusterConfig, target: NodeTarget,
+                    scripts: pulumi.Resource) -> dict[str, Phase]:
     done: dict[str, Phase] = {}
     for spec in phase_specs(cfg, role=target.role, flavor=target.flavor):
-        done[spec.name] = run_phase(parent, target, phase=spec.name, script=spec.script, params=spec.params,
+        done[spec.name] = run_phase(parent, target, scripts, phase=spec.name, script=spec.script, params=spec.params,
                                     depends_on=[done[p].command for p in spec.after])
     return done

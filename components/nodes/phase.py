@@ -1,17 +1,22 @@
-"""One node phase = one CopyToRemote of a self-contained bundle + one remote.Command.
+"""One node phase = one remote.Command that runs a script from the node's copy of scripts/remote.
 
-The bundle is the exact text that runs on the node: the rendered parameters, then
-scripts/remote/lib/common.sh, then the phase script, each copied verbatim from the real files.
-The phase script sources its library and parameter file through KATAK8S_LIB and
-KATAK8S_PARAMS, which the bundle points at /dev/null because both are already inlined;
-run from a checkout, the same script sources the real files. Shell is never assembled
-from Python strings: the only generated lines are `KEY='value'` assignments.
+Each node gets the node-side scripts once: one CopyToRemote of scripts/remote (a FileArchive,
+which the state records as a path and a hash, not the text) to
+`~/.katak8s/scripts/<digest>/remote/`, one directory per version, never overwritten
+(components/nodes/library.py). A phase's command then carries a short program: its
+parameters as `KEY='value'` lines, the sha256 of every file it runs (`KATAK8S_FILES`), and
+scripts/remote/launch.sh, which finds the copy whose files match those sums and sources the
+phase script from it. So the state holds each phase's parameters and digests, not its
+~30 KB of shell; a preview shows the parameter or the digest that changed, naming the script;
+and a command's delete, which runs with what the state saved, finds the exact files it was
+created with, because old copies stay. Shell is never assembled from Python strings: the
+only generated lines are `KEY='value'` assignments.
 
-The command's trigger is the bundle's sha256, so a phase re-runs when its script, its
-library or its parameters change. It also re-runs, as an update that runs `create` again
-(pulumi-command commandController.go Update), when anything else it is given changes: its
-SSH connection (a new key or jump host), its stdin, or its delete script. Every script is
-guarded and idempotent for that reason (review-pulumi F13).
+A phase without a delete script is replaced when its program changes (`triggers`), so it
+re-runs when its script, its libraries or its parameters change. Every command also re-runs,
+as an update that runs `create` again (pulumi-command commandController.go Update), when
+anything else it is given changes: its SSH connection (a new key or jump host), its stdin,
+or its delete script. Every script is guarded and idempotent for that reason (review-pulumi F13).
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ from components.openstack.target import NodeTarget
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts" / "remote"
 LIB = "lib/common.sh"
+LAUNCHER = "launch.sh"
+# Where a program looks for the scripts when no node is given (the default sshUser, ubuntu):
+# tests and the plan render with it; every real command gets its node's NodeTarget.remote_dir.
+DEFAULT_HOME = "/home/ubuntu/.katak8s"
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -68,10 +77,17 @@ def render_env(params: Any) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _body(rel_path: str) -> str:
-    """A script's text without its shebang (the bundle has its own)."""
-    text = (SCRIPTS_DIR / rel_path).read_text()
-    return text.split("\n", 1)[1] if text.startswith("#!") else text
+def file_sha256(rel_path: str) -> str:
+    """sha256 of a file under scripts/remote, as `sha256sum` prints it."""
+    return hashlib.sha256((SCRIPTS_DIR / rel_path).read_bytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _launcher() -> str:
+    """scripts/remote/launch.sh without its comment lines: the tail of every program, so
+    every command in the state carries its ~600 bytes of code, not the file's explanations."""
+    lines = (SCRIPTS_DIR / LAUNCHER).read_text().splitlines()
+    return "".join(f"{line}\n" for line in lines if not line.lstrip().startswith("#"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,32 +100,52 @@ def extra_libs(script: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=None)
 def standalone(script: str) -> bool:
-    """A script marked `katak8s-standalone` sources no library: its bundle changes only
+    """A script marked `katak8s-standalone` sources no library: its program changes only
     with the script itself (scripts/remote/cluster/kubeconfig.sh says why)."""
     return "katak8s-standalone" in (SCRIPTS_DIR / script).read_text()
 
 
-def render_bundle(phase: str, script: str, params: Any) -> str:
-    """The exact file a node runs for `phase`: parameters + libraries + script."""
+def files(script: str) -> tuple[str, ...]:
+    """Every file under scripts/remote that `script` runs: the common library, the libraries
+    it declares (`# katak8s-lib:`), then the script itself."""
     libs = () if standalone(script) else (LIB, *extra_libs(script))
+    return (*libs, script)
+
+
+def render_program(phase: str, script: str, params: Any, *, home: str = DEFAULT_HOME) -> str:
+    """The program a node runs for `phase` (under `bash -c`): the parameters, the sha256 of
+    every file it runs, and scripts/remote/launch.sh, which sources `script` from the copy of
+    scripts/remote under `home` whose files match. No shell is generated here: only
+    `KEY='value'` lines."""
+    needed = files(script)
+    sums = " ".join(shlex.quote(f"{file_sha256(f)}  {f}") for f in needed)
     return (
-        "#!/usr/bin/env bash\n"
-        f"# katak8s phase {phase}: generated from scripts/remote/{script}"
-        + "".join(f" and scripts/remote/{lib}" for lib in libs[:1])
-        + "".join(f", scripts/remote/{lib}" for lib in libs[1:])
-        + ".\n"
-        "# Do not edit on the node: the next `pulumi up` replaces it.\n"
+        f"# katak8s phase {phase}: runs scripts/remote/{script}"
+        + (" with " + ", ".join(f"scripts/remote/{f}" for f in needed[:-1]) if len(needed) > 1 else "")
+        + ",\n# from this node's copy of scripts/remote whose files have these sha256 sums.\n"
         "set -euo pipefail\n"
-        "# --- parameters ---\n"
         f"KATAK8S_PHASE={shlex.quote(phase)}\n"
-        "KATAK8S_LIB=/dev/null\n"
-        "KATAK8S_PARAMS=/dev/null\n"
-        + ("KATAK8S_BUNDLED=1\n" if len(libs) > 1 else "")
+        f"KATAK8S_HOME={shlex.quote(home)}\n"
+        f"KATAK8S_SCRIPT={shlex.quote(script)}\n"
+        f"KATAK8S_FILES=({sums})\n"
+        "# --- parameters ---\n"
         + render_env(params)
-        + "".join(f"# --- scripts/remote/{lib} ---\n" + _body(lib) for lib in libs)
-        + f"# --- scripts/remote/{script} ---\n"
-        + _body(script)
+        + f"# --- scripts/remote/{LAUNCHER} ---\n"
+        + _launcher()
     )
+
+
+def command_line(program: str, timeout: int) -> str:
+    """The remote command that runs `program` as root, bounded by `timeout` seconds."""
+    return f"sudo -n timeout {timeout} bash -c {shlex.quote(program)}"
+
+
+def program_of(command_text: str | None) -> str | None:
+    """The program inside a command line built by `command_line` (plan and review tools)."""
+    if not command_text:
+        return None
+    words = shlex.split(command_text)
+    return words[-1] if len(words) >= 2 and words[-2] == "-c" else None
 
 
 def sha256(text: str) -> str:
@@ -118,14 +154,14 @@ def sha256(text: str) -> str:
 
 @dataclass(frozen=True)
 class Phase:
-    copy: command.remote.CopyToRemote
     command: command.remote.Command
-    bundle: str
+    program: str  # what `create` runs under `bash -c` (render_program)
 
 
 def run_phase(
     parent: pulumi.Resource,
     target: NodeTarget,
+    scripts: pulumi.Resource,
     *,
     phase: str,
     script: str,
@@ -139,58 +175,44 @@ def run_phase(
     triggers: Sequence[Any] | None = None,
     timeout: int = PHASE_TIMEOUT_SECONDS,
 ) -> Phase:
-    """Declare one phase of `target` as children of `parent`.
+    """Declare one phase of `target` as a child of `parent`; `scripts` is the target's copy
+    of scripts/remote (components/nodes/library.py), which the command waits for.
 
     `stdin` carries secrets (join tokens) so they never reach a command line; commands
     that receive or print secrets run with logging off and a secret stdout.
-    `delete_script` (a script under scripts/, rendered like the phase) runs when the
+    `delete_script` (a script under scripts/remote, rendered like the phase) runs when the
     command is deleted. `deleted_with` names the resource whose deletion makes that
     delete pointless: pass the first control plane's server for scale-in paths, so that
     removing a worker drains and resets it while destroying the whole stack skips every
     drain instead of hanging on a cluster that is going away.
-    `triggers`, when given, replace the bundle digest as what REPLACES the command
+    `triggers`, when given, replace the program's digest as what REPLACES the command
     (pass the node's identity, e.g. its server id). A content change then re-runs the
-    create in place (an update: the digest rides in the create text as a comment)
-    instead of replacing the command, so it never runs the delete. Commands whose
-    delete is destructive (kubeadm reset, drain) need this: with the digest as the
-    trigger, any edit of scripts/remote/lib/common.sh would reset and drain every node.
+    create in place (an update: the digests ride in the create text) instead of replacing
+    the command, so it never runs the delete. Commands whose delete is destructive (kubeadm
+    reset, drain) need this: with the digest as the trigger, any edit of
+    scripts/remote/lib/common.sh would reset and drain every node.
     `timeout` bounds the whole create (PHASE_TIMEOUT_SECONDS unless a phase needs more).
     """
-    bundle = render_bundle(phase, script, params)
-    digest = sha256(bundle)
-    base = f"{target.name}-{phase}"
-    remote_path = f"{target.remote_dir}/{phase}.sh"
-    child = pulumi.ResourceOptions(parent=parent)
-    copy = command.remote.CopyToRemote(
-        f"{base}-copy",
-        connection=target.connection,
-        source=pulumi.StringAsset(bundle),
-        remote_path=remote_path,
-        opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(replace_with=[target.server])),
-    )
+    program = render_program(phase, script, params, home=target.remote_dir)
     sensitive = secret_stdout or stdin is not None
     delete = None
     if delete_script is not None:
-        delete_bundle = render_bundle(f"{phase}-delete", delete_script, delete_params)
-        # The delete bundle travels inside the command text because a delete runs with
-        # what the state saved, after the copy may already be gone; it holds no secret.
-        delete = f"sudo -n timeout {PHASE_TIMEOUT_SECONDS} bash -c {shlex.quote(delete_bundle)}"
-    # Quoted although sshUser is validated (a login name): defence in depth, and a no-op
-    # for every valid name, so existing commands keep their text.
-    create = f"sudo -n timeout {timeout} bash {shlex.quote(remote_path)}"
-    if triggers is not None:
-        create += f"  # bundle sha256 {digest}"
+        # A delete runs with what the state saved: its program names the files by their
+        # sums, and the node keeps every copy of the scripts (library.py). No secret in it.
+        delete = command_line(render_program(f"{phase}-delete", delete_script, delete_params,
+                                             home=target.remote_dir), PHASE_TIMEOUT_SECONDS)
     cmd = command.remote.Command(
-        f"{base}",
+        f"{target.name}-{phase}",
         connection=target.connection,
-        create=create,
+        create=command_line(program, timeout),
         delete=delete,
         stdin=stdin,
-        triggers=list(triggers) if triggers is not None else [digest],
+        triggers=list(triggers) if triggers is not None else [sha256(program)],
         logging=command.remote.Logging.NONE if sensitive else None,
         add_previous_output_in_env=False,
-        opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-            depends_on=[copy, *depends_on],
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[scripts, *depends_on],
             # A new server gets every phase again. Phases whose delete undoes something
             # (drain, reset, delete the Node) must NOT name it in replace_with: the engine
             # deletes that cascade FIRST, before the dependents it orders (pulumi/pulumi
@@ -202,6 +224,6 @@ def run_phase(
             deleted_with=deleted_with or target.server,
             delete_before_replace=delete_script is not None,
             additional_secret_outputs=["stdout", "stderr"] if sensitive else None,
-        )),
+        ),
     )
-    return Phase(copy=copy, command=cmd, bundle=bundle)
+    return Phase(command=cmd, program=program)

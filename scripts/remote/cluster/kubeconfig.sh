@@ -4,7 +4,7 @@ set -euo pipefail
 # (the command runs with logging off and a secret stdout). Reads only; changes nothing.
 #
 # Self-contained on purpose (katak8s-standalone: it sources no shared library): the Kubernetes
-# provider's config is this command's stdout, so any change of this bundle makes the whole
+# provider's config is this command's stdout, so any change of this program makes the whole
 # Kubernetes layer unknown in every PR preview (review-pulumi F8). Keep it tiny and stable.
 #
 # A failed command's error text carries its whole output, even with logging off
