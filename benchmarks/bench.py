@@ -55,14 +55,13 @@ DURATIONS: list[tuple[str, str, int, str]] = [
     ("command:remote:CopyToRemote", "-scripts", 5,
      "SFTP of scripts/remote (~30 files, ~130 KB) through the jump host: a few round trips per file "
      "(pulumi-command copyDir is sequential), at ~50 ms from a remote runner"),
-    ("command:remote:Command", "-preflight", 10, "reads /proc, /dev/kvm, modprobe --dry-run"),
-    ("command:remote:Command", "-kernel", 20,
-     "cloud-init status --wait (our user data installs nothing, so it ends seconds after sshd), modprobe, sysctl"),
-    ("command:remote:Command", "-runtime", 45, "apt-get install containerd or cri-o (~40 MB) + config"),
+    ("command:remote:Command", "-bootstrap", 120,
+     "its four phases in order: preflight 10 s (reads /proc, /dev/kvm, modprobe --dry-run); kernel 20 s "
+     "(cloud-init status --wait: our user data installs nothing, so it ends seconds after sshd; modprobe, "
+     "sysctl); runtime 45 s (apt-get install containerd or cri-o, ~40 MB, + config); kube packages 45 s "
+     "(pkgs.k8s.io repo + kubeadm/kubelet/kubectl/cri-tools/kubernetes-cni, ~100 MB; image pre-pull on CPs)"),
     ("command:remote:Command", "-kata", 75,
      "download kata-static (969 MB) at ~50 MB/s (~20 s), unpack ~2.5 GB (~20 s), first sandbox VM (~20 s)"),
-    ("command:remote:Command", "-kube-packages", 45,
-     "pkgs.k8s.io repo + kubeadm/kubelet/kubectl/cri-tools/kubernetes-cni (~100 MB); image pre-pull on CPs"),
     ("command:remote:Command", "-init", 90, "kubeadm init with pre-pulled images until /readyz (60-120 s)"),
     ("command:remote:Command", "-kubeconfig", 2, "cat admin.conf"),
     ("command:remote:Command", "-join-credentials-", 3, "kubeadm token create + CA hash (+ upload-certs)"),

@@ -20,8 +20,10 @@ UPGRADE_DURATIONS: list[tuple[str, str, int, str]] = [
     ("command:remote:Command", "-kubeadm-join", 90,
      "worker: kubeadm package, kubeadm upgrade node (kubelet config), runtime + kubelet/kubectl, restart, Ready"),
     ("command:remote:Command", "-membership-", 10, "Ready check and uncordon"),
-    ("command:remote:Command", "-runtime", 10, "re-run: repository switch, nothing installed on a joined node"),
-    ("command:remote:Command", "-kube-packages", 15, "re-run: repository switch + apt update; packages kept"),
+    ("command:remote:Command", "-bootstrap", 25,
+     "re-run of the runtime phase (repository switch, nothing installed on a joined node: 10 s) and the "
+     "kube packages (repository switch + apt update, packages kept: 15 s); preflight and kernel are "
+     "unchanged, so skipped on the node (scripts/remote/steps.sh)"),
     ("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", "", 15, "Calico CRDs, server-side apply"),
     ("kubernetes:helm.sh/v3:Release", "-operator", 45, "tigera-operator upgrade"),
     ("kubernetes:operator.tigera.io/v1:Installation", "", 240, "calico-node rolling update, one node at a time"),

@@ -34,7 +34,7 @@ from plan import load_graph, stack_config, with_overrides  # noqa: E402
 from provider_rules import DISRUPTIVE_UPDATES  # noqa: E402
 
 from components.config import ConfigError  # noqa: E402
-from components.nodes import phase  # noqa: E402
+from components.nodes import phase, steps  # noqa: E402
 
 # What each script does, in a reviewer's words (scripts/remote/node, scripts/remote/cluster).
 VERBS = {
@@ -99,19 +99,30 @@ def deployed_version(before: Graph | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _script(step: Step, before: Graph | None, after: Graph | None) -> tuple[str | None, str | None]:
-    """(the script a step runs, the Kubernetes version it moves a node to, or None). A re-run
-    that carries another version than the last completed `up` recorded is an upgrade step,
-    also when it resumes an upgrade that stopped half-way."""
+def _runs(step: Step, before: Graph | None, after: Graph | None) -> list[tuple[str | None, str | None]]:
+    """(the script, the Kubernetes version it moves a node to, or None) of each phase a step
+    runs. A command of several phases runs, on an update or a replacement, only the phases
+    whose program changed: the others are skipped on the node (scripts/remote/steps.sh). A
+    re-run that carries another version than the last completed `up` recorded is an upgrade
+    step, also when it resumes an upgrade that stopped half-way."""
     reg = step.reg
     if step.op == "delete":
-        return (script_of(reg.plain("delete")) if reg.plain("delete") else None), None
-    new = _bundle(reg, after) or _bundle(reg, before)
+        return [((script_of(reg.plain("delete")) if reg.plain("delete") else None), None)]
+    new, old = _bundle(reg, after) or _bundle(reg, before), _bundle(reg, before)
+    new_steps = steps.parse(new)
+    if new_steps is None:
+        return [_hop(step, new, old, before)]
+    old_steps = dict(steps.parse(old) or []) if step.op != "create" else {}
+    return [_hop(step, program, old_steps.get(name), before) for name, program in new_steps
+            if step.op == "create" or old_steps.get(name) != program]
+
+
+def _hop(step: Step, new: str | None, old: str | None, before: Graph | None) -> tuple[str | None, str | None]:
     want = _VERSION.search(new or "")
     had = deployed_version(before)
     if had is None and step.op != "create":
-        old = _VERSION.search(_bundle(reg, before) or "")
-        had = old.group(1) if old else None
+        m = _VERSION.search(old or "")
+        had = m.group(1) if m else None
     hop = want.group(1) if want and had and step.op != "create" and want.group(1) != had else None
     return script_of(new), hop
 
@@ -136,22 +147,29 @@ def node_actions(steps: list[Step], before: Graph | None, after: Graph | None) -
         if reg.type != "command:remote:Command":
             continue
         host, node, _phase = locate(reg.name, nodes)
-        script, hop = _script(step, before, after)
-        if step.op == "delete" and script is None:
-            continue  # nothing runs (C2)
-        verb = VERBS.get(script or "", script or reg.name)
-        where = f" (on {host})" if host != node else ""
-        if step.op == "delete":
-            text = (f"{verb} skipped{where} (deleted with {reg.deleted_with.rsplit('::', 1)[-1]})"
-                    if step.skipped else f"{verb}{where}")
-        elif hop and script in UPGRADE_VERBS:
-            text = UPGRADE_VERBS[script].format(v=hop) + where
-        else:
-            # An update re-runs `create` (C2); so does a replacement, whose old copy's delete
-            # runs nothing for the phases without a delete script.
-            text = f"{verb}{where}" + (" (re-run)" if step.op in ("update", "replace") else "")
-        out.setdefault(node, []).append(text)
+        for script, hop in _runs(step, before, after):
+            _describe(out, step, script, hop, host, node)
     return out
+
+
+def _describe(out: OrderedDict[str, list[str]], step: Step, script: str | None, hop: str | None,
+              host: str, node: str) -> None:
+    """Append what one phase of `step` does to `node`'s line."""
+    reg = step.reg
+    if step.op == "delete" and script is None:
+        return  # nothing runs (C2)
+    verb = VERBS.get(script or "", script or reg.name)
+    where = f" (on {host})" if host != node else ""
+    if step.op == "delete":
+        text = (f"{verb} skipped{where} (deleted with {reg.deleted_with.rsplit('::', 1)[-1]})"
+                if step.skipped else f"{verb}{where}")
+    elif hop and script in UPGRADE_VERBS:
+        text = UPGRADE_VERBS[script].format(v=hop) + where
+    else:
+        # An update re-runs `create` (C2); so does a replacement, whose old copy's delete
+        # runs nothing for the phases without a delete script.
+        text = f"{verb}{where}" + (" (re-run)" if step.op in ("update", "replace") else "")
+    out.setdefault(node, []).append(text)
 
 
 def upgrade_order(actions: dict[str, list[str]], after: Graph | None) -> list[list[str]]:

@@ -44,7 +44,7 @@ from engine_model import topological  # noqa: E402
 from harness import SECRET_SIG, Export, Graph, Registration, run_program  # noqa: E402
 
 from components.config import SECRET_KEYS, ConfigError  # noqa: E402
-from components.nodes import phase  # noqa: E402
+from components.nodes import phase, steps  # noqa: E402
 
 SECRET_PLACEHOLDER = "<secret from the stack configuration>"
 
@@ -147,16 +147,19 @@ def _write_artifacts(reg: Registration, out: Path) -> None:
     if reg.type == "command:remote:Command":
         # The program each command runs (components/nodes/phase.py render_program): its
         # parameters and the sums of the scripts it sources from the node's copy.
-        program = phase.program_of(_plain(reg.inputs.get("create")))
-        if program:
-            phase_name = _phase_params(program).get("KATAK8S_PHASE", reg.name)
-            node = reg.name.removesuffix(f"-{phase_name}")
-            _write(out / "nodes" / _safe(node) / f"{_safe(phase_name)}.sh", program)
-            n = 0
-            for value in _bundle_params(program).values():
-                if "apiVersion: kubeadm.k8s.io/" in value:
-                    _write(out / "kubeadm" / f"{_safe(node)}-{_safe(phase_name)}-{n}.yaml", value)
-                    n += 1
+        command_program = phase.program_of(_plain(reg.inputs.get("create")))
+        if command_program:
+            # A command of several phases (components/nodes/steps.py) shows each phase apart.
+            several = steps.parse(command_program)
+            for program in [p for _, p in several or []] or [command_program]:
+                phase_name = _phase_params(program).get("KATAK8S_PHASE", reg.name)
+                node = reg.name.rsplit("-", 1)[0] if several else reg.name.removesuffix(f"-{phase_name}")
+                _write(out / "nodes" / _safe(node) / f"{_safe(phase_name)}.sh", program)
+                n = 0
+                for value in _bundle_params(program).values():
+                    if "apiVersion: kubeadm.k8s.io/" in value:
+                        _write(out / "kubeadm" / f"{_safe(node)}-{_safe(phase_name)}-{n}.yaml", value)
+                        n += 1
         # kubeadm configs reach the nodes on stdin: init's holds addresses known only after
         # deployment, a join's also the minted token. Under mocks every secret in them is a
         # placeholder (the token is kubeadm's documented example), so the plan shows them.

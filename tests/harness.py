@@ -154,6 +154,15 @@ class Graph:
             raise KeyError(f"{name} runs no katak8s program")
         return text
 
+    def phase_program(self, node: str, name: str) -> str:
+        """The program of phase `name` (bootstrap.PHASES) of `node`, inside whichever command
+        runs it: its own, or the node's bootstrap command of several phases."""
+        from components.nodes import bootstrap, steps
+
+        if name not in bootstrap.BOOTSTRAP_PHASES:
+            return self.program(f"{node}-{name}")
+        return dict(steps.parse(self.program(f"{node}-{bootstrap.BOOTSTRAP}")) or [])[name]
+
     def find(self, pred: Callable[[Registration], bool]) -> list[Registration]:
         return [r for r in self.regs if pred(r)]
 

@@ -14,8 +14,8 @@ from harness import run_program
 from components import naming
 from components import versions as v
 from components.config import load_config
-from components.nodes import library, phase
-from components.nodes.bootstrap import PHASES, NodeBootstrap
+from components.nodes import library, phase, steps
+from components.nodes.bootstrap import NodeBootstrap
 from components.openstack.target import NodeTarget
 
 COPY, CMD = "command:remote:CopyToRemote", "command:remote:Command"
@@ -39,8 +39,8 @@ def _program(workers: int, control_planes: int = 1):
         assert list(b.phases) == [t.name for t in [*nodes.control_planes, *nodes.workers]]
         for n, phases in b.phases.items():
             by_name = {p.command._name: p.command for p in phases}
-            assert b.ready[n] == [by_name[f"{n}-kata"], by_name[f"{n}-kube-packages"]]
-            assert b.kube_ready[n] is by_name[f"{n}-kube-packages"]
+            assert b.ready[n] == [by_name[f"{n}-bootstrap"], by_name[f"{n}-kata"]]
+            assert b.kube_ready[n] is by_name[f"{n}-bootstrap"]
     return program
 
 
@@ -53,25 +53,29 @@ def graph():
     return run_program({"containerRuntime": "crio"}, fn=_program(workers=2, control_planes=3))
 
 
-def test_each_node_runs_its_five_phases_in_order_under_the_component(graph):
+def test_each_node_runs_its_five_phases_in_two_commands_under_the_component(graph):
+    """Issue #15: the scripts once, then `bootstrap` (preflight, kernel, runtime, kube
+    packages, in that order) and `kata` after it: three SSH steps per node."""
     comp = graph.of_type(naming.type_token("bootstrap", "NodeBootstrap"))[0]
     for node in ("dev-cp-0", "dev-cp-2", "dev-worker-1"):
-        cmds = [graph.named(f"{node}-{p}") for p in PHASES]
+        first, kata = graph.named(f"{node}-bootstrap"), graph.named(f"{node}-kata")
         scripts = graph.named(f"{node}-scripts")
-        for reg in [*cmds, scripts]:
+        assert [r.name for r in graph if r.name.startswith(node + "-") and r.type in (COPY, CMD)] == [
+            f"{node}-scripts", f"{node}-bootstrap", f"{node}-kata"]
+        for reg in (first, kata, scripts):
             assert reg.parent == comp.urn
-        preflight, kernel, runtime, kata, kube = cmds
-        for later, earlier in ((kernel, preflight), (runtime, kernel), (kata, runtime), (kube, runtime)):
-            assert graph.depends_on(later, earlier), f"{later.name} must wait for {earlier.name}"
-        # Kata and the kube packages need only the runtime: neither waits for the other.
-        assert not graph.depends_on(kube, kata) and not graph.depends_on(kata, kube)
+        assert graph.depends_on(kata, first) and graph.depends_on(first, scripts)
         assert scripts.plain("source")["path"] == "scripts/remote"  # a FileArchive: a path, no text
         assert scripts.plain("remotePath") == f"/home/ubuntu/.katak8s/scripts/{library.version()}"
-        for p, cmd in zip(PHASES, cmds, strict=True):
-            assert graph.depends_on(cmd, scripts), f"{cmd.name} must wait for the node's scripts"
-            assert cmd.plain("triggers") == [phase.sha256(_bundle(cmd))]
-            assert cmd.plain("create") == phase.command_line(_bundle(cmd), 1800)
-            assert f"KATAK8S_PHASE={p}\n" in _bundle(cmd)
+        parsed = steps.parse(_bundle(first))
+        assert [name for name, _ in parsed] == ["preflight", "kernel", "runtime", "kube-packages"]
+        # The preview names the phase that changed: one trigger per phase.
+        assert first.plain("triggers") == [f"{name}:{phase.sha256(p)}" for name, p in parsed]
+        assert first.plain("create") == phase.command_line(_bundle(first), 4 * 1800)
+        for name, program in parsed:
+            assert f"KATAK8S_PHASE={name}\n" in program
+        assert kata.plain("triggers") == [phase.sha256(_bundle(kata))]
+        assert kata.plain("create") == phase.command_line(_bundle(kata), 1800)
 
 
 def test_no_node_waits_for_another(graph):
@@ -79,18 +83,18 @@ def test_no_node_waits_for_another(graph):
     for a in nodes:
         for b in nodes:
             if a != b:
-                assert not graph.depends_on(graph.named(f"{a}-kube-packages"), graph.named(f"{b}-preflight"))
+                assert not graph.depends_on(graph.named(f"{a}-kata"), graph.named(f"{b}-scripts"))
 
 
 def test_bundles_carry_the_single_kata_handler(graph):
-    runtime = _bundle(graph.named("dev-worker-0-runtime"))
+    runtime = graph.phase_program("dev-worker-0", "runtime")
     assert "KATAK8S_SCRIPT=node/20-crio.sh\n" in runtime
     assert re.findall(r"^KATA_HANDLER=(.*)$", runtime, re.M) == [v.KATA_HANDLER]
-    kata = _bundle(graph.named("dev-worker-0-kata"))
+    kata = graph.phase_program("dev-worker-0", "kata")
     assert re.findall(r"^KATA_HANDLER=(.*)$", kata, re.M) == [v.KATA_HANDLER]
-    assert "FLAVOR=worker-flavor" in _bundle(graph.named("dev-worker-0-preflight"))
-    assert "PREPULL_IMAGES=true" in _bundle(graph.named("dev-cp-1-kube-packages"))
-    assert "PREPULL_IMAGES=false" in _bundle(graph.named("dev-worker-1-kube-packages"))
+    assert "FLAVOR=worker-flavor" in graph.phase_program("dev-worker-0", "preflight")
+    assert "PREPULL_IMAGES=true" in graph.phase_program("dev-cp-1", "kube-packages")
+    assert "PREPULL_IMAGES=false" in graph.phase_program("dev-worker-1", "kube-packages")
 
 
 def test_adding_a_worker_changes_no_existing_input():
@@ -99,8 +103,7 @@ def test_adding_a_worker_changes_no_existing_input():
     old = {r.name: r.inputs for r in before if r.type in (COPY, CMD)}
     new = {r.name: r.inputs for r in after if r.type in (COPY, CMD)}
     assert {n: new[n] for n in old} == old
-    assert sorted(set(new) - set(old)) == sorted(
-        [f"dev-worker-2-{p}" for p in PHASES] + ["dev-worker-2-scripts"])
+    assert sorted(set(new) - set(old)) == ["dev-worker-2-bootstrap", "dev-worker-2-kata", "dev-worker-2-scripts"]
 
 
 @pytest.mark.parametrize("runtime", ["containerd", "crio"])
@@ -109,8 +112,9 @@ def test_whole_program_runtime_table_runtimeclass_and_workloads_agree(runtime):
     runtime table name, and workloads must name that class."""
     g = run_program({"containerRuntime": runtime, "sampleWorkloads": True})
     handlers = set()
-    for reg in g.find(lambda r: r.type == CMD and r.name.endswith("-runtime")):
-        handlers.update(re.findall(r"^KATA_HANDLER=(.*)$", _bundle(reg), re.M))
+    for reg in g.find(lambda r: r.type == CMD and r.name.endswith("-bootstrap")):
+        runtime = g.phase_program(reg.name.removesuffix("-bootstrap"), "runtime")
+        handlers.update(re.findall(r"^KATA_HANDLER=(.*)$", runtime, re.M))
     rcs = g.of_type("kubernetes:node.k8s.io/v1:RuntimeClass")
     classes = {r.plain("handler") for r in rcs}
     assert {r.plain("metadata")["name"] for r in rcs} == {v.KATA_HANDLER}
@@ -130,5 +134,5 @@ def test_kubeadm_init_waits_for_cp0s_kata_phase_only_under_crio(runtime, waits_f
     kubelet does not know; it must be over before kubeadm init starts the kubelet on cp-0."""
     g = run_program({"containerRuntime": runtime})
     init, kata = g.named("dev-cp-0-kubeadm-init"), g.named("dev-cp-0-kata")
-    assert g.depends_on(init, g.named("dev-cp-0-kube-packages"))
+    assert g.depends_on(init, g.named("dev-cp-0-bootstrap"))  # it ends with the kube packages
     assert g.depends_on(init, kata) == waits_for_kata

@@ -19,7 +19,7 @@ SANDBOX_SUITES = [
     "tests/test_bootstrap_node_prep.py", "tests/test_bootstrap_runtime.py", "tests/test_bootstrap_kata.py",
     "tests/test_bootstrap_kube_packages.py", "tests/test_bootstrap_apt.py", "tests/test_bootstrap_sandbox.py",
     "tests/test_cluster_scripts.py", "tests/test_cluster_scale_in.py", "tests/test_upgrade_scripts.py",
-    "tests/test_launch.py",
+    "tests/test_launch.py", "tests/test_steps.py",
 ]
 
 

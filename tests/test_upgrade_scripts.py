@@ -11,6 +11,7 @@ from fake_cluster import FakeCluster
 from harness import run_program
 
 from components import versions as v
+from components.nodes import steps
 
 CP0, W0, W1 = "dev-cp-0", "dev-worker-0", "dev-worker-1"
 INIT_STDIN = "controlPlaneEndpoint: 10.42.0.11:6443\n"
@@ -20,8 +21,13 @@ TOKEN_ONLY = ("kubeadm token create",)  # credentials mint a fresh token on ever
 def bundles(config: dict) -> dict[str, str]:
     """Command name -> the program it runs on its node (components/nodes/phase.py)."""
     graph = run_program(config)
-    return {r.name: graph.program(r.name) for r in graph.of_type("command:remote:Command")
-            if r.plain("create", "").startswith("sudo ")}
+    programs = {r.name: graph.program(r.name) for r in graph.of_type("command:remote:Command")
+                if r.plain("create", "").startswith("sudo ")}
+    # A node's bootstrap command runs four phases (components/nodes/steps.py): each by name too.
+    for name, program in list(programs.items()):
+        for phase_name, sub in steps.parse(program) or []:
+            programs[f"{name.removesuffix('-bootstrap')}-{phase_name}"] = sub
+    return programs
 
 
 def step(cluster: FakeCluster, bundle: dict[str, str], name: str, *, twice: bool = True):

@@ -2,22 +2,23 @@
 
 class NodeBootstrap(pulumi.ComponentResource), token katak8s:bootstrap:NodeBootstrap
     NodeBootstrap(name, cfg, *, nodes, opts=None)
-    .phases: dict[str, list[phase.Phase]]        node name -> its phases in order
+    .phases: dict[str, list[phase.Phase]]        node name -> its two commands, in order
     .ready: dict[str, list[pulumi.Resource]]     node name -> what a kubeadm join waits for
-                                                 (Kata working and the kube packages)
-    .kube_ready: dict[str, pulumi.Resource]      node name -> its kube-packages command
-                                                 (what kubeadm init waits for)
+                                                 (the kube packages and Kata working)
+    .kube_ready: dict[str, pulumi.Resource]      node name -> its bootstrap command, which
+                                                 ends with the kube packages (what kubeadm
+                                                 init waits for)
     .scripts: dict[str, CopyToRemote]             node name -> its copy of scripts/remote,
                                                  which every command on it waits for
 
-Every node first gets scripts/remote once (components/nodes/library.py); each phase is then
-one `run_phase` (one Command), chained on the same node with depends_on, so a node that
-fails preflight runs nothing else.
-Kata and the kube packages both need only the runtime, so they run side by side (their apt
-installs serialize on dpkg's lock; `apt-get update` does not wait for the lists lock, so
-common.sh's apt_get retries it; the Kata download and sandbox test do not contend): with
-containerd, kubeadm init on cp-0 never waits for cp-0's Kata check, which takes it off the
-critical path (under CRI-O it does: components/cluster KubeadmCluster._init_after).
+Every node first gets scripts/remote once (components/nodes/library.py), then two commands
+(issue #15: at most 6 SSH steps per worker): `bootstrap` runs preflight, kernel, runtime and
+the kube packages in order, each skipped on the node when its program is the one that last
+succeeded there (components/nodes/steps.py), so a node that fails preflight runs nothing
+else and a change re-runs only the phase it concerns; `kata` follows. With containerd,
+kubeadm init on cp-0 waits only for the bootstrap command, so the ~1 GB Kata download and
+sandbox check run beside init, off the critical path (under CRI-O init waits for Kata too:
+components/cluster KubeadmCluster._init_after).
 No phase waits for another node: every node bootstraps in parallel, and workers never wait
 for the control plane. Each phase's parameters hold only what that phase reads, so a stack
 change re-runs only the phases it concerns (kataVersion -> the kata phase alone), and adding
@@ -34,7 +35,7 @@ import pulumi
 from components import naming
 from components import versions as v
 from components.config import ClusterConfig
-from components.nodes import library
+from components.nodes import library, steps
 from components.nodes.phase import Phase, run_phase
 from components.openstack.target import NodeTarget
 
@@ -56,6 +57,10 @@ SMOKE_TIMEOUT = 300
 AGENT_RECONNECT_TIMEOUT_MS = 30000
 
 PHASES = ("preflight", "kernel", "runtime", "kata", "kube-packages")
+# One command runs these in order (components/nodes/steps.py); Kata follows as its own, so
+# that kubeadm init on cp-0 (which waits for the kube packages) overlaps the ~1 GB Kata download.
+BOOTSTRAP = "bootstrap"
+BOOTSTRAP_PHASES = ("preflight", "kernel", "runtime", "kube-packages")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +141,6 @@ class PhaseSpec:
     name: str
     script: str
     params: Any
-    after: tuple[str, ...] = ()  # phases of the same node it waits for
 
 
 def kata_config_path(cfg: ClusterConfig) -> str:
@@ -190,16 +194,15 @@ def phase_specs(cfg: ClusterConfig, *, role: str, flavor: str) -> list[PhaseSpec
             flavor=flavor, supported_ubuntu=v.SUPPORTED_UBUNTU, min_cpus=MIN_CPUS,
             min_memory_mib=MIN_MEMORY_MIB, min_disk_gib=MIN_DISK_GIB)),
         PhaseSpec("kernel", "node/10-kernel.sh", KernelParams(cloud_init_timeout=CLOUD_INIT_TIMEOUT,
-                                                                  node_reserved_mib=v.NODE_RESERVED_MIB),
-                  after=("preflight",)),
-        PhaseSpec("runtime", runtime_script, runtime_params(cfg), after=("kernel",)),
-        PhaseSpec("kata", "node/30-kata.sh", kata_params(cfg), after=("runtime",)),
+                                                                  node_reserved_mib=v.NODE_RESERVED_MIB)),
+        PhaseSpec("runtime", runtime_script, runtime_params(cfg)),
+        PhaseSpec("kata", "node/30-kata.sh", kata_params(cfg)),
         PhaseSpec("kube-packages", "node/40-kube-packages.sh", KubePackagesParams(
             kubernetes_version=cfg.kubernetes_patch,
             kubernetes_repo_url=v.KUBERNETES_APT_REPO.format(minor=cfg.kubernetes_minor),
             cri_socket=cfg.cri_socket,
             prepull_images=role == naming.CONTROL_PLANE,
-            container_runtime=cfg.container_runtime), after=("runtime",)),
+            container_runtime=cfg.container_runtime)),
     ]
 
 
@@ -220,8 +223,8 @@ class NodeBootstrap(pulumi.ComponentResource):
             self.scripts[target.name] = library.ship(self, target)
             by_name = _bootstrap_node(self, cfg, target, self.scripts[target.name])
             self.phases[target.name] = list(by_name.values())
-            self.ready[target.name] = [by_name["kata"].command, by_name["kube-packages"].command]
-            self.kube_ready[target.name] = by_name["kube-packages"].command
+            self.ready[target.name] = [by_name[BOOTSTRAP].command, by_name["kata"].command]
+            self.kube_ready[target.name] = by_name[BOOTSTRAP].command
         self.register_outputs({
             "ready": {node: [c.id for c in cmds] for node, cmds in self.ready.items()},
         })
@@ -229,8 +232,13 @@ class NodeBootstrap(pulumi.ComponentResource):
 
 def _bootstrap_node(parent: pulumi.Resource, cfg: ClusterConfig, target: NodeTarget,
                     scripts: pulumi.Resource) -> dict[str, Phase]:
-    done: dict[str, Phase] = {}
-    for spec in phase_specs(cfg, role=target.role, flavor=target.flavor):
-        done[spec.name] = run_phase(parent, target, scripts, phase=spec.name, script=spec.script, params=spec.params,
-                                    depends_on=[done[p].command for p in spec.after])
-    return done
+    """The node's two commands: `bootstrap` (every phase but Kata, in order, each skipped on
+    the node when unchanged: components/nodes/steps.py), then `kata`."""
+    specs = {s.name: s for s in phase_specs(cfg, role=target.role, flavor=target.flavor)}
+    rendered = steps.programs([(n, specs[n].script, specs[n].params) for n in BOOTSTRAP_PHASES],
+                              home=target.remote_dir)
+    first = run_phase(parent, target, scripts, phase=BOOTSTRAP, program=steps.render_steps(rendered),
+                      triggers=steps.phase_triggers(rendered), timeout=steps.command_timeout(rendered))
+    kata = run_phase(parent, target, scripts, phase="kata", script=specs["kata"].script,
+                     params=specs["kata"].params, depends_on=[first.command])
+    return {BOOTSTRAP: first, "kata": kata}

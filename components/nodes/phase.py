@@ -164,8 +164,9 @@ def run_phase(
     scripts: pulumi.Resource,
     *,
     phase: str,
-    script: str,
-    params: Any,
+    script: str | None = None,
+    params: Any = None,
+    program: str | None = None,
     depends_on: Sequence[pulumi.Resource] = (),
     stdin: pulumi.Input[str] | None = None,
     secret_stdout: bool = False,
@@ -192,8 +193,13 @@ def run_phase(
     reset, drain) need this: with the digest as the trigger, any edit of
     scripts/remote/lib/common.sh would reset and drain every node.
     `timeout` bounds the whole create (PHASE_TIMEOUT_SECONDS unless a phase needs more).
+    `program`, instead of `script` and `params`, is a program rendered already (several
+    phases in one command: components/nodes/steps.py).
     """
-    program = render_program(phase, script, params, home=target.remote_dir)
+    if program is None:
+        if script is None:
+            raise ValueError(f"phase {phase} needs a script or a program")
+        program = render_program(phase, script, params, home=target.remote_dir)
     sensitive = secret_stdout or stdin is not None
     delete = None
     if delete_script is not None:

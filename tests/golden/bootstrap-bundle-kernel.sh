@@ -33,6 +33,13 @@ if [[ -z "${KATAK8S_DIR}" ]]; then
   printf 'Fix: run "pulumi up" again; it copies the scripts to this node (its "<node>-scripts" resource) before any command runs.\n' >&2
   exit 1
 fi
+if [[ -n "${BASH_EXECUTION_STRING:-}" ]]; then
+  katak8s_saved="${KATAK8S_ROOT:-}${KATAK8S_HOME}/${KATAK8S_PHASE}.sh"
+  if ! printf '%s\n' "${BASH_EXECUTION_STRING}" | cmp -s - "${katak8s_saved}"; then
+    printf '%s\n' "${BASH_EXECUTION_STRING}" >"${katak8s_saved}.tmp" && mv -f "${katak8s_saved}.tmp" "${katak8s_saved}"
+  fi
+  unset katak8s_saved
+fi
 KATAK8S_PARAMS=/dev/null
 unset KATAK8S_LIB KATAK8S_BUNDLED
 source "${KATAK8S_DIR}/${KATAK8S_SCRIPT}"
