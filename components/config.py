@@ -34,6 +34,7 @@ from components.config_rules import (  # noqa: F401 (re-exported: the contract's
     SSH_USER,
     Collector,
     Key,
+    check_jump_host_memory,
     check_one_of,
     check_range,
     check_versions,
@@ -160,6 +161,8 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
     if values["acceptSshPublicKey"] and not SSH_PUBLIC_KEY.match(values["acceptSshPublicKey"]):
         c.fail("acceptSshPublicKey", "must be an OpenSSH public key line, like 'ssh-ed25519 AAAA...'",
                values["acceptSshPublicKey"])
+    if c.ok("controlPlaneCount", "workerCount"):
+        check_jump_host_memory(c, values)
     if values["kataDedicatedWorkers"] and values["workerCount"] == 0:
         c.fail("kataDedicatedWorkers", "needs workerCount >= 1 (the tainted kata pool is the workers)", True)
     for key in ("image", "sshUser", "controlPlaneFlavor", "workerFlavor", "externalNetwork", "jumpHostFlavor"):

@@ -211,3 +211,36 @@ def int_or_zero(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+
+
+# The jump host holds one SSH session per SSH step of a `pulumi up` until the run ends
+# (pulumi-command 1.2.1 never closes its clients: components/openstack/jumphost.py). Measured
+# on OpenSSH 9.2p1 (Debian 12), a key login of a non-root user with PAM, holding a
+# ProxyJump (direct-tcpip) channel like pulumi-command's: 2.1 MiB of proportional set size
+# per session, two sshd processes each (200 sessions: 425 MB). 3 MiB leaves room for the
+# kernel's share (sockets, page tables, stacks); 512 MiB for the system itself.
+JUMP_HOST_SESSION_MIB = 3
+JUMP_HOST_BASE_MIB = 512
+DEFAULT_JUMP_HOST_FLAVOR, DEFAULT_JUMP_HOST_MIB = "m1.small", 2048  # Nova's classic m1.small
+
+
+def held_sessions(control_planes: int, workers: int) -> int:
+    """SSH steps of a first `pulumi up`: each node's scripts, bootstrap and kata commands;
+    cp-0's init and kubeconfig read-back; each other node's join credentials, join and
+    membership (tests/test_benchmark_model.py checks this against the real graph)."""
+    return 3 * (control_planes + workers) + 2 + 3 * (control_planes - 1 + workers)
+
+
+def check_jump_host_memory(c: Collector, values: Mapping[str, Any]) -> None:
+    """A warning when the default jump host flavor cannot hold one `up`'s sessions."""
+    if values["jumpHostFlavor"] != DEFAULT_JUMP_HOST_FLAVOR or values["jumpHost"] == "first-control-plane":
+        return
+    sessions = held_sessions(int_or_zero(values["controlPlaneCount"]), int_or_zero(values["workerCount"]))
+    need = JUMP_HOST_BASE_MIB + sessions * JUMP_HOST_SESSION_MIB
+    if need > DEFAULT_JUMP_HOST_MIB:
+        c.warnings.append(
+            f"katak8s:jumpHostFlavor {DEFAULT_JUMP_HOST_FLAVOR} has {DEFAULT_JUMP_HOST_MIB} MiB on clouds that keep "
+            f"Nova's classic flavors, and one `pulumi up` of this stack keeps {sessions} SSH sessions open on the "
+            f"jump host (about {JUMP_HOST_SESSION_MIB} MiB each): set a jumpHostFlavor with at least "
+            f"{-(-need // 1024)} GiB of memory (a deployed jump host takes a new flavor only when replaced: "
+            f"`pulumi up --replace` of its server, components/openstack/jumphost.py)")

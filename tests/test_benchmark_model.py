@@ -106,3 +106,13 @@ def test_every_upgrade_duration_matches_a_real_resource():
     for typ, part, _seconds, why in upgrade_model.UPGRADE_DURATIONS:
         assert [r for r in g if r.type == typ and (r.name.endswith(part) or (part.endswith("-") and part in r.name))], \
             f"no {typ} named *{part}*: {why}"
+
+
+def test_the_configs_session_count_is_the_graphs():
+    """config_rules.held_sessions sizes the jump host warning before any resource exists; it
+    must count what the program declares."""
+    from components.config_rules import held_sessions
+
+    for workers, cps in ((2, 1), (3, 3)):
+        g = bench._graph(workers, cps)
+        assert held_sessions(cps, workers) == schedule.ssh_sessions(g).held_with_leak

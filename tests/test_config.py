@@ -181,3 +181,16 @@ def test_every_minor_s_calico_covers_it_and_1_37_is_supported():
         assert v_covers(stack.calico, minor), minor
         assert stack.patch.startswith(minor + ".") and stack.pause.startswith("registry.k8s.io/pause:")
     assert versions.DEFAULT_CALICO_VERSION == "3.32.1"  # deployed stacks keep their Calico
+
+
+def test_a_default_jump_host_too_small_for_one_ups_sessions_is_warned():
+    """pulumi-command keeps every step's session open on the jump host until `up` ends
+    (components/config_rules.py held_sessions, JUMP_HOST_SESSION_MIB: measured)."""
+    def warnings(**over):
+        return parse_config(_required(controlPlaneCount=3, **over), stack="dev").warnings
+
+    assert not [w for w in warnings(workerCount=80) if "jumpHostFlavor" in w]
+    big = [w for w in warnings(workerCount=200) if "jumpHostFlavor" in w]
+    assert big and "keeps 1217 SSH sessions open" in big[0] and "at least 5 GiB" in big[0], big
+    assert not [w for w in warnings(workerCount=200, jumpHostFlavor="m1.large") if "jumpHostFlavor" in w]
+    assert not [w for w in warnings(workerCount=200, jumpHost="first-control-plane") if "jumpHostFlavor" in w]

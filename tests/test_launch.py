@@ -7,6 +7,7 @@ components/nodes/library.py puts them."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -48,7 +49,7 @@ def test_a_copy_whose_file_differs_is_never_run(sb):
     res = sb.run_command(phase.command_line(bundle(cfg_for(), "preflight"), 1800))
     assert res.rc == 1, res
     assert "holds node/00-preflight.sh with the sha256 this command expects" in res.stderr
-    assert 'run "pulumi up" again' in res.stderr
+    assert "pulumi up --replace <URN of this node's -scripts resource>" in res.stderr
     assert not sb.exists("tampered-ran") and ran_after_launch(res) == []
 
 
@@ -75,6 +76,12 @@ def test_a_node_without_any_copy_is_told_how_to_fix_it(sb):
     assert res.rc == 1 and "no copy of scripts/remote" in res.stderr and ran_after_launch(res) == [], res
 
 
+def test_scripts_remote_holds_only_shell():
+    """Every file there reaches every node and its digest names the version (library.py):
+    nothing else belongs there (a stray file would only make new copies)."""
+    assert {p.suffix for p in phase.SCRIPTS_DIR.rglob("*") if p.is_file()} == {".sh"}
+
+
 def test_every_file_a_script_sources_is_among_its_sums():
     """launch.sh checks only the files the program lists: a library a script sources without
     declaring it (`# katak8s-lib:`) could come from another version."""
@@ -91,9 +98,14 @@ def test_every_file_a_script_sources_is_among_its_sums():
 def test_the_program_is_kept_for_the_operator_and_runs_again_from_there(sb):
     """docs/troubleshooting.md: `sudo bash ~/.katak8s/<phase>.sh` re-runs a phase by hand."""
     program = bundle(cfg_for(), "preflight")
+    home = sb.path(phase.DEFAULT_HOME)
+    if os.geteuid() == 0:
+        os.chown(home, 1000, 1000)  # the SSH user's directory, as on a node
     assert sb.run_command(phase.command_line(program, 1800)).ok
     saved = sb.path(f"{phase.DEFAULT_HOME}/preflight.sh")
     assert saved.read_text() == program + "\n"
+    # Owned like ~/.katak8s (the SSH user's), not root's: older releases SFTP this very path.
+    assert (saved.stat().st_uid, saved.stat().st_gid) == (home.stat().st_uid, home.stat().st_gid)
     before = sb.snapshot()
     assert sb.run_command(phase.command_line(program, 1800)).ok
     assert sb.snapshot() == before, "a re-run rewrote the kept program"

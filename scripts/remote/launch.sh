@@ -7,8 +7,9 @@ set -euo pipefail
 # under KATAK8S_HOME/scripts, never overwritten) whose files match every sum, and sources the
 # phase script from it: the node runs exactly the files the command was rendered with, also
 # for a delete that runs long after newer copies arrived. Nothing here is run on its own.
-# Its code (not its comments: phase.py strips them) is in every program, so a code edit here
-# re-runs every phase and replaces the kubeconfig read-back (review-pulumi F8): keep it stable.
+# Its code (not its comments: phase.py strips every line starting with '#', so no heredoc
+# here) is in every program, so a code edit here re-runs every phase and replaces the
+# kubeconfig read-back (review-pulumi F8): keep it stable.
 # inputs: KATAK8S_PHASE, KATAK8S_HOME, KATAK8S_SCRIPT, KATAK8S_FILES
 # Compared here, not with `sha256sum --check`: uutils' sha256sum 0.0.17 (Debian's
 # rust-coreutils) exits 0 when a sum does NOT match.
@@ -32,7 +33,9 @@ unset -f katak8s_copy_matches
 if [[ -z "${KATAK8S_DIR}" ]]; then
   printf 'katak8s %s: no copy of scripts/remote under %s/scripts holds %s with the sha256 this command expects.\n' \
     "${KATAK8S_PHASE}" "${KATAK8S_HOME}" "${KATAK8S_SCRIPT}" >&2
-  printf 'Fix: run "pulumi up" again; it copies the scripts to this node (its "<node>-scripts" resource) before any command runs.\n' >&2
+  # `pulumi up` alone does not copy again: the copy updates only when the scripts or the
+  # path change, and pulumi-command reads nothing back (copyController.go Update; no Read).
+  printf 'Fix: copy them again with `pulumi up --replace <URN of this node'"'"'s -scripts resource>` (pulumi stack --show-urns lists it).\n' >&2
   exit 1
 fi
 # The program itself, kept for the operator as KATAK8S_HOME/<phase>.sh: `sudo bash` on it runs
@@ -41,7 +44,10 @@ fi
 if [[ -n "${BASH_EXECUTION_STRING:-}" ]]; then
   katak8s_saved="${KATAK8S_ROOT:-}${KATAK8S_HOME}/${KATAK8S_PHASE}.sh"
   if ! printf '%s\n' "${BASH_EXECUTION_STRING}" | cmp -s - "${katak8s_saved}"; then
-    printf '%s\n' "${BASH_EXECUTION_STRING}" >"${katak8s_saved}.tmp" && mv -f "${katak8s_saved}.tmp" "${katak8s_saved}"
+    printf '%s\n' "${BASH_EXECUTION_STRING}" >"${katak8s_saved}.tmp"
+    # Owned like the directory (the SSH user's): an older katak8s copies this path over SFTP.
+    chown --reference="${KATAK8S_ROOT:-}${KATAK8S_HOME}" "${katak8s_saved}.tmp"
+    mv -f "${katak8s_saved}.tmp" "${katak8s_saved}"
   fi
   unset katak8s_saved
 fi

@@ -8,7 +8,8 @@ set -euo pipefail
 # succeeded on this node (a sha256 stamp under /var/lib/katak8s/phases), so a kataVersion or
 # kubernetesVersion change re-runs just the phase that reads it, and a run that failed half
 # way resumes at the phase that failed. Each phase runs in its own bash, as its own command did.
-# Nothing here is run on its own.
+# Nothing here is run on its own; like launch.sh it is embedded without its comment lines
+# (steps.py), so no heredoc here.
 # inputs: KATAK8S_STEPS (phase names), KATAK8S_PROGRAMS (their programs, same order),
 #         KATAK8S_STEP_TIMEOUT (seconds each phase may take, as when it was its own command)
 katak8s_stamps="${KATAK8S_ROOT:-}/var/lib/katak8s/phases"

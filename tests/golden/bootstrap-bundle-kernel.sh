@@ -30,13 +30,15 @@ unset -f katak8s_copy_matches
 if [[ -z "${KATAK8S_DIR}" ]]; then
   printf 'katak8s %s: no copy of scripts/remote under %s/scripts holds %s with the sha256 this command expects.\n' \
     "${KATAK8S_PHASE}" "${KATAK8S_HOME}" "${KATAK8S_SCRIPT}" >&2
-  printf 'Fix: run "pulumi up" again; it copies the scripts to this node (its "<node>-scripts" resource) before any command runs.\n' >&2
+  printf 'Fix: copy them again with `pulumi up --replace <URN of this node'"'"'s -scripts resource>` (pulumi stack --show-urns lists it).\n' >&2
   exit 1
 fi
 if [[ -n "${BASH_EXECUTION_STRING:-}" ]]; then
   katak8s_saved="${KATAK8S_ROOT:-}${KATAK8S_HOME}/${KATAK8S_PHASE}.sh"
   if ! printf '%s\n' "${BASH_EXECUTION_STRING}" | cmp -s - "${katak8s_saved}"; then
-    printf '%s\n' "${BASH_EXECUTION_STRING}" >"${katak8s_saved}.tmp" && mv -f "${katak8s_saved}.tmp" "${katak8s_saved}"
+    printf '%s\n' "${BASH_EXECUTION_STRING}" >"${katak8s_saved}.tmp"
+    chown --reference="${KATAK8S_ROOT:-}${KATAK8S_HOME}" "${katak8s_saved}.tmp"
+    mv -f "${katak8s_saved}.tmp" "${katak8s_saved}"
   fi
   unset katak8s_saved
 fi
