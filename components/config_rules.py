@@ -232,15 +232,20 @@ def held_sessions(control_planes: int, workers: int) -> int:
 
 
 def check_jump_host_memory(c: Collector, values: Mapping[str, Any]) -> None:
-    """A warning when the default jump host flavor cannot hold one `up`'s sessions."""
-    if values["jumpHostFlavor"] != DEFAULT_JUMP_HOST_FLAVOR or values["jumpHost"] == "first-control-plane":
-        return
+    """A warning when one `up`'s sessions outgrow the default jump host flavor, or land on
+    the first control plane in that number."""
     sessions = held_sessions(int_or_zero(values["controlPlaneCount"]), int_or_zero(values["workerCount"]))
     need = JUMP_HOST_BASE_MIB + sessions * JUMP_HOST_SESSION_MIB
-    if need > DEFAULT_JUMP_HOST_MIB:
+    if need <= DEFAULT_JUMP_HOST_MIB:
+        return
+    held = (f"one `pulumi up` of this stack keeps {sessions} SSH sessions open on the jump host "
+            f"(about {JUMP_HOST_SESSION_MIB} MiB each, {sessions * JUMP_HOST_SESSION_MIB} MiB)")
+    if values["jumpHost"] == "first-control-plane":
+        c.warnings.append(f"katak8s:jumpHost first-control-plane: {held}, here the first control plane, beside "
+                          "etcd and the API server; a dedicated jump host keeps them off it")
+    elif values["jumpHostFlavor"] == DEFAULT_JUMP_HOST_FLAVOR:
         c.warnings.append(
             f"katak8s:jumpHostFlavor {DEFAULT_JUMP_HOST_FLAVOR} has {DEFAULT_JUMP_HOST_MIB} MiB on clouds that keep "
-            f"Nova's classic flavors, and one `pulumi up` of this stack keeps {sessions} SSH sessions open on the "
-            f"jump host (about {JUMP_HOST_SESSION_MIB} MiB each): set a jumpHostFlavor with at least "
-            f"{-(-need // 1024)} GiB of memory (a deployed jump host takes a new flavor only when replaced: "
-            f"`pulumi up --replace` of its server, components/openstack/jumphost.py)")
+            f"Nova's classic flavors, and {held}: set a jumpHostFlavor with at least {-(-need // 1024)} GiB "
+            "of memory (a deployed jump host takes a new flavor only when replaced: `pulumi up --replace` "
+            "of its server, components/openstack/jumphost.py)")

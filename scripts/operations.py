@@ -58,7 +58,7 @@ INSTANCE = "openstack:compute/instance:Instance"
 _VERSION = re.compile(r"^KUBERNETES_VERSION='?v?([0-9.]+)'?$", re.M)
 
 
-_FROM = re.compile(r"^# katak8s phase \S+: runs scripts/remote/(\S+?\.sh)", re.M)
+_FROM = re.compile(r"^# katak8s phase \S+: (?:runs )?scripts/remote/(\S+?\.sh)", re.M)
 
 
 def script_of(program_or_command: str | None) -> str | None:

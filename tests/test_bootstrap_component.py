@@ -71,7 +71,7 @@ def test_each_node_runs_its_five_phases_in_two_commands_under_the_component(grap
         assert [name for name, _ in parsed] == ["preflight", "kernel", "runtime", "kube-packages"]
         # The preview names the phase that changed: one trigger per phase.
         assert first.plain("triggers") == [f"{name}:{phase.sha256(p)}" for name, p in parsed]
-        assert first.plain("create") == phase.command_line(_bundle(first), 4 * 1800)
+        assert first.plain("create") == phase.command_line(_bundle(first), 4 * 1800 + 60)
         for name, program in parsed:
             assert f"KATAK8S_PHASE={name}\n" in program
         assert kata.plain("triggers") == [phase.sha256(_bundle(kata))]

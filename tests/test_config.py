@@ -189,8 +189,10 @@ def test_a_default_jump_host_too_small_for_one_ups_sessions_is_warned():
     def warnings(**over):
         return parse_config(_required(controlPlaneCount=3, **over), stack="dev").warnings
 
-    assert not [w for w in warnings(workerCount=80) if "jumpHostFlavor" in w]
+    assert not [w for w in warnings(workerCount=82) if "jumpHost" in w]  # 509 sessions fit 2 GiB
+    assert [w for w in warnings(workerCount=83) if "jumpHostFlavor" in w]
     big = [w for w in warnings(workerCount=200) if "jumpHostFlavor" in w]
     assert big and "keeps 1217 SSH sessions open" in big[0] and "at least 5 GiB" in big[0], big
-    assert not [w for w in warnings(workerCount=200, jumpHostFlavor="m1.large") if "jumpHostFlavor" in w]
-    assert not [w for w in warnings(workerCount=200, jumpHost="first-control-plane") if "jumpHostFlavor" in w]
+    assert not [w for w in warnings(workerCount=200, jumpHostFlavor="m1.large") if "jumpHost" in w]
+    on_cp0 = [w for w in warnings(workerCount=200, jumpHost="first-control-plane") if "jumpHost" in w]
+    assert len(on_cp0) == 1 and "the first control plane, beside etcd" in on_cp0[0], on_cp0

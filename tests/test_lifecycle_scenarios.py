@@ -22,7 +22,8 @@ JUMP = "dev-jump-host"
 SERVER = "openstack:compute/instance:Instance"
 COMMAND = "command:remote:Command"
 REMOVAL = ["drain (on dev-cp-0)", "kubeadm reset", "delete the Node (on dev-cp-0)", "server deleted"]
-BOOTSTRAP = ["preflight", "kernel", "runtime"]  # then kata and kube packages, side by side
+# One command runs these, then kata (components/nodes/bootstrap.py BOOTSTRAP_PHASES).
+BOOTSTRAP = ["preflight", "kernel", "runtime", "kube packages"]
 
 
 def up(before: dict | None, after: dict | None, *, replace: tuple[str, ...] = ()):
@@ -55,13 +56,12 @@ def test_fresh_up_bootstraps_every_node_then_forms_the_cluster():
     assert actions[JUMP] == ["server created"], "no phase runs on the jump host: no cluster member"
     cp0 = actions[CP0]
     assert cp0[0] == "server created"
-    assert _in_order(cp0, *BOOTSTRAP, "kube packages", "kubeadm init", "read the kubeconfig")
-    assert _in_order(cp0, "runtime", "kata")
+    assert _in_order(cp0, *BOOTSTRAP, "kubeadm init", "read the kubeconfig")
+    assert _in_order(cp0, *BOOTSTRAP, "kata")
     for worker in (W0, W1):
-        for phase_name in ("kata", "kube packages"):
-            assert _in_order(actions[worker], "server created", *BOOTSTRAP, phase_name,
-                             "mint join credentials (on dev-cp-0)", "kubeadm join",
-                             "wait until registered (on dev-cp-0)")
+        assert _in_order(actions[worker], "server created", *BOOTSTRAP, "kata",
+                         "mint join credentials (on dev-cp-0)", "kubeadm join",
+                         "wait until registered (on dev-cp-0)")
 
 
 def test_a_no_op_rerun_does_nothing():
@@ -191,6 +191,21 @@ def test_an_edit_of_the_shared_library_never_replaces_a_node_command(monkeypatch
     steps, new = simulate(old, lambda fresh: run_program({"workerCount": 2}, deployed=old, fresh=fresh))
     commands = [s for s in steps if s.reg.type == COMMAND]
     assert commands, "the library edit re-runs the phases that inline it"
+    assert not destructive(steps)
+    assert not [s for s in commands if s.op == "replace" and s.reg.plain("delete")]
+    assert not [s for s in commands if s.name.endswith("-kubeconfig")]
+    assert new.named(f"{CP0}-kubeconfig").inputs == old.named(f"{CP0}-kubeconfig").inputs
+
+
+def test_an_edit_of_the_launcher_never_replaces_a_node_command_nor_the_kubeconfig(monkeypatch):
+    """scripts/remote/launch.sh is in every program but the standalone kubeconfig read-back's
+    (review-pulumi F8: its replacement makes the Kubernetes layer unknown in previews)."""
+    old = run_program({"workerCount": 2})
+    launcher = phase._launcher.__wrapped__
+    monkeypatch.setattr(phase, "_launcher", lambda: launcher() + ": edited\n")
+    steps, new = simulate(old, lambda fresh: run_program({"workerCount": 2}, deployed=old, fresh=fresh))
+    commands = [s for s in steps if s.reg.type == COMMAND]
+    assert commands, "the launcher edit re-runs the phases whose programs carry it"
     assert not destructive(steps)
     assert not [s for s in commands if s.op == "replace" and s.reg.plain("delete")]
     assert not [s for s in commands if s.name.endswith("-kubeconfig")]

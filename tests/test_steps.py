@@ -79,3 +79,25 @@ def test_parse_reads_back_what_render_steps_wrote():
     rendered = steps.programs([(s.name, s.script, s.params) for s in (spec(cfg, n) for n in ("kernel", "kata"))])
     assert steps.parse(steps.render_steps(rendered)) == rendered
     assert steps.parse(rendered[0][1]) is None  # a program of one phase
+
+
+def test_a_server_from_a_snapshot_or_another_releases_run_takes_every_phase_again(sb):
+    """A stamp binds the program to this server (cloud-init's instance id) and to the program
+    kept as ~/.katak8s/<phase>.sh: a snapshot of a bootstrapped node, or a node where
+    another katak8s release ran the phase since, is not taken as done."""
+    sb.stub("containerd", "config default", stdout=DEFAULT_V3_EMPTY_IMPORTS)
+    sb.write("var/lib/cloud/data/instance-id", "11111111-aaaa\n")
+    line = command(cfg_for())
+    assert sb.run_command(line, timeout=300).ok
+    sb.write("var/lib/cloud/data/instance-id", "22222222-bbbb\n")  # booted from its snapshot
+    again = sb.run_command(line, timeout=300)
+    assert again.ok and ran(again) == list(bootstrap.BOOTSTRAP_PHASES), again
+    sb.write(f"{phase.DEFAULT_HOME}/kernel.sh", "# another release's kernel phase\n")
+    other = sb.run_command(line, timeout=300)
+    assert other.ok and ran(other) == ["kernel"], other
+
+
+def test_a_failed_phase_is_named_with_its_exit_status(sb):
+    res = sb.run_command(command(cfg_for()), timeout=300)  # no containerd default config here
+    assert res.rc != 0
+    assert "[katak8s runtime] failed (exit 1): the next pulumi up resumes at this phase" in res.stderr, res

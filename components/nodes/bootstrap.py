@@ -237,7 +237,8 @@ def _bootstrap_node(parent: pulumi.Resource, cfg: ClusterConfig, target: NodeTar
     specs = {s.name: s for s in phase_specs(cfg, role=target.role, flavor=target.flavor)}
     rendered = steps.programs([(n, specs[n].script, specs[n].params) for n in BOOTSTRAP_PHASES],
                               home=target.remote_dir)
-    first = run_phase(parent, target, scripts, phase=BOOTSTRAP, program=steps.render_steps(rendered),
+    first = run_phase(parent, target, scripts, phase=BOOTSTRAP,
+                      program=steps.render_steps(rendered, home=target.remote_dir),
                       triggers=steps.phase_triggers(rendered), timeout=steps.command_timeout(rendered))
     kata = run_phase(parent, target, scripts, phase="kata", script=specs["kata"].script,
                      params=specs["kata"].params, depends_on=[first.command])

@@ -83,6 +83,13 @@ def file_sha256(rel_path: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def _body(rel_path: str) -> str:
+    """A script's text without its shebang (the program has its own context)."""
+    text = (SCRIPTS_DIR / rel_path).read_text()
+    return text.split("\n", 1)[1] if text.startswith("#!") else text
+
+
+@functools.lru_cache(maxsize=None)
 def _launcher() -> str:
     """scripts/remote/launch.sh without its comment lines: the tail of every program, so
     every command in the state carries its ~600 bytes of code, not the file's explanations."""
@@ -116,7 +123,17 @@ def render_program(phase: str, script: str, params: Any, *, home: str = DEFAULT_
     """The program a node runs for `phase` (under `bash -c`): the parameters, the sha256 of
     every file it runs, and scripts/remote/launch.sh, which sources `script` from the copy of
     scripts/remote under `home` whose files match. No shell is generated here: only
-    `KEY='value'` lines."""
+    `KEY='value'` lines. A standalone script (kubeconfig.sh) travels whole instead, so its
+    program changes with nothing but itself: not with the library, nor with launch.sh."""
+    if standalone(script):
+        return (f"# katak8s phase {phase}: scripts/remote/{script}, whole (it sources nothing).\n"
+                "set -euo pipefail\n"
+                f"KATAK8S_PHASE={shlex.quote(phase)}\n"
+                "KATAK8S_PARAMS=/dev/null\n"
+                "# --- parameters ---\n"
+                + render_env(params)
+                + f"# --- scripts/remote/{script} ---\n"
+                + _body(script))
     needed = files(script)
     sums = " ".join(shlex.quote(f"{file_sha256(f)}  {f}") for f in needed)
     return (

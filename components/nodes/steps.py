@@ -39,15 +39,17 @@ def programs(steps: Sequence[tuple[str, str, Any]], *, home: str = DEFAULT_HOME)
 
 
 def command_timeout(rendered: Sequence[tuple[str, str]], *, step_timeout: int = PHASE_TIMEOUT_SECONDS) -> int:
-    """The outer bound of a command of several phases: each phase's own, added up."""
-    return step_timeout * len(rendered)
+    """The outer bound of a command of several phases: each phase's own, added up, and a
+    minute more, so that a phase's own bound fires first and names the phase (steps.sh)."""
+    return step_timeout * len(rendered) + 60
 
 
 def phase_triggers(rendered: Sequence[tuple[str, str]]) -> list[str]:
     return [f"{name}:{sha256(program)}" for name, program in rendered]
 
 
-def render_steps(rendered: Sequence[tuple[str, str]], *, step_timeout: int = PHASE_TIMEOUT_SECONDS) -> str:
+def render_steps(rendered: Sequence[tuple[str, str]], *, home: str = DEFAULT_HOME,
+                 step_timeout: int = PHASE_TIMEOUT_SECONDS) -> str:
     """One program that runs `rendered` phases in order, skipping those already done; each
     phase gets `step_timeout` seconds (the command as a whole: command_timeout)."""
     names = " ".join(shlex.quote(name) for name, _ in rendered)
@@ -55,6 +57,7 @@ def render_steps(rendered: Sequence[tuple[str, str]], *, step_timeout: int = PHA
         "# katak8s phases " + ", ".join(name for name, _ in rendered) + ": each one below runs\n"
         "# unless its program is the one that last succeeded on this node (scripts/remote/steps.sh).\n"
         "set -euo pipefail\n"
+        f"KATAK8S_HOME={shlex.quote(home)}\n"
         f"KATAK8S_STEPS=({names})\n"
         f"KATAK8S_STEP_TIMEOUT={step_timeout}\n"
         "KATAK8S_PROGRAMS=(\n"
