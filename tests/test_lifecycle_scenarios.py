@@ -181,31 +181,28 @@ def test_removing_a_supplied_key_is_refused_and_keeping_it_is_not():
         run_program({}, deployed=old, preview=True)  # a new key would be generated
 
 
-def test_an_edit_of_the_shared_library_never_replaces_a_node_command(monkeypatch):
-    """review-pulumi F8: the kubeconfig read-back was replaced, so every PR preview showed
-    the Kubernetes layer unknown; and no command with a destructive delete may be replaced."""
-    old = run_program({"workerCount": 2})
+def _edit_library(monkeypatch) -> None:
     digest = phase.file_sha256.__wrapped__
     monkeypatch.setattr(phase, "file_sha256", lambda rel: "e" * 64 if rel == phase.LIB else digest(rel))
     monkeypatch.setattr(library, "version", lambda: "edited")  # the node gets a new copy
-    steps, new = simulate(old, lambda fresh: run_program({"workerCount": 2}, deployed=old, fresh=fresh))
-    commands = [s for s in steps if s.reg.type == COMMAND]
-    assert commands, "the library edit re-runs the phases that inline it"
-    assert not destructive(steps)
-    assert not [s for s in commands if s.op == "replace" and s.reg.plain("delete")]
-    assert not [s for s in commands if s.name.endswith("-kubeconfig")]
-    assert new.named(f"{CP0}-kubeconfig").inputs == old.named(f"{CP0}-kubeconfig").inputs
 
 
-def test_an_edit_of_the_launcher_never_replaces_a_node_command_nor_the_kubeconfig(monkeypatch):
-    """scripts/remote/launch.sh is in every program but the standalone kubeconfig read-back's
-    (review-pulumi F8: its replacement makes the Kubernetes layer unknown in previews)."""
-    old = run_program({"workerCount": 2})
+def _edit_launcher(monkeypatch) -> None:
     launcher = phase._launcher.__wrapped__
     monkeypatch.setattr(phase, "_launcher", lambda: launcher() + ": edited\n")
+
+
+@pytest.mark.parametrize("edit", [_edit_library, _edit_launcher], ids=["lib/common.sh", "launch.sh"])
+def test_an_edit_of_shared_code_never_replaces_a_node_command_nor_the_kubeconfig(monkeypatch, edit):
+    """review-pulumi F8: the kubeconfig read-back was replaced, so every PR preview showed
+    the Kubernetes layer unknown; and no command with a destructive delete may be replaced.
+    scripts/remote/lib/common.sh and launch.sh are in every program but the standalone
+    kubeconfig read-back's."""
+    old = run_program({"workerCount": 2})
+    edit(monkeypatch)
     steps, new = simulate(old, lambda fresh: run_program({"workerCount": 2}, deployed=old, fresh=fresh))
     commands = [s for s in steps if s.reg.type == COMMAND]
-    assert commands, "the launcher edit re-runs the phases whose programs carry it"
+    assert commands, "the edit re-runs the phases whose programs carry it"
     assert not destructive(steps)
     assert not [s for s in commands if s.op == "replace" and s.reg.plain("delete")]
     assert not [s for s in commands if s.name.endswith("-kubeconfig")]

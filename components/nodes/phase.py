@@ -7,7 +7,9 @@ which the state records as a path and a hash, not the text) to
 parameters as `KEY='value'` lines, the sha256 of every file it runs (`KATAK8S_FILES`), and
 scripts/remote/launch.sh, which finds the copy whose files match those sums and sources the
 phase script from it. So the state holds each phase's parameters and digests, not its
-~30 KB of shell; a preview shows the parameter or the digest that changed, naming the script;
+~30 KB of shell; a preview shows the parameter or the digest that changed, naming the script
+(the CLI prints a line diff of a multi-line string: pulumi/pulumi pkg/backend/display/
+object_diff.go printTextDiff);
 and a command's delete, which runs with what the state saved, finds the exact files it was
 created with, because old copies stay. Shell is never assembled from Python strings: the
 only generated lines are `KEY='value'` assignments.
