@@ -192,7 +192,9 @@ def test_kubeconfig_prints_admin_conf_and_nothing_else(tmp_path):
 def test_the_kubeconfig_bundle_does_not_change_with_the_shared_library():
     """review-pulumi F8: its stdout configures the Kubernetes provider."""
     bundle = phase.render_program("kubeconfig", "cluster/kubeconfig.sh", KubeconfigParams(node_name="dev-cp-0"))
-    assert "# --- scripts/remote/lib/" not in bundle and "KATAK8S_LIB:-" not in bundle
+    # Whole, with neither the library's sums nor launch.sh (whose edits would then replace it).
+    assert "KATAK8S_FILES" not in bundle and "katak8s_copy_matches" not in bundle
+    assert phase._body("cluster/kubeconfig.sh") in bundle
 
 
 # --- join credentials -----------------------------------------------------------------------

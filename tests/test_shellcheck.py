@@ -22,7 +22,7 @@ SHELLCHECK = shutil.which("shellcheck")
 HEADER = re.compile(
     r'\A#!/usr/bin/env bash\nset -euo pipefail\n(#.*\n)+'
     r'# shellcheck source=scripts/remote/lib/common.sh\n'
-    r'source "\$\{KATAK8S_LIB:-\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)/\.\./lib/common\.sh\}"\n'
+    r'source "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)/\.\./lib/common\.sh"\n'
     r'# shellcheck source=/dev/null\n'
     r'source "\$\{KATAK8S_PARAMS:-\$\{1:\?usage: \$0 PARAMS_FILE\}\}"\n')
 

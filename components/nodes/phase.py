@@ -101,8 +101,8 @@ def _launcher() -> str:
 
 @functools.lru_cache(maxsize=None)
 def extra_libs(script: str) -> tuple[str, ...]:
-    """Libraries a script declares with `# katak8s-lib: lib/<name>.sh` lines, inlined after
-    the common library (the script sources them itself unless KATAK8S_BUNDLED is set)."""
+    """Libraries a script declares with `# katak8s-lib: lib/<name>.sh` lines: it sources them
+    from beside itself, and its program carries their sums (launch.sh checks them)."""
     text = (SCRIPTS_DIR / script).read_text()
     return tuple(m.group(1) for m in re.finditer(r"^# katak8s-lib: (\S+)$", text, re.M))
 

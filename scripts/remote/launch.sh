@@ -54,6 +54,5 @@ fi
 # The parameters are already set above; the phase script sources its library next to itself.
 # shellcheck disable=SC2034 # read by the phase script it sources
 KATAK8S_PARAMS=/dev/null
-unset KATAK8S_LIB KATAK8S_BUNDLED
 # shellcheck source=/dev/null
 source "${KATAK8S_DIR}/${KATAK8S_SCRIPT}"

@@ -4,7 +4,7 @@ set -euo pipefail
 KATAK8S_PHASE=kernel
 KATAK8S_HOME=/home/ubuntu/.katak8s
 KATAK8S_SCRIPT=node/10-kernel.sh
-KATAK8S_FILES=('f80f96a9cfed523519f83bd5478962ce3b2d6654b6dceda5441630a01f5b5bf6  lib/common.sh' '4c66ba888f2de0fc78819967dd7186c0735fa6eebf035f43c5076fe5aeebcd8d  node/10-kernel.sh')
+KATAK8S_FILES=('ba43f5dda7fa2fd08ebf054d9629ac266de72cf4b15967299dcec0d8151bd29f  lib/common.sh' 'cd5c7e62f8403ef6bc371befee79f9da6166d0b581cb13b030e20b941cdadc18  node/10-kernel.sh')
 # --- parameters ---
 CLOUD_INIT_TIMEOUT=900
 NODE_RESERVED_MIB=968
@@ -43,5 +43,4 @@ if [[ -n "${BASH_EXECUTION_STRING:-}" ]]; then
   unset katak8s_saved
 fi
 KATAK8S_PARAMS=/dev/null
-unset KATAK8S_LIB KATAK8S_BUNDLED
 source "${KATAK8S_DIR}/${KATAK8S_SCRIPT}"

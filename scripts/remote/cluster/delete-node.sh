@@ -11,12 +11,12 @@ set -euo pipefail
 # only on the run that resets, and a retried scale-in must not trust that one-time check.
 # inputs: NODE_NAME, CONTROL_PLANE, ETCD_POD
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/etcd.sh
 # shellcheck source=scripts/remote/lib/etcd.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
 
 ADMIN_CONF="${KATAK8S_ROOT}/etc/kubernetes/admin.conf"
 # "<name>,<unschedulable>,<Ready status>"; nothing at all when the Node does not exist.

@@ -7,7 +7,7 @@ set -euo pipefail
 # times out stops here with a non-zero exit, so Pulumi stops the deletion: nothing is forced.
 # inputs: NODE_NAME, DRAIN_TIMEOUT (seconds)
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 

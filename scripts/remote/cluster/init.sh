@@ -15,18 +15,18 @@ set -euo pipefail
 #         RUNTIME_WAIT_SECONDS, DRAIN_TIMEOUT, UPGRADE_BATCH, REMOVED_GATES and the annotations;
 # stdin: the rendered kubeadm config (components/cluster/kubeadm.py render_init_config).
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/kube.sh
 # shellcheck source=scripts/remote/lib/kube.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
 # katak8s-lib: lib/node-upgrade.sh
 # shellcheck source=scripts/remote/lib/node-upgrade.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/node-upgrade.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/node-upgrade.sh"
 # katak8s-lib: lib/upgrade.sh
 # shellcheck source=scripts/remote/lib/upgrade.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
 APISERVER_MANIFEST="${K8S_DIR}/manifests/kube-apiserver.yaml"

@@ -14,12 +14,12 @@ set -euo pipefail
 #         READYZ_TIMEOUT (seconds), KUBERNETES_VERSION (vX.Y.Z), DRAIN_TIMEOUT, UPGRADE_BATCH,
 #         UPGRADE_TARGET_ANNOTATION, UPGRADE_CORDON_ANNOTATION
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/upgrade.sh
 # shellcheck source=scripts/remote/lib/upgrade.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
 CA_CERT="${K8S_DIR}/pki/ca.crt"

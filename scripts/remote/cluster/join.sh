@@ -13,18 +13,18 @@ set -euo pipefail
 #         KUBERNETES_REPO_URL, CONTAINER_RUNTIME, CRIO_REPO_URL, READY_TIMEOUT, RUNTIME_WAIT_SECONDS;
 # stdin: the rendered JoinConfiguration (components/cluster/kubeadm.py render_join_config).
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/etcd.sh
 # shellcheck source=scripts/remote/lib/etcd.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
 # katak8s-lib: lib/kube.sh
 # shellcheck source=scripts/remote/lib/kube.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
 # katak8s-lib: lib/node-upgrade.sh
 # shellcheck source=scripts/remote/lib/node-upgrade.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/node-upgrade.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/node-upgrade.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
 CONFIG="${K8S_DIR}/katak8s/kubeadm-join.yaml"

@@ -9,12 +9,12 @@ set -euo pipefail
 # inputs: NODE_NAME, REGISTER_TIMEOUT (seconds), KUBERNETES_VERSION (vX.Y.Z), READY_TIMEOUT,
 #         UPGRADE_TARGET_ANNOTATION, UPGRADE_CORDON_ANNOTATION
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/upgrade.sh
 # shellcheck source=scripts/remote/lib/upgrade.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/upgrade.sh"
 
 # registered: the Node object exists.
 registered() {

@@ -8,12 +8,12 @@ set -euo pipefail
 # the server deletion) instead of leaving a dead member that counts against etcd's quorum.
 # inputs: NODE_NAME, CRI_SOCKET
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/etcd.sh
 # shellcheck source=scripts/remote/lib/etcd.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/etcd.sh"
 
 K8S_DIR="${KATAK8S_ROOT}/etc/kubernetes"
 ETCD_MANIFEST="${K8S_DIR}/manifests/etcd.yaml"

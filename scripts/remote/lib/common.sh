@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 set -euo pipefail
-# katak8s common library: sourced by every phase script, and inlined ahead of it in the
-# phase bundle that reaches a node (components/nodes/phase.py). Functions only, no side effects.
+# katak8s common library: sourced by every phase script from beside it, in the node's copy of
+# scripts/remote (components/nodes/library.py, launch.sh). Functions only, no side effects.
 #
 # Conventions:
 #   - logs go to stderr, prefixed with the phase name and a level;

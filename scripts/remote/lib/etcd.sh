@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 set -euo pipefail
 # katak8s etcd-member helpers, shared by scripts/remote/cluster/reset.sh (scale-in) and join.sh
-# (undoing a failed control-plane join); declared there with `# katak8s-lib:`, inlined
-# after scripts/remote/lib/common.sh in their bundles. Functions and constants only.
+# (undoing a failed control-plane join); declared there with `# katak8s-lib:`, so their
+# programs carry its sum (components/nodes/phase.py). Functions and constants only.
 
 # kubeadm's warnings when remove-etcd-member did not remove the member (phases/reset/
 # removeetcdmember.go; cmd/reset.go when the Node or the kubeadm-config is unreadable).

@@ -3,7 +3,7 @@
 set -euo pipefail
 # katak8s Kata smoke test: start a REAL sandbox through the configured runtime and prove
 # its guest kernel is not the host's. Sourced by scripts/remote/node/30-kata.sh after
-# scripts/remote/lib/common.sh, and inlined after it in the kata phase's bundle
+# scripts/remote/lib/common.sh; the kata phase's program carries its sum
 # (components/nodes/phase.py reads the script's `# katak8s-lib:` line). Functions only.
 # Uses from 30-kata.sh: WORK, PREFIX, CRICTL, SMOKE_KEY and the SMOKE_* state variables,
 # and its parameters CONTAINER_RUNTIME, KATA_HANDLER, KATA_CONFIG_PATH, SMOKE_IMAGE,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 set -euo pipefail
 # katak8s container-runtime helpers, shared by scripts/remote/node/20-containerd.sh and
-# 20-crio.sh (declared there with `# katak8s-lib:`, inlined after scripts/remote/lib/common.sh in
-# their bundles). Functions only.
+# 20-crio.sh (declared there with `# katak8s-lib:`, so their programs carry its sum:
+# components/nodes/phase.py). Functions only.
 
 # apply_runtime_config UNIT CHANGED: enable and start the container runtime UNIT; restart it
 # when its config changed (CHANGED=1) or a restart refused earlier is still pending. A

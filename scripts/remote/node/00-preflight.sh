@@ -6,7 +6,7 @@ set -euo pipefail
 # reported at once, naming the flavor and what the cloud admin must change.
 # inputs: FLAVOR, SUPPORTED_UBUNTU (array), MIN_CPUS, MIN_MEMORY_MIB, MIN_DISK_GIB
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 

@@ -7,7 +7,7 @@ set -euo pipefail
 # 169.254.169.254). Every step compares before it changes anything.
 # inputs: CLOUD_INIT_TIMEOUT (seconds), NODE_RESERVED_MIB
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 

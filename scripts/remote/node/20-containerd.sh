@@ -8,12 +8,12 @@ set -euo pipefail
 # inputs: KATA_HANDLER, PAUSE_IMAGE, KATA_SHIM_PATH, KATA_CONFIG_PATH, CRI_SOCKET, CONTAINERD_MIN_VERSION,
 #         ALLOW_RUNTIME_RESTART, RUNTIME_WAIT_SECONDS
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/runtime.sh
 # shellcheck source=scripts/remote/lib/runtime.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/runtime.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/runtime.sh"
 
 ETC="${KATAK8S_ROOT}/etc/containerd"
 IMPORTS="/etc/containerd/conf.d/*.toml"

@@ -7,12 +7,12 @@ set -euo pipefail
 # inputs: CRIO_REPO_URL, KUBERNETES_REPO_URL, KATA_HANDLER, PAUSE_IMAGE, KATA_SHIM_PATH,
 #         KATA_CONFIG_PATH, CRI_SOCKET, ALLOW_RUNTIME_RESTART, RUNTIME_WAIT_SECONDS
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/runtime.sh
 # shellcheck source=scripts/remote/lib/runtime.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/runtime.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/runtime.sh"
 
 DROPIN="${KATAK8S_ROOT}/etc/crio/crio.conf.d/50-katak8s.conf"
 CHANGED=0

@@ -9,12 +9,12 @@ set -euo pipefail
 #         KATA_HANDLER, CRI_SOCKET, SMOKE_IMAGE, SMOKE_TIMEOUT, ALLOW_RUNTIME_RESTART,
 #         KATA_HYPERVISOR, FIXED_VM_VCPUS, FIXED_VM_MEMORY_MIB
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 # katak8s-lib: lib/kata-smoke.sh
 # shellcheck source=scripts/remote/lib/kata-smoke.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kata-smoke.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/kata-smoke.sh"
 
 PREFIX="${KATAK8S_ROOT}${KATA_PREFIX}"
 MARKER="${PREFIX}/.katak8s-release"

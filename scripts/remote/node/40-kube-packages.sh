@@ -7,13 +7,13 @@ set -euo pipefail
 # inputs: KUBERNETES_VERSION (1.M.P), KUBERNETES_REPO_URL, CRI_SOCKET, PREPULL_IMAGES,
 #         CONTAINER_RUNTIME
 # shellcheck source=scripts/remote/lib/common.sh
-source "${KATAK8S_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
 source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 
 # katak8s-lib: lib/kube.sh
 # shellcheck source=scripts/remote/lib/kube.sh
-[[ -n ${KATAK8S_BUNDLED:-} ]] || source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/kube.sh"
 
 # --- a joined node changes version only through the upgrade steps, drained, one node (or
 # one batch) at a time (components/cluster/upgrade.py): here it keeps its packages ---
