@@ -244,8 +244,13 @@ def check_jump_host_memory(c: Collector, values: Mapping[str, Any]) -> None:
         c.warnings.append(f"katak8s:jumpHost first-control-plane: {held}, here the first control plane, beside "
                           "etcd and the API server; a dedicated jump host keeps them off it")
     elif values["jumpHostFlavor"] == DEFAULT_JUMP_HOST_FLAVOR:
+        # jumpHost "" on a stack deployed before the dedicated jump host means the first control
+        # plane (components/deployed.py), which is settled only after config: say both.
+        where = "" if values["jumpHost"] else (" (on a stack deployed before the dedicated jump host, set "
+                                                "jumpHost: dedicated too: it still relays through its first "
+                                                "control plane)")
         c.warnings.append(
             f"katak8s:jumpHostFlavor {DEFAULT_JUMP_HOST_FLAVOR} has {DEFAULT_JUMP_HOST_MIB} MiB on clouds that keep "
             f"Nova's classic flavors, and {held}: set a jumpHostFlavor with at least {-(-need // 1024)} GiB "
             "of memory (a deployed jump host takes a new flavor only when replaced: `pulumi up --replace` "
-            "of its server, components/openstack/jumphost.py)")
+            f"of its server, components/openstack/jumphost.py){where}")

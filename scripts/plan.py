@@ -44,7 +44,7 @@ from engine_model import topological  # noqa: E402
 from harness import SECRET_SIG, Export, Graph, Registration, run_program  # noqa: E402
 
 from components.config import SECRET_KEYS, ConfigError  # noqa: E402
-from components.nodes import phase, steps  # noqa: E402
+from components.nodes import bootstrap, phase, steps  # noqa: E402
 
 SECRET_PLACEHOLDER = "<secret from the stack configuration>"
 
@@ -153,7 +153,8 @@ def _write_artifacts(reg: Registration, out: Path) -> None:
             several = steps.parse(command_program)
             for program in [p for _, p in several or []] or [command_program]:
                 phase_name = _phase_params(program).get("KATAK8S_PHASE", reg.name)
-                node = reg.name.rsplit("-", 1)[0] if several else reg.name.removesuffix(f"-{phase_name}")
+                node = reg.name.removesuffix(f"-{bootstrap.BOOTSTRAP}") if several \
+                    else reg.name.removesuffix(f"-{phase_name}")
                 _write(out / "nodes" / _safe(node) / f"{_safe(phase_name)}.sh", program)
                 n = 0
                 for value in _bundle_params(program).values():

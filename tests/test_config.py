@@ -193,6 +193,11 @@ def test_a_default_jump_host_too_small_for_one_ups_sessions_is_warned():
     assert [w for w in warnings(workerCount=83) if "jumpHostFlavor" in w]
     big = [w for w in warnings(workerCount=200) if "jumpHostFlavor" in w]
     assert big and "keeps 1217 SSH sessions open" in big[0] and "at least 5 GiB" in big[0], big
+    # jumpHost unset may still mean the first control plane on a stack deployed before the
+    # dedicated jump host (settled after config, components/deployed.py): the warning says so.
+    assert "deployed before the dedicated jump host" in big[0]
+    explicit = [w for w in warnings(workerCount=200, jumpHost="dedicated") if "jumpHostFlavor" in w]
+    assert explicit and "deployed before the dedicated jump host" not in explicit[0]
     assert not [w for w in warnings(workerCount=200, jumpHostFlavor="m1.large") if "jumpHost" in w]
     on_cp0 = [w for w in warnings(workerCount=200, jumpHost="first-control-plane") if "jumpHost" in w]
     assert len(on_cp0) == 1 and "the first control plane, beside etcd" in on_cp0[0], on_cp0

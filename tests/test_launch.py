@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from sandbox import Sandbox
@@ -36,7 +37,7 @@ def test_the_command_line_runs_the_phase_from_the_copy(sb):
     line = phase.command_line(bundle(cfg_for(), "preflight"), 1800)
     res = sb.run_command(line)
     assert res.ok, res
-    assert "katak8s preflight" in res.stderr or "preflight" in res.stderr, res  # the real script ran
+    assert "[katak8s preflight] INFO" in res.stderr, res  # the real script ran
     again = sb.run_command(line)
     assert again.ok and again.changing() == [], again
 
@@ -58,11 +59,15 @@ def test_an_old_delete_finds_its_own_version_beside_newer_copies(sb):
     with: the copies are never overwritten, and the newest one does not match it."""
     old = phase.render_program("membership-dev-worker-1-delete", "cluster/drain.sh",
                                DrainParams(node_name="dev-worker-1", drain_timeout=300))
-    newer = shutil.copytree(copy_dir(sb, library.version()), copy_dir(sb, "0newer"))
-    with open(f"{newer}/cluster/drain.sh", "a") as f:
-        f.write("touch \"${KATAK8S_ROOT}/newer-ran\"\n")
+    # Named to sort before any hex version, so the glob meets it first; its drain.sh marks
+    # that it ran before anything else it does.
+    newer = shutil.copytree(copy_dir(sb, library.version()), copy_dir(sb, "0" * library.VERSION_CHARS))
+    drain = Path(newer, "cluster/drain.sh")
+    drain.write_text(drain.read_text().replace("set -euo pipefail\n", "set -euo pipefail\n"
+                                               "touch \"${KATAK8S_ROOT}/newer-ran\"\n", 1))
     with open(f"{newer}/lib/common.sh", "a") as f:
         f.write("# a newer library\n")
+    assert sorted(Path(newer).parent.parent.iterdir())[0].name == "0" * library.VERSION_CHARS
     res = sb.run_command(phase.command_line(old, 1800))
     assert not sb.exists("newer-ran"), res
     assert "no copy of scripts/remote" not in res.stderr, res
