@@ -71,6 +71,10 @@ DURATIONS: list[tuple[str, str, int, str]] = [
      "server-side apply of the Calico CRDs (helm template, no pods) until each is Established"),
     ("kubernetes:helm.sh/v3:Release", "-operator", 45,
      "helm install of tigera-operator + await of its one Deployment (operator image pull)"),
+    ("kubernetes:helm.sh/v3:Release", "-cloud-controller-release", 90,
+     "openstack-cloud-controller-manager DaemonSet ready on the control planes: beside the Installation, it "
+     "waits for calico-node to make them Ready (image pulls), then pulls its own image (~40 MB)"),
+    ("openstack:identity/applicationCredential:ApplicationCredential", "", 2, "one Keystone API call"),
     ("kubernetes:operator.tigera.io/v1:Installation", "", 90,
      "calico-node + typha rollout with image pulls until the Installation is Ready"),
     ("kubernetes:apps/v1:Deployment", "", 45,

@@ -34,6 +34,7 @@ from components.config_rules import (  # noqa: F401 (re-exported: the contract's
     SSH_USER,
     Collector,
     Key,
+    check_cloud_credentials,
     check_jump_host_memory,
     check_one_of,
     check_range,
@@ -86,6 +87,13 @@ class ClusterConfig:
     drain_timeout_seconds: int
     upgrade_batch_size: int = 1  # workers drained and upgraded at once during a Kubernetes upgrade
     accept_ssh_public_key: str = ""
+    # The OpenStack cloud controller (external cloud provider from day 0); settled against
+    # the deployed stack (components/deployed.py DeployedState.settle).
+    cloud_provider: bool = True
+    cloud_credential_roles: tuple[str, ...] = ("member",)
+    cloud_credential_rotation: str = "1"
+    login_credential_unrestricted: bool = False
+    cloud_cluster_name: str = ""  # naming.cloud_cluster_name, settled by DeployedState.settle
     warnings: tuple[str, ...] = ()  # logged once by load_config
 
     @property
@@ -163,6 +171,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
                values["acceptSshPublicKey"])
     if c.ok("controlPlaneCount", "workerCount"):
         check_jump_host_memory(c, values)
+    check_cloud_credentials(c, values)
     if values["kataDedicatedWorkers"] and values["workerCount"] == 0:
         c.fail("kataDedicatedWorkers", "needs workerCount >= 1 (the tainted kata pool is the workers)", True)
     for key in ("image", "sshUser", "controlPlaneFlavor", "workerFlavor", "externalNetwork", "jumpHostFlavor"):
@@ -203,6 +212,10 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         drain_timeout_seconds=values["drainTimeoutSeconds"],
         upgrade_batch_size=values["upgradeBatchSize"],
         accept_ssh_public_key=values["acceptSshPublicKey"],
+        cloud_provider=values["cloudProvider"],
+        cloud_credential_roles=tuple(values["cloudCredentialRoles"]),
+        cloud_credential_rotation=values["cloudCredentialRotation"],
+        login_credential_unrestricted=values["loginCredentialUnrestricted"],
         warnings=tuple(c.warnings),
     )
 

@@ -38,6 +38,10 @@ _SEMVER = re.compile(rf"^{_NUM}\.{_NUM}\.{_NUM}$")
 # A POSIX portable login name as Debian/Ubuntu create them (adduser NAME_REGEX, at most 32).
 SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# A Keystone role name as the stack asks for it (no blanks, no commas: kept simple and safe).
+ROLE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Part of each application credential's name: a new value makes new credentials.
+ROTATION = re.compile(r"^[a-z0-9]([-a-z0-9]{0,14}[a-z0-9])?$")
 SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$")
 
 
@@ -84,6 +88,12 @@ KEYS: tuple[Key, ...] = (
     Key("upgradeBatchSize", "integer", 1),
     Key("acceptSshPublicKey", "string", ""),
     Key("allowUntestedKubernetesPatch", "boolean", False),
+    # The OpenStack cloud integration (components/openstack/credentials.py,
+    # components/kubernetes/cloud_controller.py).
+    Key("cloudProvider", "boolean", True),
+    Key("cloudCredentialRoles", "array", ["member"]),
+    Key("cloudCredentialRotation", "string", "1"),
+    Key("loginCredentialUnrestricted", "boolean", False),
 )
 KEY_NAMES = frozenset(k.name for k in KEYS)
 SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind == "secret")
@@ -254,3 +264,20 @@ def check_jump_host_memory(c: Collector, values: Mapping[str, Any]) -> None:
             f"Nova's classic flavors, and {held}: set a jumpHostFlavor with at least {-(-need // 1024)} GiB "
             "of memory (a deployed jump host takes a new flavor only when replaced: `pulumi up --replace` "
             f"of its server, components/openstack/jumphost.py){where}")
+
+
+def check_cloud_credentials(c: Collector, values: Mapping[str, Any]) -> None:
+    """The roles and rotation tag of the cloud controller's application credential."""
+    roles = values["cloudCredentialRoles"]
+    if values["cloudProvider"] and not roles:
+        c.fail("cloudCredentialRoles", "must name at least one Keystone role when cloudProvider is true "
+               "(\"member\" on clouds with Octavia's default policies)", roles)
+    for i, role in enumerate(roles):
+        if not ROLE_NAME.match(role):
+            c.fail(f"cloudCredentialRoles[{i}]", "must be a Keystone role name: letters, digits, '_', '.', ':' "
+                   "and '-', at most 64 characters", role)
+    if len(set(roles)) != len(roles):
+        c.fail("cloudCredentialRoles", "must not repeat a role", roles)
+    if not ROTATION.match(values["cloudCredentialRotation"]):
+        c.fail("cloudCredentialRotation", "must be 1 to 16 lowercase letters, digits or '-', starting and "
+               "ending with a letter or digit (change it to rotate the credentials)", values["cloudCredentialRotation"])

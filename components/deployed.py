@@ -23,6 +23,7 @@ reaches every dependent input as an exception.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime.sync_await import _sync_await
 
+from components import naming
 from components import versions as v
 from components.config import JUMP_HOSTS, NAMESPACE, ClusterConfig, ConfigError
 
@@ -43,7 +45,9 @@ SSH_PUBLIC_KEY = "sshPublicKey"
 POD_CIDR, SERVICE_CIDR = "podCidr", "serviceCidr"
 KUBERNETES_VERSION, RUNTIME = "kubernetesVersion", "containerRuntime"
 JUMP_HOST = "jumpHost"
-READ = (CONTROL_PLANES, WORKERS, SSH_PUBLIC_KEY, POD_CIDR, SERVICE_CIDR, KUBERNETES_VERSION, RUNTIME, JUMP_HOST)
+CLOUD_PROVIDER, CLOUD_CLUSTER_NAME = "cloudProvider", "cloudClusterName"
+READ = (CONTROL_PLANES, WORKERS, SSH_PUBLIC_KEY, POD_CIDR, SERVICE_CIDR, KUBERNETES_VERSION, RUNTIME, JUMP_HOST,
+        CLOUD_PROVIDER, CLOUD_CLUSTER_NAME)
 
 
 def _patch(version: Any) -> tuple[int, int, int] | None:
@@ -87,6 +91,23 @@ def version_refusals(previous: Mapping[str, Any], cfg: ClusterConfig) -> list[st
     return problems
 
 
+def cloud_provider_refusals(previous: Mapping[str, Any], cfg: ClusterConfig) -> list[str]:
+    """The external cloud provider is fixed once the cluster exists: its kubelets registered
+    with (or without) a providerID and the cloud controller's taint, and it may own load
+    balancers. A stack deployed before the key existed keeps it off (DeployedState.settle)."""
+    had = previous.get(CLOUD_PROVIDER)
+    if not isinstance(had, bool) or had == cfg.cloud_provider:
+        return []
+    if had:
+        return [f"{NAMESPACE}:cloudProvider: cannot turn the cloud controller off on a deployed cluster (its "
+                "nodes are registered with OpenStack provider IDs, and its LoadBalancer Services' Octavia load "
+                "balancers would be left behind); set it back to true"]
+    return [f"{NAMESPACE}:cloudProvider: cannot turn the cloud controller on for a cluster deployed without it "
+            "(its kubelets run without cloud-provider external and without provider IDs, which katak8s does "
+            "not yet change in place); set it back to false, or build a new stack with it on "
+            "(docs/openstack.md 'Cloud integration')"]
+
+
 def version_notice(previous: Mapping[str, Any], cfg: ClusterConfig) -> str | None:
     """An allowed hop: say what the upgrade will do, before it does it."""
     deployed, wanted = previous.get(KUBERNETES_VERSION), cfg.kubernetes_patch
@@ -123,7 +144,7 @@ def refusals(previous: Mapping[str, Any], cfg: ClusterConfig, *, ssh_public_key:
     Pure. `ssh_public_key` None means the new key is not known yet: on a deployed stack that
     happens only when a new key is being generated (the configured key was removed).
     Outputs of an unexpected shape are ignored, never trusted."""
-    problems = version_refusals(previous, cfg)
+    problems = version_refusals(previous, cfg) + cloud_provider_refusals(previous, cfg)
     ips = previous.get(CONTROL_PLANES)
     if isinstance(ips, list) and ips and _ha(len(ips)) != _ha(cfg.control_plane_count):
         problems.append(
@@ -177,6 +198,15 @@ def resolve(value: pulumi.Input[Any]) -> Any:
     return None if isinstance(got, Unknown) else got
 
 
+def stack_names() -> list[str]:
+    """This stack's fully qualified name, then, on a legacy self-managed backend, its short one."""
+    org = pulumi.get_organization() or "organization"
+    names = [f"{org}/{pulumi.get_project()}/{pulumi.get_stack()}"]
+    if org == "organization":
+        names.append(pulumi.get_stack())
+    return names
+
+
 @dataclass(frozen=True)
 class DeployedState:
     """The stack's own outputs from its last successful `pulumi up` (empty on a fresh stack)."""
@@ -203,6 +233,28 @@ class DeployedState:
                             "every step once; docs/operations.md 'The SSH jump host')")
         return JUMP_HOSTS[1]
 
+    def settle(self, cfg: ClusterConfig, *, stack: str | None = None) -> ClusterConfig:
+        """`cfg` with what the deployed stack fixes: the cloud controller stays off on a stack
+        deployed before it (no `cloudProvider` output: turning it on would need every kubelet
+        re-registered) and on one whose outputs cannot be read (unknown is the safe side);
+        the cloud cluster name stays the one first deployed. `stack` is `<org>/<project>/<stack>`,
+        this stack's by default."""
+        stack = stack or stack_names()[0]
+        had_name = self.outputs.get(CLOUD_CLUSTER_NAME)
+        name = had_name if isinstance(had_name, str) and had_name else naming.cloud_cluster_name(
+            cfg.cluster_name, stack)
+        legacy = not self.readable or (bool(self.outputs) and CLOUD_PROVIDER not in self.outputs)
+        on = cfg.cloud_provider
+        if legacy and on:
+            why = ("its last outputs could not be read" if not self.readable
+                   else "it was deployed before katak8s managed the OpenStack cloud controller")
+            pulumi.log.warn(f"{NAMESPACE}:cloudProvider stays off for this stack: {why}, and turning it on "
+                            "needs every kubelet re-registered with a provider ID, which katak8s does not do in "
+                            f"place. Set {NAMESPACE}:cloudProvider false to say so (docs/openstack.md "
+                            "'Cloud integration')")
+            on = False
+        return dataclasses.replace(cfg, cloud_provider=on, cloud_cluster_name=name)
+
     @property
     def kubernetes_version(self) -> str | None:
         """The version the last completed `up` recorded (None on a new stack)."""
@@ -225,12 +277,8 @@ class DeployedState:
         ParseReference), and its organization is always "organization" (diy/state.go).
         An invoke's error can be caught (pulumi/runtime/invoke.py do_rpc), so each name is
         tried in turn; when none answers, the checks are skipped with a warning."""
-        org = pulumi.get_organization() or "organization"
-        names = [f"{org}/{pulumi.get_project()}/{pulumi.get_stack()}"]
-        if org == "organization":
-            names.append(pulumi.get_stack())
         errors = []
-        for name in names:
+        for name in stack_names():
             try:
                 result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": name})
             except Exception as err:  # noqa: BLE001 reported below, with every name tried

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 PACKAGE = "katak8s"
 CONTROL_PLANE = "control-plane"
 WORKER = "worker"
@@ -32,3 +34,13 @@ def cluster_metadata(cluster: str, role: str | None = None) -> dict[str, str]:
     if role:
         meta[f"{PACKAGE}-role"] = role
     return meta
+
+
+def cloud_cluster_name(cluster: str, stack: str) -> str:
+    """The cluster name the OpenStack cloud controller (and Cinder CSI) put in what they
+    create: load balancers are named `kube_service_<name>_<ns>_<svc>` and looked up by that
+    name (cloud-provider-openstack pkg/openstack/loadbalancer.go), so two clusters of one
+    project must never share it. `stack` is the fully qualified `<org>/<project>/<stack>`:
+    two stacks with the same clusterName still differ. components/deployed.py keeps the
+    first value a stack deployed, so renaming the stack later does not orphan its LBs."""
+    return f"{cluster}-{hashlib.sha256(stack.encode()).hexdigest()[:8]}"

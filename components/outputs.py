@@ -18,7 +18,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "kubeconfig", "apiEndpoint", "clusterName", "kubernetesVersion", "kataVersion",
     "containerRuntime", "runtimeClassNames", "controlPlanePrivateIps", "workerPrivateIps",
     "sshUser", "sshJumpHost", "sshPrivateKey", "sshPublicKey", "networkId", "subnetId", "securityGroupIds",
-    "podCidr", "serviceCidr", "jumpHost",
+    "podCidr", "serviceCidr", "jumpHost", "cloudProvider", "cloudClusterName",
 )
 SECRET_OUTPUTS = frozenset({"kubeconfig", "sshPrivateKey"})
 
@@ -50,6 +50,10 @@ def stack_outputs(cfg: ClusterConfig, *, access: Any, network: Any, endpoint: An
         "serviceCidr": cfg.service_cidr,
         # Also what components/deployed.py keeps on the next `up` when jumpHost is unset.
         "jumpHost": nodes.jump.kind,
+        # Whether the OpenStack cloud controller runs, and the cluster name its load balancers
+        # and volumes carry; components/deployed.py keeps both on the next `up`.
+        "cloudProvider": cfg.cloud_provider,
+        "cloudClusterName": cfg.cloud_cluster_name,
     }
     for name in SECRET_OUTPUTS:
         values[name] = pulumi.Output.secret(values[name])

@@ -17,6 +17,7 @@ class Minor:
     patch: str  # the tested patch that `kubernetesVersion: 1.M` installs
     pause: str  # kubeadm's pause image: the runtime's sandbox image must match it
     calico: str  # the Calico release a stack at this minor gets unless calicoVersion is set
+    cloud_provider: str  # openstack-cloud-controller-manager chart (CLOUD_PROVIDER_CHART_REPO)
 
 
 # Minor -> its stack. Only minors inside every vendor's tested matrix are listed:
@@ -27,9 +28,9 @@ class Minor:
 # (3.10.1 for 1.35); 1.37 ships 3.10.2 (CHANGELOG-1.37, RKE2 1.37). 1.36 keeps the 3.10.1
 # it was deployed with: a new sandbox image would restart every node's runtime.
 KUBERNETES_MINORS: dict[str, Minor] = {
-    "1.35": Minor("1.35.8", "registry.k8s.io/pause:3.10.1", "3.32.1"),
-    "1.36": Minor("1.36.4", "registry.k8s.io/pause:3.10.1", "3.32.1"),
-    "1.37": Minor("1.37.1", "registry.k8s.io/pause:3.10.2", "3.33.0"),
+    "1.35": Minor("1.35.8", "registry.k8s.io/pause:3.10.1", "3.32.1", "2.35.0"),
+    "1.36": Minor("1.36.4", "registry.k8s.io/pause:3.10.1", "3.32.1", "2.36.0"),
+    "1.37": Minor("1.37.1", "registry.k8s.io/pause:3.10.2", "3.33.0", "2.36.0"),
 }
 KUBERNETES_PATCHES: dict[str, str] = {m: x.patch for m, x in KUBERNETES_MINORS.items()}
 # The newest minor whose whole stack primary sources confirm. 1.37 is supported, but its
@@ -38,6 +39,22 @@ KUBERNETES_PATCHES: dict[str, str] = {m: x.patch for m, x in KUBERNETES_MINORS.i
 DEFAULT_KUBERNETES_VERSION = "1.36"
 # pkgs.k8s.io: one flat apt repository per minor; Release.key sits beside it (§2.4).
 KUBERNETES_APT_REPO = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
+
+# --- OpenStack cloud controller (components/kubernetes/cloud_controller.py) ----------------
+# cloud-provider-openstack releases one chart per Kubernetes minor ("it is recommended to
+# use the corresponding version", docs/cinder-csi-plugin/using-cinder-csi-plugin.md);
+# tags openstack-cloud-controller-manager-2.35.0 (app v1.35.0) and -2.36.0 (app v1.36.0).
+# No 1.37 chart was published in the snapshot read (master still built against 1.36
+# libraries, 2026-07-15): 1.37 runs the 1.36 controller, which the version-skew policy
+# allows (a cloud-controller-manager may be one minor older than the API server).
+# scripts/check_charts.py renders each chart version before a release uses it.
+CLOUD_PROVIDER_CHART_REPO = "https://kubernetes.github.io/cloud-provider-openstack"
+CLOUD_PROVIDER_CHART = "openstack-cloud-controller-manager"
+CLOUD_PROVIDER_CHARTS: dict[str, str] = {m: x.cloud_provider for m, x in KUBERNETES_MINORS.items()}
+# The Node.spec.providerID of a server: "openstack:///<server id>" (cloud-provider-openstack
+# pkg/openstack/instances.go, without OS_CCM_REGIONAL). Set by the kubelet at registration
+# so the controller never looks servers up by name (CPO #2062: nodes deleted on a mismatch).
+PROVIDER_ID_PREFIX = "openstack:///"
 
 # --- In-place upgrades (components/cluster/upgrade.py) --------------------------------------
 # kubeadm gates removed in a minor: kubeadm errors on an unknown gate ("kubeadm does error on
@@ -226,6 +243,7 @@ ETCD_PORTS = (2379, 2380)
 KUBELET_PORT = 10250
 VXLAN_PORT = 4789
 TYPHA_PORT = 5473
+NODE_PORTS = (30000, 32767)  # kube-apiserver --service-node-port-range default
 
 
 def kubernetes_patch(version: str) -> str:

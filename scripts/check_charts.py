@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render both Calico charts at the pinned version with helm, and check what comes out.
+"""Render the Calico charts and the OpenStack cloud controller's with helm, and check what comes out.
 
 The first preview of a stack cannot render them: its provider config is unknown, so the
 engine skips the Release's Check (where the chart is downloaded) and the Chart v3 invoke
@@ -15,7 +15,12 @@ It checks, at the default Calico version (or at each --calico-version):
   fail, as the apiserver's strict field validation would make them fail);
 - the operator chart, with operator_values(), renders the operator on the control planes,
   `-manage-crds=false`, and neither an Installation nor an APIServer (the program owns
-  the first; the second is off, K11).
+  the first; the second is off, K11);
+- the openstack-cloud-controller-manager chart of every supported minor, with
+  controller_values(), renders a DaemonSet on the control planes that mounts the
+  cloud-config Secret the program creates (and no Secret of its own), runs the service,
+  node and node-lifecycle controllers (not route) with the stack's cluster name, and
+  carries the cloud.conf digest that restarts it on a new configuration.
 Exit 0 when all hold, 1 with every problem listed, 2 when helm cannot run.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -37,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from components import versions as v  # noqa: E402
 from components.config import parse_config  # noqa: E402
 from components.kubernetes import calico  # noqa: E402
+from components.kubernetes import cloud_controller as cc  # noqa: E402
 
 Runner = Callable[..., subprocess.CompletedProcess]
 HELM_TIMEOUT = 300
@@ -64,9 +71,10 @@ def strict(schema: Any) -> Any:
     return schema
 
 
-def render(helm: str, release: str, chart: str, version: str, values: Path | None, run: Runner) -> list[dict]:
-    argv = [helm, "template", release, chart, "--repo", v.CALICO_CHART_REPO, "--version", version,
-            "--namespace", calico.OPERATOR_NAMESPACE] + (["--values", str(values)] if values else [])
+def render(helm: str, release: str, chart: str, version: str, values: Path | None, run: Runner, *,
+           repo: str = v.CALICO_CHART_REPO, namespace: str = calico.OPERATOR_NAMESPACE) -> list[dict]:
+    argv = [helm, "template", release, chart, "--repo", repo, "--version", version,
+            "--namespace", namespace] + (["--values", str(values)] if values else [])
     try:
         proc = run(argv, capture_output=True, text=True, timeout=HELM_TIMEOUT, check=False)
     except FileNotFoundError as exc:
@@ -74,7 +82,7 @@ def render(helm: str, release: str, chart: str, version: str, values: Path | Non
     except subprocess.TimeoutExpired as exc:
         raise HelmError(f"helm template {chart} {version} took more than {HELM_TIMEOUT}s") from exc
     if proc.returncode != 0:
-        raise HelmError(f"helm template {chart} --version {version} from {v.CALICO_CHART_REPO} failed: "
+        raise HelmError(f"helm template {chart} --version {version} from {repo} failed: "
                         f"{proc.stderr.strip() or 'exit ' + str(proc.returncode)}")
     return [d for d in yaml.safe_load_all(proc.stdout) if isinstance(d, dict)]
 
@@ -123,6 +131,51 @@ def check_version(helm: str, calico_version: str, run: Runner, tmp: Path) -> lis
     return problems
 
 
+CLOUD_DIGEST = "0" * 64
+
+
+def check_cloud_controller(docs: list[dict], version: str, cluster_name: str) -> list[str]:
+    name = f"{v.CLOUD_PROVIDER_CHART} {version}"
+    problems = [f"{name}: renders Secret/{d['metadata']['name']}; the program owns the cloud-config Secret"
+                for d in docs if d.get("kind") == "Secret"]
+    sets = [d for d in docs if d.get("kind") == "DaemonSet"]
+    if len(sets) != 1:
+        return [*problems, f"{name}: renders {len(sets)} DaemonSets, expected one"]
+    pod = sets[0]["spec"]["template"]
+    spec = pod["spec"]
+    if pod["metadata"].get("annotations", {}).get(cc.CONFIG_DIGEST_ANNOTATION) != CLOUD_DIGEST:
+        problems.append(f"{name}: the pods lack the {cc.CONFIG_DIGEST_ANNOTATION} annotation (no restart on a new "
+                        "cloud.conf)")
+    if spec.get("nodeSelector", {}).get(v.CONTROL_PLANE_ROLE) != "" or not spec.get("hostNetwork"):
+        problems.append(f"{name}: not a hostNetwork pod on the control planes")
+    if not [vol for vol in spec.get("volumes", []) if vol.get("secret", {}).get("secretName") == cc.SECRET_NAME]:
+        problems.append(f"{name}: does not mount the Secret {cc.SECRET_NAME}")
+    (container,) = spec["containers"][:1]
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    if env.get("CLOUD_CONFIG") != f"/etc/config/{cc.SECRET_KEY}":
+        problems.append(f"{name}: reads {env.get('CLOUD_CONFIG')}, not the Secret's {cc.SECRET_KEY}")
+    if env.get("CLUSTER_NAME") != cluster_name:
+        problems.append(f"{name}: cluster name {env.get('CLUSTER_NAME')!r}, expected {cluster_name!r}")
+    controllers = [a.split("=", 1)[1] for a in container.get("args", []) if a.startswith("--controllers=")]
+    if not controllers or set(controllers[0].split(",")) != set(cc.CONTROLLERS):
+        problems.append(f"{name}: runs controllers {controllers}, expected {','.join(cc.CONTROLLERS)}")
+    return problems
+
+
+def check_cloud_controllers(helm: str, run: Runner, tmp: Path) -> list[str]:
+    problems: list[str] = []
+    for minor, version in sorted(v.CLOUD_PROVIDER_CHARTS.items()):
+        cfg = parse_config({**SAMPLE, "kubernetesVersion": minor}, stack="ci")
+        cluster_name = f"ci-{minor.replace('.', '')}"
+        values = tmp / f"values-occm-{minor}.yaml"
+        values.write_text(yaml.safe_dump(cc.controller_values(
+            dataclasses.replace(cfg, cloud_cluster_name=cluster_name), CLOUD_DIGEST)))
+        docs = render(helm, cc.RELEASE_NAME, v.CLOUD_PROVIDER_CHART, version, values, run,
+                      repo=v.CLOUD_PROVIDER_CHART_REPO, namespace=cc.NAMESPACE)
+        problems += check_cloud_controller(docs, version, cluster_name)
+    return problems
+
+
 def main(argv: Sequence[str] | None = None, *, run: Runner = subprocess.run, out=sys.stdout) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--helm", default="helm", help="the helm binary (default: helm on PATH)")
@@ -138,6 +191,13 @@ def main(argv: Sequence[str] | None = None, *, run: Runner = subprocess.run, out
                 print(f"check_charts: {exc}", file=sys.stderr)
                 return 2 if "not found; install" in str(exc) else 1
             print(f"calico {version}: both charts rendered", file=out)
+        try:
+            problems += check_cloud_controllers(args.helm, run, Path(tmp))
+        except HelmError as exc:
+            print(f"check_charts: {exc}", file=sys.stderr)
+            return 1
+        print(f"{v.CLOUD_PROVIDER_CHART} {', '.join(sorted(set(v.CLOUD_PROVIDER_CHARTS.values())))}: rendered",
+              file=out)
     for p in problems:
         print(f"FAIL {p}", file=out)
     return 1 if problems else 0

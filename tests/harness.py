@@ -252,6 +252,10 @@ class KatakMocks(pulumi.runtime.Mocks):
             # Deterministic across processes (str hash() is salted per process).
             digest = hashlib.sha256(name.encode()).hexdigest()[:24]
             out["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5{digest} {name}"
+        elif typ == "openstack:identity/applicationCredential:ApplicationCredential":
+            # Keystone generates the secret; the provider marks it Sensitive (a secret output).
+            out["secret"] = placeholder("application credential secret", name)
+            out["projectId"] = placeholder("id", "project")
         elif typ == "command:remote:Command":
             creds = FAKE_JOIN_CREDENTIALS.replace("0123456789abcdef", "fedcba9876543210") \
                 if name in self.fresh else FAKE_JOIN_CREDENTIALS  # a re-run mints a new token
@@ -290,6 +294,18 @@ class KatakMocks(pulumi.runtime.Mocks):
             return {"id": flavor_id, "flavorId": flavor_id,
                     "name": a.get("name"), "vcpus": 4, "ram": 8192, "disk": 40,
                     "extraSpecs": {"trait:HW_CPU_X86_VMX": "required"}}
+        if args.token == "openstack:identity/getAuthScope:getAuthScope":
+            # components/openstack/credentials.py: the login's region and service catalog.
+            return {"id": a.get("name"), "name": a.get("name"), "region": "RegionOne",
+                    "serviceCatalogs": [
+                        {"id": "c1", "name": "keystone", "type": "identity", "endpoints": [
+                            {"id": "e1", "interface": "internal", "region": "RegionOne", "regionId": "RegionOne",
+                             "url": "http://10.0.0.5:5000"},
+                            {"id": "e2", "interface": "public", "region": "RegionOne", "regionId": "RegionOne",
+                             "url": "https://keystone.example.test:5000"}]},
+                        {"id": "c2", "name": "nova", "type": "compute", "endpoints": [
+                            {"id": "e3", "interface": "public", "region": "RegionOne", "regionId": "RegionOne",
+                             "url": "https://nova.example.test:8774/v2.1"}]}]}
         if args.token == "tls:index/getPublicKey:getPublicKey":
             return {"algorithm": "ED25519", "id": placeholder("id", "public key"),
                     "publicKeyOpenssh": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5supplied katak8s-supplied-key\n"}

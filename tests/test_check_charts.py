@@ -15,6 +15,7 @@ import yaml
 
 from components import versions as v
 from components.kubernetes import calico
+from components.kubernetes import cloud_controller as cc
 from scripts import check_charts
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "calico-v3.32.1-installation.operator.tigera.io.json")
@@ -40,6 +41,7 @@ class FakeHelm:
                  "containers": [{"name": "tigera-operator", "command": ["operator"],
                                  "args": ["-manage-crds=false"]}]}}}},
         ]
+        self.occm_broken: dict | None = None  # applied to every rendered cloud controller
         self.calls: list[list[str]] = []
         self.values: list[dict] = []
         self.fail: str | None = None
@@ -51,8 +53,36 @@ class FakeHelm:
             return subprocess.CompletedProcess(argv, 1, "", self.fail)
         if "--values" in argv:
             self.values.append(yaml.safe_load(Path(argv[argv.index("--values") + 1]).read_text()))
-        docs = self.crds if argv[3] == calico.CRD_CHART else self.operator
+        if argv[3] == v.CLOUD_PROVIDER_CHART:
+            docs = occm_chart(self.values[-1])
+            if self.occm_broken:
+                self.occm_broken(docs)
+        else:
+            docs = self.crds if argv[3] == calico.CRD_CHART else self.operator
         return subprocess.CompletedProcess(argv, 0, yaml.safe_dump_all(docs), "")
+
+
+def occm_chart(values: dict) -> list[dict]:
+    """templates/daemonset.yaml and secret.yaml of openstack-cloud-controller-manager-2.36.0, in
+    miniature: what they render from the values the checks look at (chart defaults beside)."""
+    secret = values.get("secret", {"enabled": True, "create": True, "name": "cloud-config"})
+    controllers = values.get("enabledControllers", ["cloud-node", "cloud-node-lifecycle", "route", "service"])
+    pod = {"metadata": {"annotations": {"checksum/config": "x", **values.get("podAnnotations", {})}},
+           "spec": {"nodeSelector": {v.CONTROL_PLANE_ROLE: ""}, "hostNetwork": True,
+                    "containers": [{"name": "openstack-cloud-controller-manager",
+                                    "args": ["/bin/openstack-cloud-controller-manager",
+                                             "--cluster-name=$(CLUSTER_NAME)",
+                                             "--controllers=" + ",".join(controllers)],
+                                    "env": [{"name": "CLOUD_CONFIG", "value": "/etc/config/cloud.conf"},
+                                            {"name": "CLUSTER_NAME",
+                                             "value": values.get("cluster", {}).get("name", "kubernetes")}]}],
+                    "volumes": [{"name": "cloud-config-volume", "secret": {"secretName": secret["name"]}}]
+                    if secret["enabled"] else []}}
+    docs = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "openstack-cloud-controller-manager"},
+             "spec": {"template": pod}}]
+    if secret["enabled"] and secret["create"]:
+        docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret["name"]}})
+    return docs
 
 
 def _main(helm: FakeHelm, *args: str) -> tuple[int, str]:
@@ -65,12 +95,19 @@ def test_both_charts_render_at_the_pinned_version_with_the_programs_values():
     helm = FakeHelm()
     rc, out = _main(helm)
     assert rc == 0, out
-    assert [c[:4] for c in helm.calls] == [["/opt/helm", "template", "calico-crds", calico.CRD_CHART],
-                                          ["/opt/helm", "template", "calico", calico.OPERATOR_CHART]]
-    for call in helm.calls:
+    calico_calls, occm_calls = helm.calls[:2], helm.calls[2:]
+    assert [c[:4] for c in calico_calls] == [["/opt/helm", "template", "calico-crds", calico.CRD_CHART],
+                                             ["/opt/helm", "template", "calico", calico.OPERATOR_CHART]]
+    for call in calico_calls:
         assert call[call.index("--version") + 1] == VERSION
         assert call[call.index("--repo") + 1] == v.CALICO_CHART_REPO
-    assert helm.values == [calico.operator_values()]
+    assert helm.values[0] == calico.operator_values()
+    # the cloud controller's chart of every supported minor, from its own repository
+    assert sorted(c[c.index("--version") + 1] for c in occm_calls) == sorted(v.CLOUD_PROVIDER_CHARTS.values())
+    for call in occm_calls:
+        assert call[3] == v.CLOUD_PROVIDER_CHART and call[call.index("--repo") + 1] == v.CLOUD_PROVIDER_CHART_REPO
+        assert call[call.index("--namespace") + 1] == "kube-system"
+    assert all(val["secret"]["create"] is False for val in helm.values[1:])
 
 
 def test_the_installation_is_checked_against_the_charts_schema_made_strict():
@@ -99,6 +136,24 @@ BROKEN = {
         lambda h: h.operator[0]["spec"]["template"]["spec"].update(nodeSelector={"kubernetes.io/os": "linux"}),
         "not pinned to the control planes"),
     "no operator": (lambda h: h.operator.clear(), "no tigera-operator Deployment"),
+    "cloud controller renders its own Secret": (
+        lambda h: setattr(h, "occm_broken",
+                          lambda d: d.append({"kind": "Secret", "metadata": {"name": "cloud-config"}})),
+        "renders Secret/cloud-config"),
+    "cloud controller runs the route controller": (
+        lambda h: setattr(h, "occm_broken", lambda d: d[0]["spec"]["template"]["spec"][
+            "containers"][0].update(args=["--controllers=cloud-node,route,service"])),
+        "runs controllers"),
+    "cloud controller ignores the cluster name": (
+        lambda h: setattr(h, "occm_broken", lambda d: d[0]["spec"]["template"]["spec"]["containers"][0][
+            "env"][1].update(value="kubernetes")),
+        "cluster name 'kubernetes'"),
+    "cloud controller without the digest": (
+        lambda h: setattr(h, "occm_broken", lambda d: d[0]["spec"]["template"]["metadata"].update(annotations={})),
+        "no restart on a new cloud.conf"),
+    "cloud controller mounts another Secret": (
+        lambda h: setattr(h, "occm_broken", lambda d: d[0]["spec"]["template"]["spec"].update(volumes=[])),
+        f"does not mount the Secret {cc.SECRET_NAME}"),
 }
 
 

@@ -50,10 +50,12 @@ class FakeCluster:
 
 
 class FakeNetwork:
-    """The ClusterNetwork interface's .mtu (Output[int])."""
+    """The ClusterNetwork interface's .mtu (Output[int]) and the ids the cloud controller needs."""
 
     def __init__(self, source, mtu: int | None = FAKE_MTU):
         self.mtu = source.stdout.apply(lambda _: mtu)
+        self.external_network_id = source.stdout.apply(lambda _: "ext-net-id")
+        self.subnet_id = source.stdout.apply(lambda _: "node-subnet-id")
 
 
 def _fake_crd(plural: str, group: str, kind: str) -> dict[str, Any]:
@@ -94,14 +96,18 @@ def addons_program(*, mtu: int | None = FAKE_MTU, kubeconfig: str = FAKE_KUBECON
         from pulumi_command import local
 
         from components.config import load_config
+        from components.deployed import DeployedState
         from components.kubernetes import KubernetesAddons
+        from components.openstack.credentials import CloudCredentials
 
         init = local.Command("fake-kubeadm-init", create="true")
+        cfg = DeployedState({}).settle(load_config(), stack="organization/katak8s/dev")
         KubernetesAddons(
             "kubernetes",
-            load_config(),
+            cfg,
             cluster=FakeCluster(init, kubeconfig=kubeconfig),
             network=FakeNetwork(init, mtu),
+            credentials=CloudCredentials("cloud-credentials", cfg) if cfg.cloud_provider else None,
         )
 
     return program
@@ -206,7 +212,7 @@ def test_every_object_validates_strictly_against_each_supported_minor(scenario, 
         checked.append(m["kind"])
     budgets = [] if scenario == "control-planes-only" else ["PodDisruptionBudget"]  # one node: none
     assert sorted(set(checked)) == sorted(
-        ["Deployment", "Namespace", "NetworkPolicy", "RuntimeClass", "Service", *budgets]
+        ["Deployment", "Namespace", "NetworkPolicy", "RuntimeClass", "Secret", "Service", *budgets]
     )
 
 
@@ -235,8 +241,9 @@ def test_every_kubernetes_object_uses_the_explicit_provider():
     g = run_program(fn=addons_program(), overrides={HELM_TEMPLATE: render_crd_chart([])})
     (provider,) = g.of_type(PROVIDER)
     objects = [r for r in g if r.type.startswith("kubernetes:") and r.custom]
-    # 12 + the two PodDisruptionBudgets (kata-app, CoreDNS) of the 1+2 default stack
-    assert len(objects) == 14 + len(FAKE_CALICO_CRDS)
+    # 12 + the two PodDisruptionBudgets (kata-app, CoreDNS) of the 1+2 default stack + the
+    # cloud controller's release and Secret
+    assert len(objects) == 16 + len(FAKE_CALICO_CRDS)
     assert len(g.of_type(CRD)) == len(FAKE_CALICO_CRDS)
     for r in objects:
         assert r.provider.startswith(provider.urn + "::"), (
@@ -289,7 +296,7 @@ def test_an_empty_kubeconfig_is_refused():
 
 def test_crds_then_operator_then_installation_then_workloads():
     g = run_program(fn=addons_program(), overrides={HELM_TEMPLATE: render_crd_chart([])})
-    (operator,) = g.of_type(RELEASE)
+    (operator,) = [r for r in g.of_type(RELEASE) if r.plain("chart") == "tigera-operator"]
     (installation,) = g.of_type(INSTALLATION)
     crds = g.of_type(CRD)
     assert len(crds) == len(FAKE_CALICO_CRDS)
@@ -326,8 +333,9 @@ def test_preview_of_a_fresh_stack_declares_everything_with_an_unknown_kubeconfig
     (provider,) = g.of_type(PROVIDER)
     assert provider.is_secret("kubeconfig") and provider.plain("kubeconfig") == UNKNOWN
     assert not g.of_type("kubernetes:helm.sh/v4:Chart")
-    assert len(g.of_type(RELEASE)) == 1 and len(g.of_type(CHART)) == 1
-    assert len([r for r in g if r.type.startswith("kubernetes:") and r.custom]) == 14
+    # the Calico operator and the OpenStack cloud controller
+    assert len(g.of_type(RELEASE)) == 2 and len(g.of_type(CHART)) == 1
+    assert len([r for r in g if r.type.startswith("kubernetes:") and r.custom]) == 16
 
 
 # --- the single handler ----------------------------------------------------------------------
@@ -361,7 +369,7 @@ def test_installation_pool_is_the_pod_cidr_and_mtu_follows_the_network():
 
 def test_without_sample_workloads_only_calico_the_runtime_class_and_system_budgets():
     kinds = sorted(m["kind"] for m in manifests(graph(sampleWorkloads=False)))
-    assert kinds == ["Installation", "PodDisruptionBudget", "RuntimeClass"]
+    assert kinds == ["Installation", "PodDisruptionBudget", "RuntimeClass", "Secret"]
 
 
 def admits(policy: dict[str, Any], cidr: str) -> bool:

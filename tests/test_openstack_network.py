@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CP, W = naming.CONTROL_PLANE, naming.WORKER
 # Every port the design may open, each with the need the docs table states.
 DOCUMENTED = {("tcp", v.SSH_PORT), ("tcp", v.API_PORT), ("tcp", v.ETCD_PORTS[0]), ("tcp", v.KUBELET_PORT),
-              ("udp", v.VXLAN_PORT), ("tcp", v.TYPHA_PORT), ("icmp", None)}
+              ("udp", v.VXLAN_PORT), ("tcp", v.TYPHA_PORT), ("icmp", None),
+              ("tcp", v.NODE_PORTS[0])}  # Kubernetes ports and protocols: NodePort Services
 
 
 def rules(graph):
@@ -49,6 +50,7 @@ def as_design_row(graph, cfg_node_cidr: str, reg) -> tuple:
     {"controlPlaneCount": 3},
     {"controlPlaneCount": 3, "floatingIpPerNode": True,
      "allowedCidrs": ["198.51.100.0/24", "203.0.113.7/32"]},
+    {"cloudProvider": False},
 ])
 def test_every_rule_is_a_design_row_and_every_applicable_row_is_a_rule(config):
     graph, built = openstack_layer(config)
@@ -60,7 +62,8 @@ def test_every_rule_is_a_design_row_and_every_applicable_row_is_a_rule(config):
         expected += [(row.target, row.protocol, row.ports, row.source)] * n
     assert sorted(registered, key=repr) == sorted(expected, key=repr)
     assert len(registered) == 18 + 2 * len(cfg.allowed_cidrs) + (2 if cfg.ha else 0) + (
-        2 * len(cfg.allowed_cidrs) if cfg.floating_ip_per_node else 0)  # docs/openstack.md quota formula
+        2 * len(cfg.allowed_cidrs) if cfg.floating_ip_per_node else 0) + (
+        1 if cfg.cloud_provider else 0)  # docs/openstack.md quota formula
 
 
 def test_nothing_is_open_to_the_world_unless_allowed_cidrs_asks():
@@ -93,13 +96,18 @@ def test_every_rule_port_is_a_documented_need_and_the_docs_show_the_design():
         "docs/openstack.md must contain firewall.markdown_table() verbatim")
 
 
-def test_least_privilege_between_roles():
-    graph, built = openstack_layer({"controlPlaneCount": 3})
+@pytest.mark.parametrize("cloud_provider", [True, False])
+def test_least_privilege_between_roles(cloud_provider):
+    graph, built = openstack_layer({"controlPlaneCount": 3, "cloudProvider": cloud_provider})
     rows = {as_design_row(graph, built["cfg"].node_cidr, r) for r in rules(graph)}
     to_workers = {(p, s) for t, _, p, s in rows if t == W}
-    # workers serve nothing to the outside and no API/etcd to anyone
-    assert not any(s in (firewall.ALLOWED_CIDRS, firewall.NODE_CIDR) for _, s in to_workers)
-    assert {p for p, _ in to_workers} == {(22, 22), (10250, 10250), (4789, 4789), (5473, 5473), None}
+    # workers serve nothing to the outside and no API/etcd to anyone; from the node subnet
+    # (the Octavia amphorae) only the NodePorts, and only for the cloud controller's Services
+    assert not any(s == firewall.ALLOWED_CIDRS for _, s in to_workers)
+    assert {p for p, s in to_workers if s == firewall.NODE_CIDR} == ({v.NODE_PORTS} if cloud_provider else set())
+    assert not any(p == v.NODE_PORTS for t, _, p, _ in rows if t != W), "control planes are no LB members"
+    assert {p for p, s in to_workers if s != firewall.NODE_CIDR} == {
+        (22, 22), (10250, 10250), (4789, 4789), (5473, 5473), None}
     # etcd only among control planes; kubelet only from control planes; SSH only from the
     # jump host (its own group, on cp-0's port alone: issue #12), never from any control plane
     assert {s for t, _, p, s in rows if p == (2379, 2380)} == {CP}
@@ -110,7 +118,7 @@ def test_least_privilege_between_roles():
 
 
 def test_single_control_plane_has_no_etcd_or_load_balancer_rule():
-    graph, built = openstack_layer({"controlPlaneCount": 1})
+    graph, built = openstack_layer({"controlPlaneCount": 1, "cloudProvider": False})
     rows = {as_design_row(graph, built["cfg"].node_cidr, r) for r in rules(graph)}
     assert not any(p == (2379, 2380) or s == firewall.NODE_CIDR for _, _, p, s in rows)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def test_config_table_matches_pulumi_yaml():
             assert default == "**required**", key
         else:
             value = decl["default"]
-            shown = '""' if value == "" else "[]" if value == [] else (
+            shown = '""' if value == "" else json.dumps(value) if isinstance(value, list) else (
                 str(value).lower() if isinstance(value, bool) else str(value))
             assert default == f"`{shown}`", (key, default, shown)
         assert description == decl["description"], key

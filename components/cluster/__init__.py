@@ -59,21 +59,27 @@ READYZ_TIMEOUT = 300
 REGISTER_TIMEOUT = 300
 
 
-def registration(cfg: ClusterConfig, target: NodeTarget, node_ip: str) -> kubeadm.NodeRegistration:
+def registration(cfg: ClusterConfig, target: NodeTarget, node_ip: str,
+                 server_id: str | None = None) -> kubeadm.NodeRegistration:
     """nodeRegistration of `target`: workers carry the kata taint when the pool is
-    dedicated (and explicitly none otherwise); control planes keep kubeadm's taint."""
+    dedicated (and explicitly none otherwise); control planes keep kubeadm's taint. With
+    the cloud provider, its providerID names the server `server_id`."""
     taints = None
     if target.role == naming.WORKER:
         taints = (kubeadm.KATA_TAINT,) if cfg.kata_dedicated_workers else ()
+    provider_id = f"{v.PROVIDER_ID_PREFIX}{server_id}" if cfg.cloud_provider and server_id else None
+    if cfg.cloud_provider and not server_id:
+        raise ValueError(f"{target.name}: the cloud provider needs its server id for the providerID")
     return kubeadm.NodeRegistration(name=target.name, cri_socket=cfg.cri_socket, node_ip=node_ip,
-                                    taints=taints)
+                                    taints=taints, provider_id=provider_id)
 
 
 def cluster_spec(cfg: ClusterConfig, private_host: str, public_host: str) -> kubeadm.ClusterSpec:
     return kubeadm.ClusterSpec(
         cluster_name=cfg.cluster_name, kubernetes_patch=cfg.kubernetes_patch,
         control_plane_host=private_host, public_host=public_host,
-        pod_subnet=cfg.pod_cidr, service_subnet=cfg.service_cidr)
+        pod_subnet=cfg.pod_cidr, service_subnet=cfg.service_cidr,
+        external_cloud_provider=cfg.cloud_provider)
 
 
 def _identity(target: NodeTarget) -> pulumi.Input[str]:
@@ -139,8 +145,9 @@ class KubeadmCluster(pulumi.ComponentResource):
         # The config holds addresses known only after deployment; the program in the command
         # line is rendered before them (its digest is a trigger, known at preview), so the
         # config travels on stdin. No secret inside: kubeadm generates the init token.
-        config = pulumi.Output.all(cp0.private_ip, endpoint.private_host, endpoint.public_host).apply(
-            lambda a: kubeadm.render_init_config(cluster_spec(cfg, a[1], a[2]), registration(cfg, cp0, a[0])))
+        config = pulumi.Output.all(cp0.private_ip, endpoint.private_host, endpoint.public_host,
+                                   _identity(cp0)).apply(
+            lambda a: kubeadm.render_init_config(cluster_spec(cfg, a[1], a[2]), registration(cfg, cp0, a[0], a[3])))
         return run_phase(
             self, cp0, self._bootstrap.scripts[cp0.name], phase="kubeadm-init", script="cluster/init.sh",
             params=InitParams(node_name=cp0.name, kubernetes_version=self._version,
@@ -193,9 +200,9 @@ class KubeadmCluster(pulumi.ComponentResource):
             deleted_with=cp0.server, triggers=[identity])
         creds = pulumi.Output.secret(mint.command.stdout).apply(
             lambda out: kubeadm.parse_join_credentials(out, node=target.name, control_plane=control_plane))
-        config = pulumi.Output.all(creds, target.private_ip, self._endpoint.private_host).apply(
+        config = pulumi.Output.all(creds, target.private_ip, self._endpoint.private_host, identity).apply(
             lambda a: kubeadm.render_join_config(kubeadm.JoinSpec(
-                api_server_endpoint=f"{a[2]}:{v.API_PORT}", node=registration(cfg, target, a[1]),
+                api_server_endpoint=f"{a[2]}:{v.API_PORT}", node=registration(cfg, target, a[1], a[3]),
                 credentials=a[0], control_plane=control_plane)))
         # The deletes undo what the creates admitted (reset undoes the join; drain the
         # membership; the Node deletion the credentials): run_phase makes them

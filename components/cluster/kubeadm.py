@@ -61,6 +61,9 @@ class NodeRegistration:
     # None keeps kubeadm's default: the control-plane taint on control planes, nothing
     # on workers. A tuple (maybe empty) is written as given.
     taints: tuple[Taint, ...] | None = None
+    # The server's "openstack:///<id>" with the external cloud provider (cloudProvider), else
+    # None: nothing cloud-related is written, so stacks without it render as before.
+    provider_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +77,7 @@ class ClusterSpec:
     pod_subnet: str
     service_subnet: str
     api_port: int = v.API_PORT
+    external_cloud_provider: bool = False  # cloudProvider: kube-controller-manager leaves cloud loops to OCCM
 
     @property
     def control_plane_endpoint(self) -> str:
@@ -101,7 +105,17 @@ def _registration(node: NodeRegistration) -> dict[str, Any]:
     reg: dict[str, Any] = {"name": node.name, "criSocket": node.cri_socket}
     if node.taints is not None:
         reg["taints"] = [{"key": t.key, "value": t.value, "effect": t.effect} for t in node.taints]
-    args = [{"name": "node-ip", "value": node.node_ip}]
+    args = []
+    if node.provider_id:
+        # The kubelet registers with the uninitialized taint until the cloud controller
+        # initializes the Node, and with this providerID, so the controller finds the server
+        # by id, never by name (openstack-integration.md §1.4; CPO pkg/openstack/instances.go).
+        # Per node, hence kubeletExtraArgs: the KubeletConfiguration is cluster-wide.
+        args += [{"name": "cloud-provider", "value": "external"},
+                 {"name": "provider-id", "value": node.provider_id}]
+    # node-ip also keeps the Node's address published before the cloud controller runs
+    # (an external-cloud kubelet without it publishes none: kubernetes PR #121028).
+    args.append({"name": "node-ip", "value": node.node_ip})
     if node.labels:
         labels = ",".join(f"{k}={val}" for k, val in sorted(node.labels))
         args.append({"name": "node-labels", "value": labels})
@@ -140,6 +154,10 @@ def init_documents(cluster: ClusterSpec, node: NodeRegistration) -> list[dict[st
         "networking": {"podSubnet": cluster.pod_subnet, "serviceSubnet": cluster.service_subnet},
         "apiServer": {"certSANs": cluster.cert_sans},
     }
+    if cluster.external_cloud_provider:
+        # kube-controller-manager accepts only "external" or "" (kubernetes PR #128197); the
+        # API server has no such flag since 1.33 (kubernetes PR #130162: "unknown flag").
+        cluster_doc["controllerManager"] = {"extraArgs": [{"name": "cloud-provider", "value": "external"}]}
     kubelet = {
         "apiVersion": KUBELET_API,
         "kind": "KubeletConfiguration",

@@ -7,12 +7,15 @@ class KubernetesAddons(pulumi.ComponentResource), token katak8s:kubernetes:Kuber
     .calico: Calico                     .calico.ready: Calico serving pod networks
     .runtime_classes: KataRuntimeClasses
     .system: SystemServices             CoreDNS's disruption budget (system pod placement)
+    .cloud_controller: CloudController, or None (cloudProvider false)
     .policies / .workloads: DemoNetworkPolicies / SampleWorkloads, or None (sampleWorkloads false)
 
 Reads cluster.kubeconfig (secret Output[str]), cluster.api_ready and cluster.ready (lists
-of resources) and network.mtu (Output[int]). Order: provider (after cluster.api_ready:
-the API answers) -> Calico CRDs ->
-operator -> Installation (Ready) -> namespace -> NetworkPolicies -> workloads; the
+of resources), network.mtu (Output[int]) and, with the cloud provider, the credentials
+and network ids the cloud controller logs in with. Order: provider (after cluster.api_ready:
+the API answers) -> Calico CRDs -> operator -> {Installation (Ready), cloud controller:
+side by side, components/kubernetes/cloud_controller.py} -> namespace -> NetworkPolicies ->
+workloads; the
 RuntimeClass and the system budgets only need the provider. Modules: provider, calico,
 runtime_class, system, policies, workloads and samples (+ demo: the names the smoke test
 shares).
@@ -20,12 +23,13 @@ shares).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import pulumi
 
 from components.config import ClusterConfig
 from components.kubernetes.calico import Calico
+from components.kubernetes.cloud_controller import CloudConf, CloudController
 from components.kubernetes.policies import DemoNetworkPolicies
 from components.kubernetes.provider import cluster_provider
 from components.kubernetes.runtime_class import KataRuntimeClasses
@@ -48,6 +52,15 @@ class NetworkOutputs(Protocol):
     """What is read from ClusterNetwork."""
 
     mtu: pulumi.Output[int]
+    external_network_id: pulumi.Output[str]
+    subnet_id: pulumi.Output[str]
+
+
+class CredentialOutputs(Protocol):
+    """What is read from CloudCredentials (components/openstack/credentials.py)."""
+
+    controller: Any  # openstack.identity.ApplicationCredential: .id, .secret (secret)
+    auth: pulumi.Output[Any]  # CloudAuth
 
 
 class KubernetesAddons(pulumi.ComponentResource):
@@ -58,6 +71,7 @@ class KubernetesAddons(pulumi.ComponentResource):
         *,
         cluster: ClusterOutputs,
         network: NetworkOutputs,
+        credentials: CredentialOutputs | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(type_token("kubernetes", "KubernetesAddons"), name, None, opts)
@@ -68,6 +82,18 @@ class KubernetesAddons(pulumi.ComponentResource):
         self.calico = Calico(
             f"{name}-calico", cfg, network_mtu=network.mtu, provider=self.provider, opts=child
         )
+        self.cloud_controller: CloudController | None = None
+        if cfg.cloud_provider:
+            if credentials is None:
+                raise ValueError("cloudProvider needs the cloud controller's credentials")
+            cloud = pulumi.Output.all(credentials.auth, credentials.controller.id, credentials.controller.secret,
+                                      network.external_network_id, network.subnet_id).apply(
+                lambda a: CloudConf(auth_url=a[0].auth_url, region=a[0].region, credential_id=a[1],
+                                    credential_secret=a[2], floating_network_id=a[3], subnet_id=a[4]))
+            self.cloud_controller = CloudController(
+                f"{name}-cloud-controller", cfg, cloud=cloud, provider=self.provider,
+                after=[self.calico.operator], opts=child)
+        cloud_ready = self.cloud_controller.ready if self.cloud_controller else []
         self.runtime_classes = KataRuntimeClasses(f"{name}-runtime", cfg, provider=self.provider, opts=child)
         self.system = SystemServices(f"{name}-system", cfg, provider=self.provider, opts=child)
         self.runtime_class_names: list[str] = self.runtime_classes.names
@@ -90,7 +116,9 @@ class KubernetesAddons(pulumi.ComponentResource):
                 namespace=ns,
                 provider=self.provider,
                 # Kata pods need kata nodes: the samples wait for every join, Calico does not.
-                after=[*self.calico.ready, self.runtime_classes.kata, *self.policies.policies, *cluster.ready],
+                # Their pods schedule only on initialized nodes: after the cloud controller.
+                after=[*self.calico.ready, *cloud_ready, self.runtime_classes.kata, *self.policies.policies,
+                       *cluster.ready],
                 opts=child,
             )
         self.register_outputs(

@@ -33,6 +33,7 @@ JUMP_HOST = "jump-host"
 ALWAYS = "always"
 HA_ONLY = "controlPlaneCount > 1"
 FIP_PER_NODE = "floatingIpPerNode"
+CLOUD_PROVIDER = "cloudProvider"
 
 # Cited in docs/openstack.md, so public URLs (reference notes: upstream-bootstrap.md §8.4, §9).
 _KUBEADM_PORTS = ("[Kubernetes ports and protocols]"
@@ -52,7 +53,7 @@ class Rule:
     protocol: str  # tcp | udp | icmp
     ports: tuple[int, int] | None  # inclusive range; None for ICMP (all types)
     source: str  # ALLOWED_CIDRS | NODE_CIDR | JUMP_HOST | a role (remote_group_id)
-    when: str  # ALWAYS | HA_ONLY | FIP_PER_NODE
+    when: str  # ALWAYS | HA_ONLY | FIP_PER_NODE | CLOUD_PROVIDER
     reason: str
     upstream: str
 
@@ -121,6 +122,17 @@ def design() -> tuple[Rule, ...]:
              reason="kubelet API from the API server", upstream=_KUBEADM_PORTS),
         Rule(target=W, protocol="tcp", ports=_p(v.KUBELET_PORT), source=CP, when=ALWAYS,
              reason="kubelet API from the API server", upstream=_KUBEADM_PORTS),
+        # Services of type LoadBalancer (the OpenStack cloud controller): an amphora reaches its
+        # members' NodePorts from its own port in the node subnet, like the API's members above.
+        # The controller's manage-security-groups stays off: it would add groups to ports
+        # Pulumi owns (components/kubernetes/cloud_controller.py). Members are the workers:
+        # kubeadm labels control planes node.kubernetes.io/exclude-from-external-load-balancers,
+        # which the service controller skips.
+        Rule(target=W, protocol="tcp", ports=v.NODE_PORTS, source=NODE_CIDR, when=CLOUD_PROVIDER,
+             reason="NodePorts of LoadBalancer Services from the Octavia amphora (members and health checks)",
+             upstream="[cloud-provider-openstack](https://github.com/kubernetes/cloud-provider-openstack/blob/"
+                      "master/docs/openstack-cloud-controller-manager/expose-applications-using-loadbalancer-"
+                      "type-service.md)"),
     ]
     # Calico data plane and control plane, between every pair of nodes.
     rules += _among_all("udp", _p(v.VXLAN_PORT), "Calico VXLAN pod traffic between nodes", _CALICO_PORTS)
@@ -131,13 +143,15 @@ def design() -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def applies(rule: Rule, *, ha: bool, floating_ip_per_node: bool) -> bool:
-    return {ALWAYS: True, HA_ONLY: ha, FIP_PER_NODE: floating_ip_per_node}[rule.when]
+def applies(rule: Rule, *, ha: bool, floating_ip_per_node: bool, cloud_provider: bool = False) -> bool:
+    return {ALWAYS: True, HA_ONLY: ha, FIP_PER_NODE: floating_ip_per_node,
+            CLOUD_PROVIDER: cloud_provider}[rule.when]
 
 
 def rules_for(cfg) -> tuple[Rule, ...]:
-    """The rules a stack (ClusterConfig) needs."""
-    return tuple(r for r in design() if applies(r, ha=cfg.ha, floating_ip_per_node=cfg.floating_ip_per_node))
+    """The rules a stack (ClusterConfig, settled: components/deployed.py) needs."""
+    return tuple(r for r in design() if applies(r, ha=cfg.ha, floating_ip_per_node=cfg.floating_ip_per_node,
+                                                cloud_provider=cfg.cloud_provider))
 
 
 def _ports_text(rule: Rule) -> str:

@@ -69,6 +69,8 @@ DOCUMENTED: dict[str, Any] = {
     "podCidr": "192.168.0.0/16",
     "serviceCidr": "10.96.0.0/12",
     "jumpHost": "dedicated",
+    "cloudProvider": True,
+    "cloudClusterName": "dev-3f9c2a1b",
 }
 DOCUMENTED_SECRETS = ["kubeconfig", "sshPrivateKey"]
 

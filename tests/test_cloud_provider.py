@@ -1,0 +1,236 @@
+"""The OpenStack cloud controller (issue #17, first slice): cloud-provider external from day 0,
+the controller's application credential and Secret, its place in the order, and what a
+deployed stack fixes. The whole program runs under the mocks (harness.run_program)."""
+
+from __future__ import annotations
+
+import configparser
+
+import pytest
+import yaml
+from harness import SECRET_SIG, SECRET_VALUE, run_program, unsecret
+
+from components import naming
+from components import versions as v
+from components.config import ConfigError, parse_config
+from components.deployed import DeployedState, refusals
+from components.kubernetes import cloud_controller as cc
+from components.openstack import credentials as cred
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+APP_CRED = "openstack:identity/applicationCredential:ApplicationCredential"
+SECRET = "kubernetes:core/v1:Secret"
+BASE = {"controlPlaneFlavor": "f", "workerFlavor": "f", "externalNetwork": "public",
+        "allowedCidrs": ["203.0.113.0/24"]}
+
+
+def _cfg(**raw):
+    return parse_config({**BASE, **raw}, stack="dev")
+
+
+def _docs(text: str) -> dict[str, dict]:
+    return {d["kind"]: d for d in yaml.safe_load_all(text)}
+
+
+def _kubelet_args(doc: dict) -> dict[str, str]:
+    return {a["name"]: a["value"] for a in doc["nodeRegistration"]["kubeletExtraArgs"]}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return run_program({"controlPlaneCount": 3, "workerCount": 2})
+
+
+def _release(g, chart):
+    (rel,) = [r for r in g.of_type(RELEASE) if r.plain("chart") == chart]
+    return rel
+
+
+# --- kubeadm: kubelets and kube-controller-manager ------------------------------------------
+
+
+def test_every_kubelet_registers_external_with_its_own_server_as_provider_id(graph):
+    init = _docs(graph.named("dev-cp-0-kubeadm-init").plain("stdin"))
+    args = _kubelet_args(init["InitConfiguration"])
+    assert args["cloud-provider"] == "external"
+    assert args["provider-id"] == f"{v.PROVIDER_ID_PREFIX}<id of dev-cp-0>"  # the mock server's id
+    assert args["node-ip"] == init["InitConfiguration"]["localAPIEndpoint"]["advertiseAddress"]
+    for node in ("dev-cp-1", "dev-cp-2", "dev-worker-0", "dev-worker-1"):
+        join = _docs(unsecret(graph.named(f"{node}-kubeadm-join").inputs["stdin"]))["JoinConfiguration"]
+        args = _kubelet_args(join)
+        assert (args["cloud-provider"], args["provider-id"]) == ("external", f"openstack:///<id of {node}>"), node
+        assert args["node-ip"].startswith("<fixed IP"), node
+
+
+def test_controller_manager_runs_external_and_the_api_server_has_no_cloud_flag(graph):
+    cluster = _docs(graph.named("dev-cp-0-kubeadm-init").plain("stdin"))["ClusterConfiguration"]
+    assert cluster["controllerManager"]["extraArgs"] == [{"name": "cloud-provider", "value": "external"}]
+    # kube-apiserver lost --cloud-provider in 1.33 ("unknown flag": kubernetes PR #130162)
+    assert "cloud-provider" not in yaml.safe_dump(cluster["apiServer"])
+
+
+def test_without_the_cloud_provider_kubeadm_renders_as_before():
+    """A stack that keeps it off (every stack deployed before it) must see no change in its
+    kubeadm configuration: a change would re-run init and every join on a live cluster."""
+    g = run_program({"cloudProvider": False, "workerCount": 1})
+    text = g.named("dev-cp-0-kubeadm-init").plain("stdin") + unsecret(
+        g.named("dev-worker-0-kubeadm-join").inputs["stdin"])
+    assert "cloud-provider" not in text and "provider-id" not in text and "controllerManager" not in text
+    assert not g.of_type(APP_CRED) and not [r for r in g.of_type(RELEASE) if r.plain("chart") == v.CLOUD_PROVIDER_CHART]
+    assert g.exports["cloudProvider"].value is False
+
+
+# --- the credential, the Secret and the release ------------------------------------------------
+
+
+def test_one_least_privilege_application_credential(graph):
+    (ac,) = graph.of_type(APP_CRED)
+    assert ac.plain("roles") == ["member"] and ac.plain("unrestricted") is False
+    name = ac.plain("name")
+    assert name.startswith(graph.exports["cloudClusterName"].value + "-occm-1-"), name
+    assert not ac.plain("expiresAt")
+
+
+def test_new_roles_or_rotation_make_a_new_name():
+    """Every argument forces a replacement and Keystone names are unique per user: the new
+    credential (created before the old one is deleted) needs a new name."""
+    names = {cred.credential_name(_cfg(**raw), "occm") for raw in (
+        {}, {"cloudCredentialRotation": "2"}, {"cloudCredentialRoles": ["member", "load-balancer_member"]})}
+    assert len(names) == 3
+
+
+def test_cloud_conf_is_a_secret_built_from_the_credential_and_the_stack(graph):
+    (secret,) = [s for s in graph.of_type(SECRET) if s.plain("metadata")["name"] == cc.SECRET_NAME]
+    assert secret.plain("metadata")["namespace"] == "kube-system"
+    data = secret.inputs["stringData"]
+    assert data[SECRET_SIG] == SECRET_VALUE or data[cc.SECRET_KEY][SECRET_SIG] == SECRET_VALUE
+    conf = configparser.ConfigParser()
+    conf.read_string(unsecret(data)[cc.SECRET_KEY])
+    g = {k: val.strip('"') for k, val in conf["Global"].items()}
+    assert g == {"auth-url": "https://keystone.example.test:5000/v3", "region": "RegionOne",
+                 "application-credential-id": "<id of cloud-credentials-controller>",
+                 "application-credential-secret": "<application credential secret of cloud-credentials-controller>"}
+    lb = {k: val.strip('"') for k, val in conf["LoadBalancer"].items()}
+    assert lb["floating-network-id"] == "<id of network public>"
+    assert lb["subnet-id"] == "<id of network-subnet>"
+    assert lb["manage-security-groups"] == "false" and lb["create-monitor"] == "true"
+    assert lb["monitor-delay"].endswith("s"), "durations need a unit (time.ParseDuration)"
+
+
+def test_release_matches_the_minor_and_restarts_on_a_new_config(graph):
+    rel = _release(graph, v.CLOUD_PROVIDER_CHART)
+    assert rel.plain("version") == v.CLOUD_PROVIDER_CHARTS[v.DEFAULT_KUBERNETES_VERSION] == "2.36.0"
+    assert rel.plain("namespace") == "kube-system"
+    values = unsecret(rel.inputs["values"])
+    assert values["secret"] == {"enabled": True, "create": False, "name": cc.SECRET_NAME}
+    assert values["cluster"]["name"] == graph.exports["cloudClusterName"].value
+    assert "route" not in values["enabledControllers"]
+    assert len(values["podAnnotations"][cc.CONFIG_DIGEST_ANNOTATION]) == 64
+    assert not rel.is_secret("values"), "the preview must show the release's values"
+    # a rotation replaces the credential: a new id (and secret) -> a new digest -> new pods
+    g2 = run_program({"controlPlaneCount": 3, "workerCount": 2, "cloudCredentialRotation": "2"},
+                     fresh=["cloud-credentials-controller"])
+    assert unsecret(_release(g2, v.CLOUD_PROVIDER_CHART).inputs["values"])["podAnnotations"] != values["podAnnotations"]
+
+
+def test_the_controller_waits_for_the_operator_not_for_the_installation(graph):
+    """calico-kube-controllers (in the Installation's Ready) waits for the controller to
+    clear the uninitialized taint: the other way round would deadlock."""
+    rel = _release(graph, v.CLOUD_PROVIDER_CHART)
+    operator = _release(graph, "tigera-operator")
+    (installation,) = graph.of_type("kubernetes:operator.tigera.io/v1:Installation")
+    assert graph.depends_on(rel, operator)
+    assert not graph.depends_on(rel, installation) and not graph.depends_on(installation, rel)
+    secret = graph.named("kubernetes-cloud-controller-config")
+    assert graph.depends_on(rel, secret)
+    # the sample workloads schedule only on initialized nodes
+    assert graph.depends_on(graph.named("kubernetes-samples-kata-app"), rel)
+
+
+def test_the_cluster_name_differs_between_stacks_and_is_kept_once_deployed():
+    a = naming.cloud_cluster_name("dev", "org/katak8s/dev")
+    assert a != naming.cloud_cluster_name("dev", "org/other/dev") and a.startswith("dev-")
+    kept = DeployedState({"cloudProvider": True, "cloudClusterName": "dev-0badc0de"}).settle(
+        _cfg(), stack="org/katak8s/renamed")
+    assert kept.cloud_cluster_name == "dev-0badc0de"
+
+
+# --- deployed stacks ----------------------------------------------------------------------------
+
+
+def test_a_stack_deployed_before_keeps_it_off_with_a_warning():
+    g = run_program({"workerCount": 1}, deployed={"kubernetesVersion": v.KUBERNETES_PATCHES["1.36"],
+                                                  "containerRuntime": "containerd",
+                                                  "controlPlanePrivateIps": ["10.42.0.10"],
+                                                  "workerPrivateIps": ["10.42.0.11"], "jumpHost": "dedicated"})
+    assert g.exports["cloudProvider"].value is False
+    assert not g.of_type(APP_CRED)
+    assert any("cloudProvider stays off" in msg for _, msg in g.logs)
+
+
+@pytest.mark.parametrize("had,want", [(True, False), (False, True)])
+def test_switching_it_on_a_deployed_cluster_is_refused(had, want):
+    problems = refusals({"cloudProvider": had}, _cfg(cloudProvider=want), ssh_public_key=None)
+    assert len(problems) == 1 and problems[0].startswith("katak8s:cloudProvider: cannot turn")
+    assert refusals({"cloudProvider": had}, _cfg(cloudProvider=had), ssh_public_key=None) == []
+    with pytest.raises(ConfigError, match="cloudProvider: cannot turn"):
+        run_program({"cloudProvider": want}, deployed={"cloudProvider": had})
+
+
+# --- the login ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider,env,clouds,found", [
+    ({}, {}, None, None),
+    ({"applicationCredentialId": "abc"}, {}, None, "openstack:applicationCredentialId"),
+    ({}, {"OS_APPLICATION_CREDENTIAL_NAME": "ci"}, None, "OS_APPLICATION_CREDENTIAL_NAME"),
+    ({}, {"OS_AUTH_TYPE": "v3applicationcredential"}, None, "OS_AUTH_TYPE=v3applicationcredential"),
+    ({}, {"OS_CLOUD": "ci"}, {"clouds": {"ci": {"auth_type": "v3applicationcredential"}}}, "clouds.yaml cloud 'ci'"),
+    ({"cloud": "ci"}, {}, {"clouds": {"ci": {"auth": {"application_credential_id": "x"}}}}, "clouds.yaml cloud 'ci'"),
+    ({}, {"OS_CLOUD": "ci"}, {"clouds": {"ci": {"auth": {"username": "u", "password": "p"}}}}, None),
+])
+def test_an_application_credential_login_is_recognised(provider, env, clouds, found):
+    assert cred.application_credential_login(provider, env, clouds) == found
+
+
+def test_a_restricted_application_credential_login_fails_preview(monkeypatch):
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_ID", "0123")
+    with pytest.raises(ConfigError, match="loginCredentialUnrestricted") as err:
+        run_program(preview=True)
+    assert not [r for r in err.value.graph if r.custom], "refused before any resource"
+    assert run_program({"loginCredentialUnrestricted": True}, preview=True).of_type(APP_CRED)
+    assert not run_program({"cloudProvider": False}, preview=True).of_type(APP_CRED)
+
+
+def test_cloud_auth_takes_the_public_identity_endpoint_of_the_region():
+    ep = [{"interface": "public", "region": "r2", "regionId": "r2", "url": "https://k2/identity"},
+          {"interface": "public", "region": "r1", "regionId": "r1", "url": "https://k1:5000/v3/"}]
+    assert cred.cloud_auth([{"type": "identity", "endpoints": ep}], "r2").auth_url == "https://k2/identity/v3"
+    assert cred.cloud_auth([{"type": "identity", "endpoints": ep}], "r1").auth_url == "https://k1:5000/v3"
+    with pytest.raises(ConfigError, match="no public identity endpoint"):
+        cred.cloud_auth([{"type": "compute", "endpoints": ep}], "r1")
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"cloudCredentialRoles": []}, "cloudCredentialRoles: must name at least one"),
+    ({"cloudCredentialRoles": ["member", "member"]}, "must not repeat"),
+    ({"cloudCredentialRoles": ["me mber"]}, r"cloudCredentialRoles\[0\]: must be a Keystone role"),
+    ({"cloudCredentialRotation": "Two"}, "cloudCredentialRotation: must be 1 to 16"),
+])
+def test_bad_credential_config_is_named(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        _cfg(**raw)
+
+
+def test_cloud_conf_quotes_values_and_refuses_line_breaks():
+    conf = cc.CloudConf(auth_url="https://k/v3", region="", credential_id="i", credential_secret='a"b\\c',
+                        floating_network_id="f", subnet_id="s")
+    text = cc.render_cloud_conf(conf)
+    assert 'application-credential-secret="a\\"b\\\\c"' in text and "region" not in text
+    assert 'a"b' not in repr(conf)
+    with pytest.raises(ValueError, match="one line"):
+        cc.render_cloud_conf(cc.CloudConf(auth_url="https://k/v3\n[Global]", region="", credential_id="i",
+                                          floating_network_id="f", subnet_id="s"))
