@@ -45,6 +45,11 @@ VERBS = {
     "cluster/member.sh": "wait until registered", "cluster/drain.sh": "drain", "cluster/reset.sh": "kubeadm reset",
     "cluster/delete-node.sh": "delete the Node",
 }
+# A script whose delete does something else than its create (the same file, MODE=release).
+DELETE_VERBS = {
+    "cluster/cloud-cleanup.sh": "delete every LoadBalancer Service and wait for its load balancer to go",
+}
+VERBS["cluster/cloud-cleanup.sh"] = "arm the destroy guard of LoadBalancer Services"
 # What a re-run does when it carries a new Kubernetes version: the upgrade, node by node
 # (components/cluster/upgrade.py).
 UPGRADE_VERBS = {
@@ -159,6 +164,8 @@ def _describe(out: OrderedDict[str, list[str]], step: Step, script: str | None, 
     if step.op == "delete" and script is None:
         return  # nothing runs (C2)
     verb = VERBS.get(script or "", script or reg.name)
+    if step.op == "delete":
+        verb = DELETE_VERBS.get(script or "", verb)
     where = f" (on {host})" if host != node else ""
     if step.op == "delete":
         text = (f"{verb} skipped{where} (deleted with {reg.deleted_with.rsplit('::', 1)[-1]})"

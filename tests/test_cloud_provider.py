@@ -234,3 +234,41 @@ def test_cloud_conf_quotes_values_and_refuses_line_breaks():
     with pytest.raises(ValueError, match="one line"):
         cc.render_cloud_conf(cc.CloudConf(auth_url="https://k/v3\n[Global]", region="", credential_id="i",
                                           floating_network_id="f", subnet_id="s"))
+
+
+# --- the destroy guard (lifecycle model: tests/engine_model.py) ---------------------------------
+
+GUARD = "dev-cp-0-cloud-cleanup"
+
+
+def test_destroy_releases_load_balancers_before_the_controller_the_servers_and_the_network():
+    from engine_model import simulate
+
+    old = run_program({"workerCount": 2, "controlPlaneCount": 3})
+    steps, _ = simulate(old, lambda fresh: None)
+    order = [s.name for s in steps]
+    (guard,) = [s for s in steps if s.name == GUARD]
+    assert guard.op == "delete" and not guard.skipped, "the guard's delete must run at destroy"
+    assert "MODE='release'" in guard.reg.plain("delete") or "MODE=release" in guard.reg.plain("delete")
+    later = [s.name for s in steps if s.reg.type in (
+        "openstack:compute/instance:Instance", "openstack:networking/subnet:Subnet",
+        "openstack:networking/routerInterface:RouterInterface", "openstack:networking/network:Network",
+        APP_CRED, RELEASE)] + ["kubernetes-cloud-controller-config"]
+    assert len(later) > 8
+    for name in later:
+        assert order.index(GUARD) < order.index(name), f"{name} is deleted before the load balancers are"
+
+
+def test_the_guard_runs_nothing_outside_destroy():
+    """Scale in and out, a no-op re-run, a script edit: the guard is never deleted or replaced."""
+    from engine_model import simulate
+
+    old = run_program({"workerCount": 2})
+    for after in ({"workerCount": 2}, {"workerCount": 1}, {"workerCount": 3}):
+        steps, _ = simulate(old, lambda fresh, a=after: run_program(a, deployed=old, fresh=fresh))
+        assert not [s for s in steps if s.name == GUARD], after
+
+
+def test_the_guard_is_off_without_the_cloud_provider():
+    g = run_program({"cloudProvider": False})
+    assert not [r for r in g if r.name == GUARD]

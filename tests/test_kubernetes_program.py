@@ -45,8 +45,17 @@ class FakeCluster:
     fake init's stdout, which the mocks leave unknown in preview, like a fresh stack."""
 
     def __init__(self, init, *, kubeconfig: str = FAKE_KUBECONFIG):
+        from pulumi_command import remote
+
+        from components.openstack.target import NodeTarget
+
         self.api_ready = self.ready = [init]
         self.kubeconfig = pulumi.Output.secret(init.stdout.apply(lambda _: kubeconfig))
+        self.first_control_plane = NodeTarget(
+            name="dev-cp-0", role="control-plane", index=0, flavor="f", ssh_user="ubuntu", server=init,
+            connection=remote.ConnectionArgs(host="10.42.0.10", user="ubuntu"),
+            private_ip=pulumi.Output.from_input("10.42.0.10"))
+        self.first_scripts = init
 
 
 class FakeNetwork:

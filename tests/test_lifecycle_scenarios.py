@@ -262,10 +262,16 @@ def test_no_destructive_delete_is_in_a_replace_cascade(cfg):
     graph = run_program(cfg)
     cp0 = graph.named(CP0).urn
     destructive_cmds = [r for r in graph.of_type(COMMAND) if r.plain("delete")]
+    # the cloud controller's destroy guard must run at destroy: deleted with nothing
+    # (tests/test_cloud_provider.py proves its order)
+    guard = graph.named(f"{CP0}-cloud-cleanup")
+    assert guard.replace_with == [] and guard.deleted_with in ("", None) and guard in destructive_cmds
+    destructive_cmds.remove(guard)
     assert len(destructive_cmds) == 3 * (cfg["workerCount"] + cfg.get("controlPlaneCount", 1) - 1)
+    for reg in [*destructive_cmds, guard]:
+        assert reg.replace_on_changes == ["triggers[*]"]
     for reg in destructive_cmds:
         assert reg.replace_with == [] and reg.deleted_with == cp0, reg.name
-        assert reg.replace_on_changes == ["triggers[*]"]
 
 
 def test_a_new_node_subnet_is_refused_before_it_moves_every_node():

@@ -7,6 +7,7 @@ class KubeadmCluster(pulumi.ComponentResource), token katak8s:cluster:KubeadmClu
     .api_ready: list[pulumi.Resource]   init + kubeconfig read: the API answers
     .ready: list[pulumi.Resource]   init + every join: the cluster exists once they are done
     .init / .kubeconfig_phase: phase.Phase (on cp-0)
+    .first_control_plane: NodeTarget; .first_scripts: its copy of scripts/remote
     .credentials / .joins / .memberships: dict[node name, phase.Phase]
 
 Per joining node N (every control plane but cp-0, every worker):
@@ -99,6 +100,9 @@ class KubeadmCluster(pulumi.ComponentResource):
         self._cfg, self._endpoint, self._bootstrap = cfg, endpoint, bootstrap
         self._version = kubeadm.kubernetes_version(cfg.kubernetes_patch)
         self._cp0: NodeTarget = nodes.control_planes[0]
+        # Where cluster-wide scripts run (the cloud controller's destroy guard).
+        self.first_control_plane: NodeTarget = self._cp0
+        self.first_scripts: pulumi.Resource = bootstrap.scripts[self._cp0.name]
         upgrading = deployed is not None and deployed.upgrading(cfg)
         recorded = deployed.kubernetes_version if deployed is not None else None
         self.credentials: dict[str, Phase] = {}

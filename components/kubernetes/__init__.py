@@ -8,6 +8,7 @@ class KubernetesAddons(pulumi.ComponentResource), token katak8s:kubernetes:Kuber
     .runtime_classes: KataRuntimeClasses
     .system: SystemServices             CoreDNS's disruption budget (system pod placement)
     .cloud_controller: CloudController, or None (cloudProvider false)
+    .cleanup: CloudCleanup, or None: at `pulumi destroy`, LoadBalancer Services go first
     .policies / .workloads: DemoNetworkPolicies / SampleWorkloads, or None (sampleWorkloads false)
 
 Reads cluster.kubeconfig (secret Output[str]), cluster.api_ready and cluster.ready (lists
@@ -29,6 +30,7 @@ import pulumi
 
 from components.config import ClusterConfig
 from components.kubernetes.calico import Calico
+from components.kubernetes.cleanup import CloudCleanup
 from components.kubernetes.cloud_controller import CloudConf, CloudController
 from components.kubernetes.policies import DemoNetworkPolicies
 from components.kubernetes.provider import cluster_provider
@@ -46,6 +48,8 @@ class ClusterOutputs(Protocol):
     kubeconfig: pulumi.Output[str]  # secret
     api_ready: list[pulumi.Resource]  # the API answers: what the provider waits for
     ready: list[pulumi.Resource]  # every node joined: what the sample workloads wait for
+    first_control_plane: Any  # NodeTarget: where the destroy guard runs
+    first_scripts: pulumi.Resource  # its copy of scripts/remote
 
 
 class NetworkOutputs(Protocol):
@@ -93,6 +97,8 @@ class KubernetesAddons(pulumi.ComponentResource):
             self.cloud_controller = CloudController(
                 f"{name}-cloud-controller", cfg, cloud=cloud, provider=self.provider,
                 after=[self.calico.operator], opts=child)
+        self.cleanup = CloudCleanup(f"{name}-cloud-cleanup", cfg, cluster=cluster,
+                                    after=self.cloud_controller.ready, opts=child) if self.cloud_controller else None
         cloud_ready = self.cloud_controller.ready if self.cloud_controller else []
         self.runtime_classes = KataRuntimeClasses(f"{name}-runtime", cfg, provider=self.provider, opts=child)
         self.system = SystemServices(f"{name}-system", cfg, provider=self.provider, opts=child)

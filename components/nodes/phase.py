@@ -194,6 +194,7 @@ def run_phase(
     deleted_with: pulumi.Resource | None = None,
     triggers: Sequence[Any] | None = None,
     timeout: int = PHASE_TIMEOUT_SECONDS,
+    delete_on_destroy: bool = False,
 ) -> Phase:
     """Declare one phase of `target` as a child of `parent`; `scripts` is the target's copy
     of scripts/remote (components/nodes/library.py), which the command waits for.
@@ -212,6 +213,9 @@ def run_phase(
     reset, drain) need this: with the digest as the trigger, any edit of
     scripts/remote/lib/common.sh would reset and drain every node.
     `timeout` bounds the whole create (PHASE_TIMEOUT_SECONDS unless a phase needs more).
+    `delete_on_destroy`: no `deleted_with` at all, so `pulumi destroy` runs the delete too
+    (a delete whose deleted_with target goes in the same operation runs nothing: pulumi/pulumi
+    step.go DeleteStep.Apply, isDeletedWith); for cleanups that must precede the cluster's end.
     `program`, instead of `script` and `params`, is a program rendered already (several
     phases in one command: components/nodes/steps.py).
     """
@@ -246,7 +250,7 @@ def run_phase(
             # it (review-pulumi F3). Their `triggers=[server id]` replaces them instead, in
             # reverse dependency order: drain, reset, delete the Node (tests/engine_model.py E4/E5).
             replace_with=[target.server] if delete_script is None else None,
-            deleted_with=deleted_with or target.server,
+            deleted_with=None if delete_on_destroy else deleted_with or target.server,
             delete_before_replace=delete_script is not None,
             additional_secret_outputs=["stdout", "stderr"] if sensitive else None,
         ),

@@ -1,0 +1,67 @@
+"""The destroy guard: what the cloud controller made goes before the cluster does.
+
+class CloudCleanup(pulumi.ComponentResource), token katak8s:kubernetes:CloudCleanup
+    CloudCleanup(name, cfg, *, cluster, after, opts=None)
+    .guard: phase.Phase   a command on the first control plane
+
+Services of type LoadBalancer make Octavia load balancers and floating IPs that Pulumi
+does not know. Left alone at `pulumi destroy`, they leak, and their ports keep the node
+subnet busy, so deleting the network fails (Neutron 409; CAPO #842, #2121). The guard is a
+command whose delete (scripts/remote/cluster/cloud-cleanup.sh, MODE=release) deletes those
+Services and waits until the cloud controller confirms each load balancer gone.
+
+Why it runs first: Pulumi deletes dependents before what they depend on (pulumi/pulumi
+step_generator.go ScheduleDeletes, reverse dependency order). The guard depends on the
+controller's release (so the controller still runs), on init and on the first control
+plane's script copy (and through them on the server, its port and the node subnet), so
+its delete comes before every one of them. It has no deleted_with: a delete whose
+deleted_with target goes in the same operation runs nothing (step.go DeleteStep.Apply),
+and this one must run at destroy (components/nodes/phase.py delete_on_destroy). Its
+trigger is the cloud cluster name alone, so an edit of the script updates it in place
+and never runs the release on a live cluster. Not a resource hook: `before_delete` hooks
+run at destroy only with `pulumi destroy --run-program` (pulumi resource_hooks.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components.config import ClusterConfig
+from components.naming import type_token
+from components.nodes.phase import Phase, run_phase
+
+# Octavia deletes an amphora load balancer in about a minute, and the service controller
+# works through Services one at a time (kube-controller-manager --concurrent-service-syncs
+# defaults to 1): room for a few dozen, inside the delete's own 1800 s bound.
+CLEANUP_TIMEOUT = 1500
+SCRIPT = "cluster/cloud-cleanup.sh"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanupParams:
+    mode: str  # arm (create) | release (delete)
+    cloud_cluster_name: str  # for the names of what is left, in the error
+    cleanup_timeout: int
+    resource: str  # its Pulumi name, for `pulumi state delete` when the cluster is lost
+
+
+class CloudCleanup(pulumi.ComponentResource):
+    def __init__(self, name: str, cfg: ClusterConfig, *, cluster: Any, after: list[pulumi.Resource],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__(type_token("kubernetes", "CloudCleanup"), name, None, opts)
+        target = cluster.first_control_plane
+        phase = "cloud-cleanup"
+
+        def params(mode: str) -> CleanupParams:
+            return CleanupParams(mode=mode, cloud_cluster_name=cfg.cloud_cluster_name,
+                                 cleanup_timeout=CLEANUP_TIMEOUT, resource=f"{target.name}-{phase}")
+
+        self.guard: Phase = run_phase(
+            self, target, cluster.first_scripts, phase=phase, script=SCRIPT, params=params("arm"),
+            delete_script=SCRIPT, delete_params=params("release"),
+            depends_on=[*cluster.api_ready, *after], triggers=[cfg.cloud_cluster_name],
+            delete_on_destroy=True)
+        self.register_outputs({"guard": self.guard.command.urn})

@@ -1,0 +1,79 @@
+"""scripts/remote/cluster/cloud-cleanup.sh run for real in the stub sandbox: the destroy
+guard's create (arm) and delete (release), through the exact text the program declares."""
+
+from __future__ import annotations
+
+import pytest
+from harness import run_program
+from test_cluster_scale_in import run_delete
+from test_cluster_scripts import ADMIN_CONF, make_sandbox
+
+from components.kubernetes.cleanup import CleanupParams
+
+GUARD = "dev-cp-0-cloud-cleanup"
+LIST = "*get services --all-namespaces*"
+TWO = "demo/web\nshop/api\n"
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return run_program({"workerCount": 1})
+
+
+def sandbox(tmp_path):
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    return sb
+
+
+def params(mode: str, timeout: int = 10) -> CleanupParams:
+    return CleanupParams(mode=mode, cloud_cluster_name="dev-0badc0de", cleanup_timeout=timeout,
+                         resource=GUARD)
+
+
+def test_arming_changes_nothing_and_needs_the_first_control_plane(tmp_path):
+    sb = make_sandbox(tmp_path)
+    res = sb.run("cluster/cloud-cleanup.sh", params("arm"))
+    assert res.rc == 1 and "not the first control plane" in res.stderr, res
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    for _ in range(2):
+        res = sb.run("cluster/cloud-cleanup.sh", params("arm"))
+        assert res.ok and res.changing() == [] and not res.called("kubectl"), res
+
+
+def test_release_deletes_every_load_balancer_service_and_waits_until_they_are_gone(tmp_path, graph):
+    sb = sandbox(tmp_path)
+    sb.stub("kubectl", LIST, stdout="")  # once the controller has removed them
+    sb.stub("kubectl", LIST, stdout=TWO, times=3)  # the list, then two probes while they go
+    res = run_delete(sb, graph, GUARD)
+    assert res.ok, res
+    deleted = [c.args for c in res.called("kubectl", "*delete service*")]
+    assert deleted == ["--request-timeout=30s delete service --namespace demo web --ignore-not-found --wait=false",
+                       "--request-timeout=30s delete service --namespace shop api --ignore-not-found --wait=false"]
+    assert "every LoadBalancer Service and its load balancer gone: ready" in res.stderr
+    # the filter keeps type LoadBalancer only (jsonpath on the API's own list)
+    (first, *_) = res.called("kubectl", LIST)
+    assert '?(@.spec.type=="LoadBalancer")' in first.args
+    # a second run (a retried destroy) finds nothing left and deletes nothing
+    res = run_delete(sb, graph, GUARD)
+    assert res.ok and "nothing to release" in res.stderr and not res.called("kubectl", "*delete*"), res
+
+
+def test_a_release_that_does_not_finish_stops_the_destroy_and_names_what_is_left(tmp_path):
+    sb = sandbox(tmp_path)
+    sb.stub("kubectl", LIST, stdout=TWO)
+    res = sb.run("cluster/cloud-cleanup.sh", params("release", timeout=10))
+    assert res.rc == 1, res
+    assert "after 10s these LoadBalancer Services are still being deleted: demo/web shop/api" in res.stderr
+    assert "kube_service_dev-0badc0de_demo_web kube_service_dev-0badc0de_shop_api" in res.stderr
+    assert len(res.called("kubectl", LIST)) <= 8, "the wait is bounded"
+
+
+def test_an_unreachable_api_deletes_nothing_and_says_what_to_do(tmp_path):
+    sb = sandbox(tmp_path)
+    sb.stub("kubectl", LIST, exit=1, stderr="The connection to the server was refused")
+    res = sb.run("cluster/cloud-cleanup.sh", params("release"))
+    assert res.rc == 1 and not res.called("kubectl", "*delete*"), res
+    assert "cannot reach the Kubernetes API" in res.stderr
+    assert f"pulumi state delete' this command ({GUARD})" in res.stderr
+    assert len(res.called("kubectl", LIST)) == 5  # retried, bounded
