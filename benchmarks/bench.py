@@ -74,6 +74,8 @@ DURATIONS: list[tuple[str, str, int, str]] = [
     ("kubernetes:helm.sh/v3:Release", "-cloud-controller-release", 90,
      "openstack-cloud-controller-manager DaemonSet ready on the control planes: beside the Installation, it "
      "waits for calico-node to make them Ready (image pulls), then pulls its own image (~40 MB)"),
+    ("kubernetes:helm.sh/v3:Release", "-cinder-csi-release", 60,
+     "cinder-csi controller (one pod, sidecar pulls) and node plugin DaemonSet ready"),
     ("openstack:identity/applicationCredential:ApplicationCredential", "", 2, "one Keystone API call"),
     ("kubernetes:operator.tigera.io/v1:Installation", "", 90,
      "calico-node + typha rollout with image pulls until the Installation is Ready"),

@@ -94,7 +94,14 @@ class ClusterConfig:
     cloud_credential_rotation: str = "1"
     login_credential_unrestricted: bool = False
     cloud_cluster_name: str = ""  # naming.cloud_cluster_name, settled by DeployedState.settle
+    cinder_csi: bool = True  # Cinder CSI and the default StorageClass
+    delete_volumes_on_destroy: bool = False  # `pulumi destroy` deletes the PVCs' volumes too
     warnings: tuple[str, ...] = ()  # logged once by load_config
+
+    @property
+    def cloud_credentials(self) -> bool:
+        """Some in-cluster component logs in to OpenStack (components/openstack/credentials.py)."""
+        return self.cloud_provider or self.cinder_csi
 
     @property
     def kubernetes_patch(self) -> str:
@@ -216,6 +223,8 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         cloud_credential_roles=tuple(values["cloudCredentialRoles"]),
         cloud_credential_rotation=values["cloudCredentialRotation"],
         login_credential_unrestricted=values["loginCredentialUnrestricted"],
+        cinder_csi=values["cinderCsi"],
+        delete_volumes_on_destroy=values["deleteVolumesOnDestroy"],
         warnings=tuple(c.warnings),
     )
 

@@ -94,6 +94,8 @@ KEYS: tuple[Key, ...] = (
     Key("cloudCredentialRoles", "array", ["member"]),
     Key("cloudCredentialRotation", "string", "1"),
     Key("loginCredentialUnrestricted", "boolean", False),
+    Key("cinderCsi", "boolean", True),
+    Key("deleteVolumesOnDestroy", "boolean", False),
 )
 KEY_NAMES = frozenset(k.name for k in KEYS)
 SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind == "secret")
@@ -271,8 +273,8 @@ def check_jump_host_memory(c: Collector, values: Mapping[str, Any]) -> None:
 def check_cloud_credentials(c: Collector, values: Mapping[str, Any]) -> None:
     """The roles and rotation tag of the cloud controller's application credential."""
     roles = values["cloudCredentialRoles"]
-    if values["cloudProvider"] and not roles:
-        c.fail("cloudCredentialRoles", "must name at least one Keystone role when cloudProvider is true "
+    if (values["cloudProvider"] or values["cinderCsi"]) and not roles:
+        c.fail("cloudCredentialRoles", "must name at least one Keystone role when cloudProvider or cinderCsi is true "
                "(\"member\" on clouds with Octavia's default policies)", roles)
     for i, role in enumerate(roles):
         if not ROLE_NAME.match(role):

@@ -236,22 +236,23 @@ class DeployedState:
     def settle(self, cfg: ClusterConfig, *, stack: str | None = None) -> ClusterConfig:
         """`cfg` with what the deployed stack fixes: the cloud controller stays off on a stack
         deployed before it (no `cloudProvider` output: turning it on would need every kubelet
-        re-registered) and on one whose outputs cannot be read (unknown is the safe side);
-        the cloud cluster name stays the one first deployed. `stack` is `<org>/<project>/<stack>`,
+        re-registered); the cloud cluster name stays the one first deployed. Outputs that
+        cannot be read fix nothing (the configuration stands). `stack` is `<org>/<project>/<stack>`,
         this stack's by default."""
         stack = stack or stack_names()[0]
         had_name = self.outputs.get(CLOUD_CLUSTER_NAME)
         name = had_name if isinstance(had_name, str) and had_name else naming.cloud_cluster_name(
             cfg.cluster_name, stack)
-        legacy = not self.readable or (bool(self.outputs) and CLOUD_PROVIDER not in self.outputs)
+        # Only a readable stack deployed before the key existed keeps it off. Unreadable
+        # outputs change nothing: flipping it off there would delete a running controller,
+        # its credential and the NodePort rule (review of 81acfc9, finding 1).
+        legacy = self.readable and bool(self.outputs) and CLOUD_PROVIDER not in self.outputs
         on = cfg.cloud_provider
         if legacy and on:
-            why = ("its last outputs could not be read" if not self.readable
-                   else "it was deployed before katak8s managed the OpenStack cloud controller")
-            pulumi.log.warn(f"{NAMESPACE}:cloudProvider stays off for this stack: {why}, and turning it on "
-                            "needs every kubelet re-registered with a provider ID, which katak8s does not do in "
-                            f"place. Set {NAMESPACE}:cloudProvider false to say so (docs/openstack.md "
-                            "'Cloud integration')")
+            pulumi.log.warn(f"{NAMESPACE}:cloudProvider stays off for this stack: it was deployed before katak8s "
+                            "managed the OpenStack cloud controller, and turning it on needs every kubelet "
+                            "re-registered with a provider ID, which katak8s does not do in place. Set "
+                            f"{NAMESPACE}:cloudProvider false to say so (docs/openstack.md 'Cloud integration')")
             on = False
         return dataclasses.replace(cfg, cloud_provider=on, cloud_cluster_name=name)
 

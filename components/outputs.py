@@ -19,6 +19,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "containerRuntime", "runtimeClassNames", "controlPlanePrivateIps", "workerPrivateIps",
     "sshUser", "sshJumpHost", "sshPrivateKey", "sshPublicKey", "networkId", "subnetId", "securityGroupIds",
     "podCidr", "serviceCidr", "jumpHost", "cloudProvider", "cloudClusterName",
+    "defaultStorageClass",
 )
 SECRET_OUTPUTS = frozenset({"kubeconfig", "sshPrivateKey"})
 
@@ -54,6 +55,7 @@ def stack_outputs(cfg: ClusterConfig, *, access: Any, network: Any, endpoint: An
         # and volumes carry; components/deployed.py keeps both on the next `up`.
         "cloudProvider": cfg.cloud_provider,
         "cloudClusterName": cfg.cloud_cluster_name,
+        "defaultStorageClass": addons.default_storage_class,
     }
     for name in SECRET_OUTPUTS:
         values[name] = pulumi.Output.secret(values[name])

@@ -18,6 +18,7 @@ class Minor:
     pause: str  # kubeadm's pause image: the runtime's sandbox image must match it
     calico: str  # the Calico release a stack at this minor gets unless calicoVersion is set
     cloud_provider: str  # openstack-cloud-controller-manager chart (CLOUD_PROVIDER_CHART_REPO)
+    cinder_csi: str  # openstack-cinder-csi chart, same repository
 
 
 # Minor -> its stack. Only minors inside every vendor's tested matrix are listed:
@@ -28,9 +29,9 @@ class Minor:
 # (3.10.1 for 1.35); 1.37 ships 3.10.2 (CHANGELOG-1.37, RKE2 1.37). 1.36 keeps the 3.10.1
 # it was deployed with: a new sandbox image would restart every node's runtime.
 KUBERNETES_MINORS: dict[str, Minor] = {
-    "1.35": Minor("1.35.8", "registry.k8s.io/pause:3.10.1", "3.32.1", "2.35.0"),
-    "1.36": Minor("1.36.4", "registry.k8s.io/pause:3.10.1", "3.32.1", "2.36.0"),
-    "1.37": Minor("1.37.1", "registry.k8s.io/pause:3.10.2", "3.33.0", "2.36.0"),
+    "1.35": Minor("1.35.8", "registry.k8s.io/pause:3.10.1", "3.32.1", "2.35.0", "2.35.0"),
+    "1.36": Minor("1.36.4", "registry.k8s.io/pause:3.10.1", "3.32.1", "2.36.0", "2.36.0"),
+    "1.37": Minor("1.37.1", "registry.k8s.io/pause:3.10.2", "3.33.0", "2.36.0", "2.36.0"),
 }
 KUBERNETES_PATCHES: dict[str, str] = {m: x.patch for m, x in KUBERNETES_MINORS.items()}
 # The newest minor whose whole stack primary sources confirm. 1.37 is supported, but its
@@ -51,6 +52,13 @@ KUBERNETES_APT_REPO = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
 CLOUD_PROVIDER_CHART_REPO = "https://kubernetes.github.io/cloud-provider-openstack"
 CLOUD_PROVIDER_CHART = "openstack-cloud-controller-manager"
 CLOUD_PROVIDER_CHARTS: dict[str, str] = {m: x.cloud_provider for m, x in KUBERNETES_MINORS.items()}
+# Cinder CSI: tags openstack-cinder-csi-2.35.0 / -2.36.0 (plugin v1.35.0 / v1.36.0), the same
+# release train; 1.37 as above.
+CINDER_CSI_CHART = "openstack-cinder-csi"
+CINDER_CSI_CHARTS: dict[str, str] = {m: x.cinder_csi for m, x in KUBERNETES_MINORS.items()}
+CINDER_CSI_DRIVER = "cinder.csi.openstack.org"  # the provisioner (pkg/csi/cinder driver name)
+# The default StorageClass the stack creates (and exports as defaultStorageClass).
+DEFAULT_STORAGE_CLASS = "cinder"
 # The Node.spec.providerID of a server: "openstack:///<server id>" (cloud-provider-openstack
 # pkg/openstack/instances.go, without OS_CCM_REGIONAL). Set by the kubelet at registration
 # so the controller never looks servers up by name (CPO #2062: nodes deleted on a mismatch).

@@ -12,6 +12,8 @@ from components.kubernetes.cleanup import CleanupParams
 
 GUARD = "dev-cp-0-cloud-cleanup"
 LIST = "*get services --all-namespaces*"
+PVS = "*get persistentvolumes*"
+VOLUMES = ("pvc-1 Delete 5e0c-vol demo/data\npvc-2 Retain 77aa-vol demo/keep\n")
 TWO = "demo/web\nshop/api\n"
 
 
@@ -26,9 +28,10 @@ def sandbox(tmp_path):
     return sb
 
 
-def params(mode: str, timeout: int = 10) -> CleanupParams:
+def params(mode: str, timeout: int = 10, *, csi: bool = False, delete_volumes: bool = False) -> CleanupParams:
     return CleanupParams(mode=mode, cloud_cluster_name="dev-0badc0de", cleanup_timeout=timeout,
-                         resource=GUARD)
+                         resource=GUARD, cinder_csi=csi, delete_volumes=delete_volumes,
+                         csi_driver="cinder.csi.openstack.org")
 
 
 def test_arming_changes_nothing_and_needs_the_first_control_plane(tmp_path):
@@ -45,6 +48,7 @@ def test_release_deletes_every_load_balancer_service_and_waits_until_they_are_go
     sb = sandbox(tmp_path)
     sb.stub("kubectl", LIST, stdout="")  # once the controller has removed them
     sb.stub("kubectl", LIST, stdout=TWO, times=3)  # the list, then two probes while they go
+    sb.stub("kubectl", PVS, stdout="")  # Cinder CSI is on by default: no volume here
     res = run_delete(sb, graph, GUARD)
     assert res.ok, res
     deleted = [c.args for c in res.called("kubectl", "*delete service*")]
@@ -77,3 +81,38 @@ def test_an_unreachable_api_deletes_nothing_and_says_what_to_do(tmp_path):
     assert "cannot reach the Kubernetes API" in res.stderr
     assert f"pulumi state delete' this command ({GUARD})" in res.stderr
     assert len(res.called("kubectl", LIST)) == 5  # retried, bounded
+
+
+def test_by_default_volumes_stay_and_are_listed(tmp_path):
+    sb = sandbox(tmp_path)
+    sb.stub("kubectl", LIST, stdout="")
+    sb.stub("kubectl", PVS, stdout=VOLUMES)
+    res = sb.run("cluster/cloud-cleanup.sh", params("release", csi=True))
+    assert res.ok and not res.called("kubectl", "*delete*"), res
+    assert "stay (deleteVolumesOnDestroy is false)" in res.stderr and "5e0c-vol" in res.stderr
+    assert 'driver=="cinder.csi.openstack.org"' in res.called("kubectl", PVS)[0].args
+
+
+def test_delete_volumes_on_destroy_deletes_the_claims_and_their_pods_then_waits(tmp_path):
+    sb = sandbox(tmp_path)
+    sb.stub("kubectl", LIST, stdout="")
+    sb.stub("kubectl", PVS, stdout="pvc-2 Retain 77aa-vol demo/keep\n")  # Retain stays: not waited for
+    sb.stub("kubectl", PVS, stdout=VOLUMES, times=2)
+    sb.stub("kubectl", "*get pods --all-namespaces*", stdout="demo/db-0 data\ndemo/web-1 \n")
+    for _ in range(2):
+        res = sb.run("cluster/cloud-cleanup.sh", params("release", csi=True, delete_volumes=True))
+        assert res.ok, res
+    first = [c.args for c in sb.run("cluster/cloud-cleanup.sh", params(
+        "release", csi=True, delete_volumes=True)).calls if c.name == "kubectl"]
+    assert any("delete persistentvolumeclaims --all --all-namespaces --wait=false" in a for a in first)
+    assert any("delete pod --namespace demo db-0" in a for a in first)
+    assert not any("web-1" in a and "delete" in a for a in first), "a pod without a claim stays"
+
+
+def test_volumes_that_do_not_go_stop_the_destroy(tmp_path):
+    sb = sandbox(tmp_path)
+    sb.stub("kubectl", LIST, stdout="")
+    sb.stub("kubectl", PVS, stdout=VOLUMES)
+    sb.stub("kubectl", "*get pods --all-namespaces*", stdout="")
+    res = sb.run("cluster/cloud-cleanup.sh", params("release", csi=True, delete_volumes=True))
+    assert res.rc == 1 and "not deleted yet" in res.stderr and "5e0c-vol" in res.stderr, res

@@ -16,6 +16,7 @@ from components.config import ConfigError, parse_config
 from components.deployed import DeployedState, refusals
 from components.kubernetes import cloud_controller as cc
 from components.openstack import credentials as cred
+from components.openstack import login
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 APP_CRED = "openstack:identity/applicationCredential:ApplicationCredential"
@@ -76,19 +77,25 @@ def test_without_the_cloud_provider_kubeadm_renders_as_before():
     text = g.named("dev-cp-0-kubeadm-init").plain("stdin") + unsecret(
         g.named("dev-worker-0-kubeadm-join").inputs["stdin"])
     assert "cloud-provider" not in text and "provider-id" not in text and "controllerManager" not in text
-    assert not g.of_type(APP_CRED) and not [r for r in g.of_type(RELEASE) if r.plain("chart") == v.CLOUD_PROVIDER_CHART]
+    assert not _occm_creds(g) and not [r for r in g.of_type(RELEASE) if r.plain("chart") == v.CLOUD_PROVIDER_CHART]
     assert g.exports["cloudProvider"].value is False
 
 
 # --- the credential, the Secret and the release ------------------------------------------------
 
 
-def test_one_least_privilege_application_credential(graph):
-    (ac,) = graph.of_type(APP_CRED)
-    assert ac.plain("roles") == ["member"] and ac.plain("unrestricted") is False
-    name = ac.plain("name")
-    assert name.startswith(graph.exports["cloudClusterName"].value + "-occm-1-"), name
-    assert not ac.plain("expiresAt")
+def _occm_creds(g):
+    return [r for r in g.of_type(APP_CRED) if "-occm-" in r.plain("name")]
+
+
+def test_one_least_privilege_application_credential_per_component(graph):
+    creds = {r.plain("name").split("-")[-3]: r for r in graph.of_type(APP_CRED)}
+    assert sorted(creds) == ["csi", "occm"]
+    for component, ac in creds.items():
+        assert ac.plain("roles") == ["member"] and ac.plain("unrestricted") is False
+        name = ac.plain("name")
+        assert name.startswith(f"{graph.exports['cloudClusterName'].value}-{component}-1-"), name
+        assert not ac.plain("expiresAt")
 
 
 def test_new_roles_or_rotation_make_a_new_name():
@@ -164,8 +171,17 @@ def test_a_stack_deployed_before_keeps_it_off_with_a_warning():
                                                   "controlPlanePrivateIps": ["10.42.0.10"],
                                                   "workerPrivateIps": ["10.42.0.11"], "jumpHost": "dedicated"})
     assert g.exports["cloudProvider"].value is False
-    assert not g.of_type(APP_CRED)
+    assert not _occm_creds(g)
     assert any("cloudProvider stays off" in msg for _, msg in g.logs)
+
+
+def test_unreadable_outputs_never_turn_a_running_controller_off():
+    """Review finding 1: settling 'off' when the outputs can't be read would delete the
+    controller, its credential and the NodePort rule of a stack deployed with it."""
+    assert DeployedState({}, readable=False).settle(_cfg(), stack="o/p/s").cloud_provider is True
+    from harness import UNREADABLE
+    g = run_program({"workerCount": 1}, deployed={UNREADABLE: True})
+    assert g.exports["cloudProvider"].value is True and _occm_creds(g)
 
 
 @pytest.mark.parametrize("had,want", [(True, False), (False, True)])
@@ -180,17 +196,45 @@ def test_switching_it_on_a_deployed_cluster_is_refused(had, want):
 # --- the login ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("provider,env,clouds,found", [
-    ({}, {}, None, None),
-    ({"applicationCredentialId": "abc"}, {}, None, "openstack:applicationCredentialId"),
-    ({}, {"OS_APPLICATION_CREDENTIAL_NAME": "ci"}, None, "OS_APPLICATION_CREDENTIAL_NAME"),
-    ({}, {"OS_AUTH_TYPE": "v3applicationcredential"}, None, "OS_AUTH_TYPE=v3applicationcredential"),
-    ({}, {"OS_CLOUD": "ci"}, {"clouds": {"ci": {"auth_type": "v3applicationcredential"}}}, "clouds.yaml cloud 'ci'"),
-    ({"cloud": "ci"}, {}, {"clouds": {"ci": {"auth": {"application_credential_id": "x"}}}}, "clouds.yaml cloud 'ci'"),
-    ({}, {"OS_CLOUD": "ci"}, {"clouds": {"ci": {"auth": {"username": "u", "password": "p"}}}}, None),
+@pytest.mark.parametrize("provider,env,clouds,secure,found", [
+    ({}, {}, None, None, None),
+    ({"applicationCredentialId": "abc"}, {}, None, None, "openstack:applicationCredentialId"),
+    ({}, {"OS_APPLICATION_CREDENTIAL_NAME": "ci"}, None, None, "OS_APPLICATION_CREDENTIAL_NAME"),
+    # neither gophercloud/utils nor the provider reads OS_AUTH_TYPE: a leftover is no login
+    ({}, {"OS_AUTH_TYPE": "v3applicationcredential"}, None, None, None),
+    ({}, {"OS_CLOUD": "ci"}, {"clouds": {"ci": {"auth_type": "v3applicationcredential"}}}, None,
+     "clouds.yaml cloud 'ci'"),
+    ({"cloud": "ci"}, {}, {"clouds": {"ci": {"auth": {"application_credential_id": "x"}}}}, None,
+     "clouds.yaml cloud 'ci'"),
+    ({}, {"OS_CLOUD": "ci"}, {"clouds": {"ci": {"auth": {"username": "u", "password": "p"}}}}, None, None),
+    # secure.yaml's values merge into the cloud's entry
+    ({}, {"OS_CLOUD": "ci"}, {"clouds": {"ci": {"auth": {"auth_url": "https://k"}}}},
+     {"clouds": {"ci": {"auth": {"application_credential_id": "x"}}}}, "clouds.yaml cloud 'ci'"),
+    # with a named cloud the provider's own applicationCredentialId is not used
+    ({"cloud": "ci", "applicationCredentialId": "abc"}, {}, {"clouds": {"ci": {"auth": {"username": "u"}}}}, None,
+     None),
 ])
-def test_an_application_credential_login_is_recognised(provider, env, clouds, found):
-    assert cred.application_credential_login(provider, env, clouds) == found
+def test_an_application_credential_login_is_recognised(provider, env, clouds, secure, found):
+    entry = login.cloud_entry(provider.get("cloud") or env.get("OS_CLOUD"), clouds, secure)
+    assert login.application_credential_login(provider, env, entry) == found
+
+
+def test_the_logins_own_ca_reaches_both_secrets(tmp_path, monkeypatch):
+    """Review finding 2: a Keystone with a private CA works for Pulumi but not for OCCM,
+    which trusts only cloud.conf's ca-file."""
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (tmp_path / "ca.pem").write_text(pem)
+    monkeypatch.setenv("OS_CACERT", str(tmp_path / "ca.pem"))
+    g = run_program({"workerCount": 1})
+    for name in ("kubernetes-cloud-controller-config", "kubernetes-cinder-csi-config"):
+        data = unsecret(g.named(name).inputs["stringData"])
+        assert data["ca.crt"] == pem and 'ca-file="/etc/config/ca.crt"' in data["cloud.conf"], name
+    monkeypatch.setenv("OS_CACERT", str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match="cannot read .*missing.pem"):
+        run_program({"workerCount": 1})
+    monkeypatch.delenv("OS_CACERT")
+    data = unsecret(run_program({"workerCount": 1}).named("kubernetes-cloud-controller-config").inputs["stringData"])
+    assert "ca.crt" not in data and "ca-file" not in data["cloud.conf"]
 
 
 def test_a_restricted_application_credential_login_fails_preview(monkeypatch):
@@ -199,16 +243,27 @@ def test_a_restricted_application_credential_login_fails_preview(monkeypatch):
         run_program(preview=True)
     assert not [r for r in err.value.graph if r.custom], "refused before any resource"
     assert run_program({"loginCredentialUnrestricted": True}, preview=True).of_type(APP_CRED)
-    assert not run_program({"cloudProvider": False}, preview=True).of_type(APP_CRED)
+    assert not run_program({"cloudProvider": False, "cinderCsi": False}, preview=True).of_type(APP_CRED)
+    with pytest.raises(ConfigError, match="loginCredentialUnrestricted"):
+        run_program({"cloudProvider": False}, preview=True)  # Cinder CSI's credential
 
 
 def test_cloud_auth_takes_the_public_identity_endpoint_of_the_region():
+    from pulumi_openstack.identity import outputs as typed
+
     ep = [{"interface": "public", "region": "r2", "regionId": "r2", "url": "https://k2/identity"},
           {"interface": "public", "region": "r1", "regionId": "r1", "url": "https://k1:5000/v3/"}]
     assert cred.cloud_auth([{"type": "identity", "endpoints": ep}], "r2").auth_url == "https://k2/identity/v3"
     assert cred.cloud_auth([{"type": "identity", "endpoints": ep}], "r1").auth_url == "https://k1:5000/v3"
     with pytest.raises(ConfigError, match="no public identity endpoint"):
         cred.cloud_auth([{"type": "compute", "endpoints": ep}], "r1")
+    with pytest.raises(ConfigError, match="several regions"):
+        cred.cloud_auth([{"type": "identity", "endpoints": ep}], "")
+    # what the SDK delivers: typed results keyed by Python names
+    item = typed.GetAuthScopeServiceCatalogResult(id="c", name="keystone", type="identity", endpoints=[
+        typed.GetAuthScopeServiceCatalogEndpointResult(id="e", interface="public", region="", region_id="r9",
+                                                       url="https://k9/v2.0")])
+    assert cred.cloud_auth([item], "r9").auth_url == "https://k9/v3"
 
 
 # --- config -------------------------------------------------------------------------------------
@@ -269,6 +324,6 @@ def test_the_guard_runs_nothing_outside_destroy():
         assert not [s for s in steps if s.name == GUARD], after
 
 
-def test_the_guard_is_off_without_the_cloud_provider():
-    g = run_program({"cloudProvider": False})
-    assert not [r for r in g if r.name == GUARD]
+def test_the_guard_is_off_without_the_cloud_provider_and_cinder_csi():
+    assert not [r for r in run_program({"cloudProvider": False, "cinderCsi": False}) if r.name == GUARD]
+    assert [r for r in run_program({"cloudProvider": False}) if r.name == GUARD]

@@ -116,7 +116,7 @@ def addons_program(*, mtu: int | None = FAKE_MTU, kubeconfig: str = FAKE_KUBECON
             cfg,
             cluster=FakeCluster(init, kubeconfig=kubeconfig),
             network=FakeNetwork(init, mtu),
-            credentials=CloudCredentials("cloud-credentials", cfg) if cfg.cloud_provider else None,
+            credentials=CloudCredentials("cloud-credentials", cfg) if cfg.cloud_credentials else None,
         )
 
     return program
@@ -221,7 +221,7 @@ def test_every_object_validates_strictly_against_each_supported_minor(scenario, 
         checked.append(m["kind"])
     budgets = [] if scenario == "control-planes-only" else ["PodDisruptionBudget"]  # one node: none
     assert sorted(set(checked)) == sorted(
-        ["Deployment", "Namespace", "NetworkPolicy", "RuntimeClass", "Secret", "Service", *budgets]
+        ["Deployment", "Namespace", "NetworkPolicy", "RuntimeClass", "Secret", "Service", "StorageClass", *budgets]
     )
 
 
@@ -251,8 +251,8 @@ def test_every_kubernetes_object_uses_the_explicit_provider():
     (provider,) = g.of_type(PROVIDER)
     objects = [r for r in g if r.type.startswith("kubernetes:") and r.custom]
     # 12 + the two PodDisruptionBudgets (kata-app, CoreDNS) of the 1+2 default stack + the
-    # cloud controller's release and Secret
-    assert len(objects) == 16 + len(FAKE_CALICO_CRDS)
+    # cloud controller's release and Secret + Cinder CSI's release, Secret and StorageClass
+    assert len(objects) == 19 + len(FAKE_CALICO_CRDS)
     assert len(g.of_type(CRD)) == len(FAKE_CALICO_CRDS)
     for r in objects:
         assert r.provider.startswith(provider.urn + "::"), (
@@ -342,9 +342,9 @@ def test_preview_of_a_fresh_stack_declares_everything_with_an_unknown_kubeconfig
     (provider,) = g.of_type(PROVIDER)
     assert provider.is_secret("kubeconfig") and provider.plain("kubeconfig") == UNKNOWN
     assert not g.of_type("kubernetes:helm.sh/v4:Chart")
-    # the Calico operator and the OpenStack cloud controller
-    assert len(g.of_type(RELEASE)) == 2 and len(g.of_type(CHART)) == 1
-    assert len([r for r in g if r.type.startswith("kubernetes:") and r.custom]) == 16
+    # the Calico operator, the OpenStack cloud controller and Cinder CSI
+    assert len(g.of_type(RELEASE)) == 3 and len(g.of_type(CHART)) == 1
+    assert len([r for r in g if r.type.startswith("kubernetes:") and r.custom]) == 19
 
 
 # --- the single handler ----------------------------------------------------------------------
@@ -378,7 +378,7 @@ def test_installation_pool_is_the_pod_cidr_and_mtu_follows_the_network():
 
 def test_without_sample_workloads_only_calico_the_runtime_class_and_system_budgets():
     kinds = sorted(m["kind"] for m in manifests(graph(sampleWorkloads=False)))
-    assert kinds == ["Installation", "PodDisruptionBudget", "RuntimeClass", "Secret"]
+    assert kinds == ["Installation", "PodDisruptionBudget", "RuntimeClass", "Secret", "Secret", "StorageClass"]
 
 
 def admits(policy: dict[str, Any], cidr: str) -> bool:

@@ -8,7 +8,9 @@ class KubernetesAddons(pulumi.ComponentResource), token katak8s:kubernetes:Kuber
     .runtime_classes: KataRuntimeClasses
     .system: SystemServices             CoreDNS's disruption budget (system pod placement)
     .cloud_controller: CloudController, or None (cloudProvider false)
-    .cleanup: CloudCleanup, or None: at `pulumi destroy`, LoadBalancer Services go first
+    .csi: CinderCsi, or None (cinderCsi false): the default StorageClass
+    .cleanup: CloudCleanup, or None: at `pulumi destroy`, LoadBalancer Services (and, when
+              asked, PVCs) go first
     .policies / .workloads: DemoNetworkPolicies / SampleWorkloads, or None (sampleWorkloads false)
 
 Reads cluster.kubeconfig (secret Output[str]), cluster.api_ready and cluster.ready (lists
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 
 import pulumi
 
+from components import versions as v
 from components.config import ClusterConfig
 from components.kubernetes.calico import Calico
 from components.kubernetes.cleanup import CloudCleanup
@@ -35,6 +38,7 @@ from components.kubernetes.cloud_controller import CloudConf, CloudController
 from components.kubernetes.policies import DemoNetworkPolicies
 from components.kubernetes.provider import cluster_provider
 from components.kubernetes.runtime_class import KataRuntimeClasses
+from components.kubernetes.storage import CinderCsi, CsiConf
 from components.kubernetes.system import SystemServices
 from components.kubernetes.workloads import SampleWorkloads, demo_namespace
 from components.naming import type_token
@@ -63,7 +67,8 @@ class NetworkOutputs(Protocol):
 class CredentialOutputs(Protocol):
     """What is read from CloudCredentials (components/openstack/credentials.py)."""
 
-    controller: Any  # openstack.identity.ApplicationCredential: .id, .secret (secret)
+    controller: Any  # openstack.identity.ApplicationCredential (.id, .secret: secret), or None
+    csi: Any  # the same for Cinder CSI, or None
     auth: pulumi.Output[Any]  # CloudAuth
 
 
@@ -87,22 +92,35 @@ class KubernetesAddons(pulumi.ComponentResource):
             f"{name}-calico", cfg, network_mtu=network.mtu, provider=self.provider, opts=child
         )
         self.cloud_controller: CloudController | None = None
+        self.csi: CinderCsi | None = None
+        if cfg.cloud_credentials and credentials is None:
+            raise ValueError("cloudProvider and cinderCsi need their OpenStack credentials")
         if cfg.cloud_provider:
-            if credentials is None:
-                raise ValueError("cloudProvider needs the cloud controller's credentials")
             cloud = pulumi.Output.all(credentials.auth, credentials.controller.id, credentials.controller.secret,
                                       network.external_network_id, network.subnet_id).apply(
                 lambda a: CloudConf(auth_url=a[0].auth_url, region=a[0].region, credential_id=a[1],
-                                    credential_secret=a[2], floating_network_id=a[3], subnet_id=a[4]))
+                                    credential_secret=a[2], floating_network_id=a[3], subnet_id=a[4],
+                                    ca_cert=a[0].ca_cert))
             self.cloud_controller = CloudController(
                 f"{name}-cloud-controller", cfg, cloud=cloud, provider=self.provider,
                 after=[self.calico.operator], opts=child)
-        self.cleanup = CloudCleanup(f"{name}-cloud-cleanup", cfg, cluster=cluster,
-                                    after=self.cloud_controller.ready, opts=child) if self.cloud_controller else None
         cloud_ready = self.cloud_controller.ready if self.cloud_controller else []
+        if cfg.cinder_csi:
+            csi = pulumi.Output.all(credentials.auth, credentials.csi.id, credentials.csi.secret).apply(
+                lambda a: CsiConf(auth_url=a[0].auth_url, region=a[0].region, credential_id=a[1],
+                                  credential_secret=a[2], ca_cert=a[0].ca_cert))
+            # Its controller schedules on initialized nodes: after the cloud controller, or,
+            # without one, once Calico serves pod networks.
+            self.csi = CinderCsi(f"{name}-cinder-csi", cfg, cloud=csi, provider=self.provider,
+                                 after=cloud_ready or self.calico.ready, opts=child)
+        csi_ready = self.csi.ready if self.csi else []
+        guarded = [*cloud_ready, *csi_ready]
+        self.cleanup = CloudCleanup(f"{name}-cloud-cleanup", cfg, cluster=cluster, after=guarded,
+                                    opts=child) if guarded else None
         self.runtime_classes = KataRuntimeClasses(f"{name}-runtime", cfg, provider=self.provider, opts=child)
         self.system = SystemServices(f"{name}-system", cfg, provider=self.provider, opts=child)
         self.runtime_class_names: list[str] = self.runtime_classes.names
+        self.default_storage_class: str = v.DEFAULT_STORAGE_CLASS if self.csi else ""
         self.policies: DemoNetworkPolicies | None = None
         self.workloads: SampleWorkloads | None = None
         if cfg.sample_workloads:
@@ -128,5 +146,6 @@ class KubernetesAddons(pulumi.ComponentResource):
                 opts=child,
             )
         self.register_outputs(
-            {"runtimeClassNames": self.runtime_class_names, "sampleWorkloads": cfg.sample_workloads}
+            {"runtimeClassNames": self.runtime_class_names, "sampleWorkloads": cfg.sample_workloads,
+             "defaultStorageClass": self.default_storage_class}
         )

@@ -8,7 +8,9 @@ Services of type LoadBalancer make Octavia load balancers and floating IPs that 
 does not know. Left alone at `pulumi destroy`, they leak, and their ports keep the node
 subnet busy, so deleting the network fails (Neutron 409; CAPO #842, #2121). The guard is a
 command whose delete (scripts/remote/cluster/cloud-cleanup.sh, MODE=release) deletes those
-Services and waits until the cloud controller confirms each load balancer gone.
+Services and waits until the cloud controller confirms each load balancer gone; with
+Cinder CSI and deleteVolumesOnDestroy it then deletes every PersistentVolumeClaim and waits
+until their volumes are gone (without it, the volumes stay and the log lists them).
 
 Why it runs first: Pulumi deletes dependents before what they depend on (pulumi/pulumi
 step_generator.go ScheduleDeletes, reverse dependency order). The guard depends on the
@@ -29,6 +31,7 @@ from typing import Any
 
 import pulumi
 
+from components import versions as v
 from components.config import ClusterConfig
 from components.naming import type_token
 from components.nodes.phase import Phase, run_phase
@@ -46,6 +49,9 @@ class CleanupParams:
     cloud_cluster_name: str  # for the names of what is left, in the error
     cleanup_timeout: int
     resource: str  # its Pulumi name, for `pulumi state delete` when the cluster is lost
+    cinder_csi: bool  # then the PersistentVolumeClaims are handled too
+    delete_volumes: bool  # deleteVolumesOnDestroy: delete them (and their Cinder volumes)
+    csi_driver: str
 
 
 class CloudCleanup(pulumi.ComponentResource):
@@ -57,7 +63,9 @@ class CloudCleanup(pulumi.ComponentResource):
 
         def params(mode: str) -> CleanupParams:
             return CleanupParams(mode=mode, cloud_cluster_name=cfg.cloud_cluster_name,
-                                 cleanup_timeout=CLEANUP_TIMEOUT, resource=f"{target.name}-{phase}")
+                                 cleanup_timeout=CLEANUP_TIMEOUT, resource=f"{target.name}-{phase}",
+                                 cinder_csi=cfg.cinder_csi, delete_volumes=cfg.delete_volumes_on_destroy,
+                                 csi_driver=v.CINDER_CSI_DRIVER)
 
         self.guard: Phase = run_phase(
             self, target, cluster.first_scripts, phase=phase, script=SCRIPT, params=params("arm"),

@@ -71,6 +71,7 @@ DOCUMENTED: dict[str, Any] = {
     "jumpHost": "dedicated",
     "cloudProvider": True,
     "cloudClusterName": "dev-3f9c2a1b",
+    "defaultStorageClass": "cinder",
 }
 DOCUMENTED_SECRETS = ["kubeconfig", "sshPrivateKey"]
 

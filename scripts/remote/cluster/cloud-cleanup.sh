@@ -11,9 +11,14 @@ set -euo pipefail
 #   pkg/util/openstack/loadbalancer.go DeleteLoadbalancer -> waitLoadbalancerDeleted).
 #   Without this, the load balancers' ports keep the node subnet busy and the network
 #   cannot be deleted (Neutron 409), and the load balancers and floating IPs leak.
+#   With Cinder CSI (CINDER_CSI=true) the release then, if DELETE_VOLUMES=true, deletes every
+#   PersistentVolumeClaim and the pods that hold them, and waits until every Cinder
+#   PersistentVolume with reclaim policy Delete is gone (the driver deleted its volume);
+#   otherwise it deletes none and lists the volumes that stay in Cinder.
 # Nothing is forced: on a timeout or an unreachable API it stops `pulumi destroy` with what
 # is left and what to do.
-# inputs: MODE (arm|release), CLOUD_CLUSTER_NAME, CLEANUP_TIMEOUT (seconds), RESOURCE (its Pulumi name)
+# inputs: MODE (arm|release), CLOUD_CLUSTER_NAME, CLEANUP_TIMEOUT (seconds), RESOURCE (its
+#         Pulumi name), CINDER_CSI (true|false), DELETE_VOLUMES (true|false), CSI_DRIVER
 # shellcheck source=scripts/remote/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
@@ -21,6 +26,12 @@ source "${KATAK8S_PARAMS:-${1:?usage: $0 PARAMS_FILE}}"
 
 ADMIN_CONF="${KATAK8S_ROOT}/etc/kubernetes/admin.conf"
 LB_FILTER='{range .items[?(@.spec.type=="LoadBalancer")]}{.metadata.namespace}{"/"}{.metadata.name}{"\n"}{end}'
+
+PV_FILTER="{range .items[?(@.spec.csi.driver==\"${CSI_DRIVER:-}\")]}{.metadata.name}{\" \"}"
+PV_FILTER+='{.spec.persistentVolumeReclaimPolicy}{" "}{.spec.csi.volumeHandle}{" "}'
+PV_FILTER+='{.spec.claimRef.namespace}{"/"}{.spec.claimRef.name}{"\n"}{end}'
+POD_CLAIMS='{range .items[*]}{.metadata.namespace}{"/"}{.metadata.name}{" "}'
+POD_CLAIMS+='{.spec.volumes[*].persistentVolumeClaim.claimName}{"\n"}{end}'
 
 kube() { KUBECONFIG="${ADMIN_CONF}" kubectl --request-timeout=30s "$@"; }
 
@@ -40,6 +51,42 @@ octavia_names() {
   for svc in $1; do
     printf 'kube_service_%s_%s_%s ' "${CLOUD_CLUSTER_NAME}" "${svc%%/*}" "${svc#*/}"
   done
+}
+
+# cinder_volumes: "pv policy volume-id namespace/claim" of each Cinder PersistentVolume.
+cinder_volumes() { kube get persistentvolumes -o "jsonpath=${PV_FILTER}"; }
+
+no_deletable_volumes() {
+  local left
+  left=$(cinder_volumes) || return 1
+  ! grep -q ' Delete ' <<<"${left}"
+}
+
+release_volumes() {
+  local volumes pod claims left
+  volumes=$(retry 5 cinder_volumes) || fatal "cannot list the PersistentVolumes; nothing more was deleted." \
+    "Run 'pulumi destroy' again once the API answers"
+  if [[ "${DELETE_VOLUMES}" != true ]]; then
+    [[ -z "${volumes}" ]] || log_warn "these Cinder volumes stay (deleteVolumesOnDestroy is false), with" \
+      "metadata cinder.csi.openstack.org/cluster=${CLOUD_CLUSTER_NAME} (pv, policy, volume id, claim):" \
+      "${volumes//$'\n'/; }"
+    return 0
+  fi
+  [[ -n "${volumes}" ]] || { log_info "no Cinder volume: nothing to delete"; return 0; }
+  log_info "deleting every PersistentVolumeClaim (deleteVolumesOnDestroy) and the pods that hold one"
+  retry 3 kube delete persistentvolumeclaims --all --all-namespaces --wait=false >&2 \
+    || fatal "could not delete the PersistentVolumeClaims; run 'pulumi destroy' again"
+  while read -r pod claims; do
+    [[ -n "${claims}" ]] || continue
+    kube delete pod --namespace "${pod%%/*}" "${pod#*/}" --ignore-not-found --wait=false >&2 || true
+  done < <(kube get pods --all-namespaces -o "jsonpath=${POD_CLAIMS}")
+  if ! wait_for "${CLEANUP_TIMEOUT}" "every Cinder volume with reclaim policy Delete gone" no_deletable_volumes; then
+    left=$(cinder_volumes 2>/dev/null || echo "(the API stopped answering)")
+    fatal "after ${CLEANUP_TIMEOUT}s these Cinder volumes are not deleted yet (pv, policy, volume id, claim):" \
+      "${left//$'\n'/; }. A claim stays while a pod uses it ('kubectl get pods -A -o wide'); a volume" \
+      "stays while attached or with snapshots ('openstack volume show <id>'). Fix that and run" \
+      "'pulumi destroy' again"
+  fi
 }
 
 release() {
@@ -79,7 +126,9 @@ main() {
       [[ -f "${ADMIN_CONF}" ]] || fatal "no ${ADMIN_CONF#"${KATAK8S_ROOT}"} on this node: it is not the first" \
         "control plane of an initialized cluster"
       log_info "armed: 'pulumi destroy' deletes every LoadBalancer Service here first" ;;
-    release) release ;;
+    release)
+      release
+      [[ "${CINDER_CSI}" != true ]] || release_volumes ;;
     *) fatal "MODE must be arm or release, got ${MODE}" ;;
   esac
 }
