@@ -179,6 +179,12 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
     if c.ok("controlPlaneCount", "workerCount"):
         check_jump_host_memory(c, values)
     check_cloud_credentials(c, values)
+    if values["cloudProvider"] and values["workerCount"] == 0:
+        # kubeadm labels control planes node.kubernetes.io/exclude-from-external-load-balancers,
+        # which the service controller honours (k8s.io/cloud-provider controllers/service).
+        c.warnings.append(f"{NAMESPACE}:workerCount 0 with cloudProvider: Services of type LoadBalancer get no "
+                          "members (control planes are excluded from load balancers) and stay without an "
+                          "address; add workers to use them")
     if values["kataDedicatedWorkers"] and values["workerCount"] == 0:
         c.fail("kataDedicatedWorkers", "needs workerCount >= 1 (the tainted kata pool is the workers)", True)
     for key in ("image", "sshUser", "controlPlaneFlavor", "workerFlavor", "externalNetwork", "jumpHostFlavor"):

@@ -236,19 +236,21 @@ JUMP_HOST_BASE_MIB = 512
 DEFAULT_JUMP_HOST_FLAVOR, DEFAULT_JUMP_HOST_MIB = "m1.small", 2048  # Nova's classic m1.small
 
 
-def held_sessions(control_planes: int, workers: int, cloud_provider: bool = True) -> int:
+def held_sessions(control_planes: int, workers: int, cloud_provider: bool = True, cinder_csi: bool = True) -> int:
     """SSH steps of a first `pulumi up`: each node's scripts, bootstrap and kata commands;
-    cp-0's init and kubeconfig read-back (and the cloud controller's destroy guard); each
-    other node's join credentials, join and membership (tests/test_benchmark_model.py checks
-    this against the real graph)."""
-    return 3 * (control_planes + workers) + 2 + int(cloud_provider) + 3 * (control_planes - 1 + workers)
+    cp-0's init and kubeconfig read-back (with the cloud controller or Cinder CSI, the destroy
+    guard; with the controller, its wait for initialized nodes); each other node's join
+    credentials, join and membership (tests/test_benchmark_model.py checks this against the
+    real graph)."""
+    cloud = int(cloud_provider or cinder_csi) + int(cloud_provider)
+    return 3 * (control_planes + workers) + 2 + cloud + 3 * (control_planes - 1 + workers)
 
 
 def check_jump_host_memory(c: Collector, values: Mapping[str, Any]) -> None:
     """A warning when one `up`'s sessions outgrow the default jump host flavor, or land on
     the first control plane in that number."""
     sessions = held_sessions(int_or_zero(values["controlPlaneCount"]), int_or_zero(values["workerCount"]),
-                             values["cloudProvider"] is True)
+                             values["cloudProvider"] is True, values["cinderCsi"] is True)
     need = JUMP_HOST_BASE_MIB + sessions * JUMP_HOST_SESSION_MIB
     if need <= DEFAULT_JUMP_HOST_MIB:
         return

@@ -111,8 +111,13 @@ def test_every_upgrade_duration_matches_a_real_resource():
 def test_the_configs_session_count_is_the_graphs():
     """config_rules.held_sessions sizes the jump host warning before any resource exists; it
     must count what the program declares."""
+    from harness import run_program
+
     from components.config_rules import held_sessions
 
     for workers, cps in ((2, 1), (3, 3)):
         g = bench._graph(workers, cps)
         assert held_sessions(cps, workers) == schedule.ssh_sessions(g).held_with_leak
+    for occm, csi in ((False, True), (False, False)):
+        g = run_program({"workerCount": 2, "cloudProvider": occm, "cinderCsi": csi})
+        assert held_sessions(1, 2, occm, csi) == schedule.ssh_sessions(g).held_with_leak, (occm, csi)

@@ -116,3 +116,35 @@ def test_volumes_that_do_not_go_stop_the_destroy(tmp_path):
     sb.stub("kubectl", "*get pods --all-namespaces*", stdout="")
     res = sb.run("cluster/cloud-cleanup.sh", params("release", csi=True, delete_volumes=True))
     assert res.rc == 1 and "not deleted yet" in res.stderr and "5e0c-vol" in res.stderr, res
+
+
+# --- cloud-ready.sh: every node initialized by the cloud controller --------------------------
+
+NODES = "*get nodes -o jsonpath=*"
+TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
+
+
+def test_initialized_waits_until_no_node_carries_the_taint(tmp_path, graph):
+    sb = sandbox(tmp_path)
+    sb.stub("kubectl", NODES, stdout="dev-cp-0 node-role.kubernetes.io/control-plane\ndev-worker-0 \n")
+    sb.stub("kubectl", NODES, stdout=f"dev-cp-0 node-role.kubernetes.io/control-plane {TAINT}\n"
+            f"dev-worker-0 {TAINT}\n", times=2)
+    cmd = graph.named("dev-cp-0-cloud-initialized").plain("create")
+    for _ in range(2):
+        res = sb.run_command(cmd)
+        assert res.ok and "every node initialized by the cloud controller: ready" in res.stderr, res
+        assert all(c.args.split()[1] == "get" for c in res.called("kubectl")), "it only reads"
+
+
+def test_initialized_times_out_with_the_nodes_and_the_controllers_logs(tmp_path):
+    from components.kubernetes.cloud_controller import InitializedParams
+
+    sb = sandbox(tmp_path)
+    sb.stub("kubectl", NODES, stdout=f"dev-cp-0 {TAINT}\ndev-worker-0 \n")
+    sb.stub("kubectl", "*logs daemonset/openstack-cloud-controller-manager*",
+            stdout="E1203 Authentication failed\nE1203 retrying\n")
+    res = sb.run("cluster/cloud-ready.sh", InitializedParams(uninitialized_taint=TAINT, init_timeout=10,
+                                                              controller="openstack-cloud-controller-manager"))
+    assert res.rc == 1, res
+    assert "has not initialized: dev-cp-0." in res.stderr and "Authentication failed | E1203 retrying" in res.stderr
+    assert len(res.called("kubectl", NODES)) <= 8

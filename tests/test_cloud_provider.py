@@ -327,3 +327,16 @@ def test_the_guard_runs_nothing_outside_destroy():
 def test_the_guard_is_off_without_the_cloud_provider_and_cinder_csi():
     assert not [r for r in run_program({"cloudProvider": False, "cinderCsi": False}) if r.name == GUARD]
     assert [r for r in run_program({"cloudProvider": False}) if r.name == GUARD]
+
+
+def test_nothing_that_schedules_starts_before_every_node_is_initialized(graph):
+    """Review finding 3: helm's readiness of the controller's DaemonSet passes while the nodes
+    are NotReady (it desires no pod then), so a command on cp-0 waits for the taint to clear
+    on every node, after every join; Cinder CSI and the samples wait for it."""
+    init = graph.named("dev-cp-0-cloud-initialized")
+    rel = _release(graph, v.CLOUD_PROVIDER_CHART)
+    assert graph.depends_on(init, rel)
+    for node in ("dev-cp-1", "dev-cp-2", "dev-worker-0", "dev-worker-1"):
+        assert graph.depends_on(init, graph.named(f"dev-cp-0-membership-{node}")), node
+    assert graph.depends_on(_release(graph, v.CINDER_CSI_CHART), init)
+    assert graph.depends_on(graph.named("kubernetes-samples-kata-app"), init)

@@ -18,7 +18,7 @@ CP, W = naming.CONTROL_PLANE, naming.WORKER
 # Every port the design may open, each with the need the docs table states.
 DOCUMENTED = {("tcp", v.SSH_PORT), ("tcp", v.API_PORT), ("tcp", v.ETCD_PORTS[0]), ("tcp", v.KUBELET_PORT),
               ("udp", v.VXLAN_PORT), ("tcp", v.TYPHA_PORT), ("icmp", None),
-              ("tcp", v.NODE_PORTS[0])}  # Kubernetes ports and protocols: NodePort Services
+              ("tcp", v.NODE_PORTS[0]), ("udp", v.NODE_PORTS[0])}  # NodePort Services, TCP and UDP
 
 
 def rules(graph):
@@ -63,7 +63,7 @@ def test_every_rule_is_a_design_row_and_every_applicable_row_is_a_rule(config):
     assert sorted(registered, key=repr) == sorted(expected, key=repr)
     assert len(registered) == 18 + 2 * len(cfg.allowed_cidrs) + (2 if cfg.ha else 0) + (
         2 * len(cfg.allowed_cidrs) if cfg.floating_ip_per_node else 0) + (
-        1 if cfg.cloud_provider else 0)  # docs/openstack.md quota formula
+        2 if cfg.cloud_provider else 0)  # docs/openstack.md quota formula
 
 
 def test_nothing_is_open_to_the_world_unless_allowed_cidrs_asks():

@@ -102,7 +102,7 @@ class KubernetesAddons(pulumi.ComponentResource):
                                     credential_secret=a[2], floating_network_id=a[3], subnet_id=a[4],
                                     ca_cert=a[0].ca_cert))
             self.cloud_controller = CloudController(
-                f"{name}-cloud-controller", cfg, cloud=cloud, provider=self.provider,
+                f"{name}-cloud-controller", cfg, cloud=cloud, provider=self.provider, cluster=cluster,
                 after=[self.calico.operator], opts=child)
         cloud_ready = self.cloud_controller.ready if self.cloud_controller else []
         if cfg.cinder_csi:

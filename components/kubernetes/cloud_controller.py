@@ -1,9 +1,11 @@
 """The OpenStack cloud controller (openstack-cloud-controller-manager, "OCCM").
 
 class CloudController(pulumi.ComponentResource), token katak8s:kubernetes:CloudController
-    CloudController(name, cfg, *, cloud, provider, after, opts=None)
+    CloudController(name, cfg, *, cloud, provider, cluster, after, opts=None)
     .secret: Secret kube-system/cloud-config (cloud.conf: secret)
-    .release: helm.v3.Release      .ready: [release]: every control plane runs it
+    .release: helm.v3.Release
+    .initialized: phase.Phase      on cp-0, after every join: no node is left uninitialized
+    .ready: [release, initialized.command]
 
 What it does here: initializes each Node (its addresses, zone and instance-type labels)
 and clears the `node.cloudprovider.kubernetes.io/uninitialized` taint every kubelet
@@ -34,6 +36,7 @@ import pulumi_kubernetes as k8s
 from components import versions as v
 from components.config import ClusterConfig
 from components.naming import type_token
+from components.nodes.phase import Phase, run_phase
 from components.openstack.login import CA_PATH
 
 NAMESPACE = "kube-system"
@@ -41,9 +44,13 @@ SECRET_NAME = "cloud-config"  # the chart's default secret.name; its key is clou
 SECRET_KEY = "cloud.conf"
 CA_KEY = "ca.crt"  # mounted beside cloud.conf at /etc/config (components/openstack/login.py CA_PATH)
 RELEASE_NAME = "openstack-cloud-controller-manager"
-# Helm waits for the DaemonSet on every control plane, which schedules once calico-node made
-# the node Ready: as long as the Calico Installation may take (components/kubernetes/calico.py).
-RELEASE_TIMEOUT_SECONDS = 1200
+# Helm's wait covers the chart's objects only: while the nodes are NotReady the DaemonSet
+# desires no pod and passes (helm pkg/kube/ready.go daemonSetReady). The proof that the
+# controller runs is `initialized` (scripts/remote/cluster/cloud-ready.sh), bounded by
+# INIT_TIMEOUT: calico-node must make the nodes Ready first (image pulls).
+RELEASE_TIMEOUT_SECONDS = 600
+INIT_TIMEOUT = 1200
+UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
 # Its pods restart when this annotation changes: the chart's checksum/config hashes only the
 # chart's own cloudConfig values, never an external Secret (daemonset.yaml), and the
 # controller reads cloud.conf once, at start.
@@ -143,9 +150,16 @@ def controller_values(cfg: ClusterConfig, digest: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, kw_only=True)
+class InitializedParams:
+    uninitialized_taint: str
+    init_timeout: int
+    controller: str  # its DaemonSet in kube-system, whose logs a timeout shows
+
+
 class CloudController(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: ClusterConfig, *, cloud: pulumi.Input[CloudConf],
-                 provider: k8s.Provider, after: list[pulumi.Resource],
+                 provider: k8s.Provider, cluster: Any, after: list[pulumi.Resource],
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("kubernetes", "CloudController"), name, None, opts)
         conf = pulumi.Output.from_input(cloud)
@@ -173,5 +187,13 @@ class CloudController(pulumi.ComponentResource):
             values=values,
             timeout=RELEASE_TIMEOUT_SECONDS,
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.secret, *after]))
-        self.ready: list[pulumi.Resource] = [self.release]
+        # Every node that joins in this `up` is initialized before anything that needs
+        # scheduling (Cinder CSI's controller, the samples) starts.
+        self.initialized: Phase = run_phase(
+            self, cluster.first_control_plane, cluster.first_scripts, phase="cloud-initialized",
+            script="cluster/cloud-ready.sh",
+            params=InitializedParams(uninitialized_taint=UNINITIALIZED_TAINT, init_timeout=INIT_TIMEOUT,
+                                     controller=v.CLOUD_PROVIDER_CHART),  # occm.name: the chart name
+            depends_on=[self.release, *cluster.ready])
+        self.ready: list[pulumi.Resource] = [self.release, self.initialized.command]
         self.register_outputs({"release": self.release.status})

@@ -128,11 +128,13 @@ def design() -> tuple[Rule, ...]:
         # Pulumi owns (components/kubernetes/cloud_controller.py). Members are the workers:
         # kubeadm labels control planes node.kubernetes.io/exclude-from-external-load-balancers,
         # which the service controller skips.
-        Rule(target=W, protocol="tcp", ports=v.NODE_PORTS, source=NODE_CIDR, when=CLOUD_PROVIDER,
-             reason="NodePorts of LoadBalancer Services from the Octavia amphora (members and health checks)",
-             upstream="[cloud-provider-openstack](https://github.com/kubernetes/cloud-provider-openstack/blob/"
-                      "master/docs/openstack-cloud-controller-manager/expose-applications-using-loadbalancer-"
-                      "type-service.md)"),
+        *(Rule(target=W, protocol=proto, ports=v.NODE_PORTS, source=NODE_CIDR, when=CLOUD_PROVIDER,
+               reason="NodePorts of LoadBalancer Services from the Octavia amphora (members and health checks)",
+               upstream="[cloud-provider-openstack](https://github.com/kubernetes/cloud-provider-openstack/blob/"
+                        "master/docs/openstack-cloud-controller-manager/expose-applications-using-loadbalancer-"
+                        "type-service.md)")
+          # UDP Services too, with UDP-CONNECT monitors on the NodePort (CPO loadbalancer.go)
+          for proto in ("tcp", "udp")),
     ]
     # Calico data plane and control plane, between every pair of nodes.
     rules += _among_all("udp", _p(v.VXLAN_PORT), "Calico VXLAN pod traffic between nodes", _CALICO_PORTS)
