@@ -238,11 +238,11 @@ DEFAULT_JUMP_HOST_FLAVOR, DEFAULT_JUMP_HOST_MIB = "m1.small", 2048  # Nova's cla
 
 def held_sessions(control_planes: int, workers: int, cloud_provider: bool = True, cinder_csi: bool = True) -> int:
     """SSH steps of a first `pulumi up`: each node's scripts, bootstrap and kata commands;
-    cp-0's init and kubeconfig read-back (with the cloud controller or Cinder CSI, the destroy
-    guard; with the controller, its wait for initialized nodes); each other node's join
-    credentials, join and membership (tests/test_benchmark_model.py checks this against the
-    real graph)."""
-    cloud = int(cloud_provider or cinder_csi) + int(cloud_provider)
+    cp-0's init, kubeconfig read-back and destroy guard (with the cloud controller, its wait
+    for initialized nodes too); each other node's join credentials, join and membership
+    (tests/test_benchmark_model.py checks this against the real graph). `cinder_csi` adds
+    no SSH step."""
+    cloud = 1 + int(cloud_provider)
     return 3 * (control_planes + workers) + 2 + cloud + 3 * (control_planes - 1 + workers)
 
 

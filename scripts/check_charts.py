@@ -20,7 +20,10 @@ It checks, at the default Calico version (or at each --calico-version):
   controller_values(), renders a DaemonSet on the control planes that mounts the
   cloud-config Secret the program creates (and no Secret of its own), runs the service,
   node and node-lifecycle controllers (not route) with the stack's cluster name, and
-  carries the cloud.conf digest that restarts it on a new configuration.
+  carries the cloud.conf digest that restarts it on a new configuration;
+- the openstack-cinder-csi chart of every supported minor, with csi_values(), renders no
+  StorageClass and no Secret, and both plugins read cloud.conf from the program's Secret,
+  with the cluster ID, the digest, and the controller on the control planes.
 Exit 0 when all hold, 1 with every problem listed, 2 when helm cannot run.
 """
 
@@ -42,7 +45,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from components import versions as v  # noqa: E402
 from components.config import parse_config  # noqa: E402
-from components.kubernetes import calico  # noqa: E402
+from components.kubernetes import (
+    calico,  # noqa: E402
+    storage,  # noqa: E402
+)
 from components.kubernetes import cloud_controller as cc  # noqa: E402
 
 Runner = Callable[..., subprocess.CompletedProcess]
@@ -162,6 +168,37 @@ def check_cloud_controller(docs: list[dict], version: str, cluster_name: str) ->
     return problems
 
 
+def _pod(doc: dict) -> tuple[dict, dict]:
+    template = doc["spec"]["template"]
+    return template.get("metadata", {}), template["spec"]
+
+
+def check_cinder_csi(docs: list[dict], version: str, cluster_id: str) -> list[str]:
+    name = f"{v.CINDER_CSI_CHART} {version}"
+    problems = [f"{name}: renders {d['kind']}/{d['metadata']['name']}; the program owns it"
+                for d in docs if d.get("kind") in ("StorageClass", "Secret")]
+    workloads = {d["kind"]: d for d in docs if d.get("kind") in ("Deployment", "DaemonSet")}
+    for kind in ("Deployment", "DaemonSet"):
+        if kind not in workloads:
+            problems.append(f"{name}: no {kind} (controller / node plugin)")
+            continue
+        meta, spec = _pod(workloads[kind])
+        if meta.get("annotations", {}).get(cc.CONFIG_DIGEST_ANNOTATION) != CLOUD_DIGEST:
+            problems.append(f"{name}: the {kind}'s pods lack the {cc.CONFIG_DIGEST_ANNOTATION} annotation")
+        mounted = [vol.get("secret", {}).get("secretName") for vol in spec.get("volumes", [])]
+        if storage.SECRET_NAME not in mounted:
+            problems.append(f"{name}: the {kind} does not mount the Secret {storage.SECRET_NAME}")
+        env = {e["name"]: e.get("value") for c in spec["containers"] for e in c.get("env", [])}
+        if env.get("CLOUD_CONFIG") != f"/etc/config/{storage.SECRET_KEY}":
+            problems.append(f"{name}: the {kind} reads {env.get('CLOUD_CONFIG')}, not {storage.SECRET_KEY}")
+        if kind == "Deployment":
+            if env.get("CLUSTER_NAME") != cluster_id:
+                problems.append(f"{name}: cluster ID {env.get('CLUSTER_NAME')!r}, expected {cluster_id!r}")
+            if spec.get("nodeSelector", {}).get(v.CONTROL_PLANE_ROLE) != "":
+                problems.append(f"{name}: the controller is not pinned to the control planes")
+    return problems
+
+
 def check_cloud_controllers(helm: str, run: Runner, tmp: Path) -> list[str]:
     problems: list[str] = []
     for minor, version in sorted(v.CLOUD_PROVIDER_CHARTS.items()):
@@ -173,6 +210,12 @@ def check_cloud_controllers(helm: str, run: Runner, tmp: Path) -> list[str]:
         docs = render(helm, cc.RELEASE_NAME, v.CLOUD_PROVIDER_CHART, version, values, run,
                       repo=v.CLOUD_PROVIDER_CHART_REPO, namespace=cc.NAMESPACE)
         problems += check_cloud_controller(docs, version, cluster_name)
+        values = tmp / f"values-csi-{minor}.yaml"
+        values.write_text(yaml.safe_dump(storage.csi_values(
+            dataclasses.replace(cfg, cloud_cluster_name=cluster_name), CLOUD_DIGEST)))
+        docs = render(helm, storage.RELEASE_NAME, v.CINDER_CSI_CHART, v.CINDER_CSI_CHARTS[minor], values, run,
+                      repo=v.CLOUD_PROVIDER_CHART_REPO, namespace=storage.NAMESPACE)
+        problems += check_cinder_csi(docs, v.CINDER_CSI_CHARTS[minor], cluster_name)
     return problems
 
 
@@ -196,8 +239,8 @@ def main(argv: Sequence[str] | None = None, *, run: Runner = subprocess.run, out
         except HelmError as exc:
             print(f"check_charts: {exc}", file=sys.stderr)
             return 1
-        print(f"{v.CLOUD_PROVIDER_CHART} {', '.join(sorted(set(v.CLOUD_PROVIDER_CHARTS.values())))}: rendered",
-              file=out)
+        print(f"{v.CLOUD_PROVIDER_CHART} {', '.join(sorted(set(v.CLOUD_PROVIDER_CHARTS.values())))}, "
+              f"{v.CINDER_CSI_CHART} {', '.join(sorted(set(v.CINDER_CSI_CHARTS.values())))}: rendered", file=out)
     for p in problems:
         print(f"FAIL {p}", file=out)
     return 1 if problems else 0

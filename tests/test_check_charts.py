@@ -41,7 +41,8 @@ class FakeHelm:
                  "containers": [{"name": "tigera-operator", "command": ["operator"],
                                  "args": ["-manage-crds=false"]}]}}}},
         ]
-        self.occm_broken: dict | None = None  # applied to every rendered cloud controller
+        self.occm_broken = None  # applied to every rendered cloud controller
+        self.csi_broken = None  # and to every rendered Cinder CSI
         self.calls: list[list[str]] = []
         self.values: list[dict] = []
         self.fail: str | None = None
@@ -53,13 +54,45 @@ class FakeHelm:
             return subprocess.CompletedProcess(argv, 1, "", self.fail)
         if "--values" in argv:
             self.values.append(yaml.safe_load(Path(argv[argv.index("--values") + 1]).read_text()))
-        if argv[3] == v.CLOUD_PROVIDER_CHART:
+        if argv[3] == v.CINDER_CSI_CHART:
+            docs = csi_chart(self.values[-1])
+            if self.csi_broken:
+                self.csi_broken(docs)
+        elif argv[3] == v.CLOUD_PROVIDER_CHART:
             docs = occm_chart(self.values[-1])
             if self.occm_broken:
                 self.occm_broken(docs)
         else:
             docs = self.crds if argv[3] == calico.CRD_CHART else self.operator
         return subprocess.CompletedProcess(argv, 0, yaml.safe_dump_all(docs), "")
+
+
+def csi_chart(values: dict) -> list[dict]:
+    """templates/controllerplugin-deployment.yaml, nodeplugin-daemonset.yaml and storageclass.yaml
+    of openstack-cinder-csi-2.36.0, in miniature (chart defaults beside)."""
+    secret = values.get("secret", {"enabled": False, "hostMount": True, "filename": "cloud.conf"})
+    plugin = values.get("csi", {}).get("plugin", {})
+
+    def workload(kind: str, part: str, extra_env: list[dict]) -> dict:
+        conf = plugin.get(part, {})
+        volume = {"name": "cloud-config", "secret": {"secretName": secret.get("name")}} if secret["enabled"] \
+            else {"name": "cloud-config", "hostPath": {"path": "/etc/kubernetes"}}
+        return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": f"csi-cinder-{part.lower()}"},
+                "spec": {"template": {"metadata": {"annotations": conf.get("podAnnotations", {})},
+                                      "spec": {"nodeSelector": conf.get("nodeSelector", {}),
+                                               "containers": [{"name": "cinder-csi-plugin", "env": [
+                                                   {"name": "CLOUD_CONFIG",
+                                                    "value": f"/etc/config/{secret.get('filename')}"},
+                                                   *extra_env]}],
+                                               "volumes": [volume]}}}}
+
+    docs = [workload("Deployment", "controllerPlugin",
+                     [{"name": "CLUSTER_NAME", "value": values.get("clusterID", "kubernetes")}]),
+            workload("DaemonSet", "nodePlugin", [])]
+    if values.get("storageClass", {}).get("enabled", True):
+        docs.append({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                     "metadata": {"name": "csi-cinder-sc-delete"}})
+    return docs
 
 
 def occm_chart(values: dict) -> list[dict]:
@@ -103,11 +136,15 @@ def test_both_charts_render_at_the_pinned_version_with_the_programs_values():
         assert call[call.index("--repo") + 1] == v.CALICO_CHART_REPO
     assert helm.values[0] == calico.operator_values()
     # the cloud controller's chart of every supported minor, from its own repository
-    assert sorted(c[c.index("--version") + 1] for c in occm_calls) == sorted(v.CLOUD_PROVIDER_CHARTS.values())
+    occm_only = [c for c in occm_calls if c[3] == v.CLOUD_PROVIDER_CHART]
+    assert sorted(c[c.index("--version") + 1] for c in occm_only) == sorted(v.CLOUD_PROVIDER_CHARTS.values())
     for call in occm_calls:
-        assert call[3] == v.CLOUD_PROVIDER_CHART and call[call.index("--repo") + 1] == v.CLOUD_PROVIDER_CHART_REPO
+        assert call[3] in (v.CLOUD_PROVIDER_CHART, v.CINDER_CSI_CHART)
+        assert call[call.index("--repo") + 1] == v.CLOUD_PROVIDER_CHART_REPO
         assert call[call.index("--namespace") + 1] == "kube-system"
     assert all(val["secret"]["create"] is False for val in helm.values[1:])
+    csi_calls = [c for c in occm_calls if c[3] == v.CINDER_CSI_CHART]
+    assert sorted(c[c.index("--version") + 1] for c in csi_calls) == sorted(v.CINDER_CSI_CHARTS.values())
 
 
 def test_the_installation_is_checked_against_the_charts_schema_made_strict():
@@ -151,6 +188,21 @@ BROKEN = {
     "cloud controller without the digest": (
         lambda h: setattr(h, "occm_broken", lambda d: d[0]["spec"]["template"]["metadata"].update(annotations={})),
         "no restart on a new cloud.conf"),
+    "Cinder CSI renders its own StorageClass": (
+        lambda h: setattr(h, "csi_broken", lambda d: d.append(
+            {"kind": "StorageClass", "metadata": {"name": "csi-cinder-sc-delete"}})),
+        "renders StorageClass/csi-cinder-sc-delete"),
+    "Cinder CSI reads the node's cloud.conf": (
+        lambda h: setattr(h, "csi_broken", lambda d: d[1]["spec"]["template"]["spec"].update(
+            volumes=[{"name": "cloud-config", "hostPath": {"path": "/etc/kubernetes"}}])),
+        "the DaemonSet does not mount the Secret cinder-csi-cloud-config"),
+    "Cinder CSI without the cluster ID": (
+        lambda h: setattr(h, "csi_broken", lambda d: d[0]["spec"]["template"]["spec"]["containers"][0][
+            "env"][1].update(value="kubernetes")),
+        "cluster ID 'kubernetes'"),
+    "Cinder CSI controller on any node": (
+        lambda h: setattr(h, "csi_broken", lambda d: d[0]["spec"]["template"]["spec"].update(nodeSelector={})),
+        "the controller is not pinned to the control planes"),
     "cloud controller mounts another Secret": (
         lambda h: setattr(h, "occm_broken", lambda d: d[0]["spec"]["template"]["spec"].update(volumes=[])),
         f"does not mount the Secret {cc.SECRET_NAME}"),

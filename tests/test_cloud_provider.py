@@ -324,9 +324,18 @@ def test_the_guard_runs_nothing_outside_destroy():
         assert not [s for s in steps if s.name == GUARD], after
 
 
-def test_the_guard_is_off_without_the_cloud_provider_and_cinder_csi():
-    assert not [r for r in run_program({"cloudProvider": False, "cinderCsi": False}) if r.name == GUARD]
-    assert [r for r in run_program({"cloudProvider": False}) if r.name == GUARD]
+def test_no_setting_removes_or_replaces_the_guard():
+    """Removing or replacing it would run its release on a live cluster (delete LoadBalancer
+    Services, and with deleteVolumesOnDestroy every PVC): it exists whatever the settings, and
+    its trigger is a constant, so a change of them updates it in place."""
+    from engine_model import simulate
+
+    old = run_program({"workerCount": 1, "cloudProvider": False}, deployed={"cloudProvider": False})
+    for after in ({"cinderCsi": False}, {"deleteVolumesOnDestroy": True}, {"cinderCsi": False, "clusterName": "dev"}):
+        cfg = {"workerCount": 1, "cloudProvider": False, **after}
+        steps, _ = simulate(old, lambda fresh, c=cfg: run_program(c, deployed={"cloudProvider": False}, fresh=fresh))
+        ops = {s.op for s in steps if s.name == GUARD}
+        assert ops <= {"update"}, (after, ops)
 
 
 def test_nothing_that_schedules_starts_before_every_node_is_initialized(graph):

@@ -9,8 +9,8 @@ class KubernetesAddons(pulumi.ComponentResource), token katak8s:kubernetes:Kuber
     .system: SystemServices             CoreDNS's disruption budget (system pod placement)
     .cloud_controller: CloudController, or None (cloudProvider false)
     .csi: CinderCsi, or None (cinderCsi false): the default StorageClass
-    .cleanup: CloudCleanup, or None: at `pulumi destroy`, LoadBalancer Services (and, when
-              asked, PVCs) go first
+    .cleanup: CloudCleanup: at `pulumi destroy`, LoadBalancer Services (and, when asked,
+              PVCs) go first
     .policies / .workloads: DemoNetworkPolicies / SampleWorkloads, or None (sampleWorkloads false)
 
 Reads cluster.kubeconfig (secret Output[str]), cluster.api_ready and cluster.ready (lists
@@ -114,9 +114,9 @@ class KubernetesAddons(pulumi.ComponentResource):
             self.csi = CinderCsi(f"{name}-cinder-csi", cfg, cloud=csi, provider=self.provider,
                                  after=cloud_ready or self.calico.ready, opts=child)
         csi_ready = self.csi.ready if self.csi else []
-        guarded = [*cloud_ready, *csi_ready]
-        self.cleanup = CloudCleanup(f"{name}-cloud-cleanup", cfg, cluster=cluster, after=guarded,
-                                    opts=child) if guarded else None
+        # On every stack, so that no setting ever removes it (components/kubernetes/cleanup.py).
+        self.cleanup = CloudCleanup(f"{name}-cloud-cleanup", cfg, cluster=cluster,
+                                    after=[*cloud_ready, *csi_ready], opts=child)
         self.runtime_classes = KataRuntimeClasses(f"{name}-runtime", cfg, provider=self.provider, opts=child)
         self.system = SystemServices(f"{name}-system", cfg, provider=self.provider, opts=child)
         self.runtime_class_names: list[str] = self.runtime_classes.names

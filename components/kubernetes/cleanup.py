@@ -19,9 +19,12 @@ plane's script copy (and through them on the server, its port and the node subne
 its delete comes before every one of them. It has no deleted_with: a delete whose
 deleted_with target goes in the same operation runs nothing (step.go DeleteStep.Apply),
 and this one must run at destroy (components/nodes/phase.py delete_on_destroy). Its
-trigger is the cloud cluster name alone, so an edit of the script updates it in place
-and never runs the release on a live cluster. Not a resource hook: `before_delete` hooks
-run at destroy only with `pulumi destroy --run-program` (pulumi resource_hooks.py).
+trigger is a constant, so an edit of the script or a new setting updates it in place; and
+it exists on every stack, whatever cloudProvider and cinderCsi say, so no configuration
+change ever removes it (which would run the release on a live cluster): without the cloud
+controller it still deletes Services of type LoadBalancer at destroy, harmlessly.
+Not a resource hook: `before_delete` hooks run at destroy only with `pulumi destroy
+--run-program` (pulumi resource_hooks.py).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ from components.nodes.phase import Phase, run_phase
 # defaults to 1): room for a few dozen, inside the delete's own 1800 s bound.
 CLEANUP_TIMEOUT = 1500
 SCRIPT = "cluster/cloud-cleanup.sh"
+# Constant: nothing but `pulumi destroy` may ever delete (and so run) it. A replacement would
+# run the release on a live cluster first (run_phase: delete_before_replace).
+TRIGGER = "katak8s-cloud-cleanup"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +76,6 @@ class CloudCleanup(pulumi.ComponentResource):
         self.guard: Phase = run_phase(
             self, target, cluster.first_scripts, phase=phase, script=SCRIPT, params=params("arm"),
             delete_script=SCRIPT, delete_params=params("release"),
-            depends_on=[*cluster.api_ready, *after], triggers=[cfg.cloud_cluster_name],
+            depends_on=[*cluster.api_ready, *after], triggers=[TRIGGER],
             delete_on_destroy=True)
         self.register_outputs({"guard": self.guard.command.urn})
