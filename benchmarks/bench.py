@@ -71,9 +71,12 @@ DURATIONS: list[tuple[str, str, int, str]] = [
      "server-side apply of the Calico CRDs (helm template, no pods) until each is Established"),
     ("kubernetes:helm.sh/v3:Release", "-operator", 45,
      "helm install of tigera-operator + await of its one Deployment (operator image pull)"),
-    ("kubernetes:helm.sh/v3:Release", "-cloud-controller-release", 90,
-     "openstack-cloud-controller-manager DaemonSet ready on the control planes: beside the Installation, it "
-     "waits for calico-node to make them Ready (image pulls), then pulls its own image (~40 MB)"),
+    ("kubernetes:helm.sh/v3:Release", "-cloud-controller-release", 5,
+     "helm install of the openstack-cloud-controller-manager chart (a DaemonSet and its RBAC): helm's wait "
+     "passes at once, the DaemonSet desiring no pod while the nodes are NotReady (helm ready.go)"),
+    ("command:remote:Command", "-cloud-initialized", 90,
+     "beside the Installation: calico-node makes the nodes Ready (image pulls), the controller's pod pulls "
+     "its image (~40 MB) and starts, and it initializes every node (seconds each)"),
     ("kubernetes:helm.sh/v3:Release", "-cinder-csi-release", 60,
      "cinder-csi controller (one pod, sidecar pulls) and node plugin DaemonSet ready"),
     ("openstack:identity/applicationCredential:ApplicationCredential", "", 2, "one Keystone API call"),

@@ -109,10 +109,12 @@ class KubernetesAddons(pulumi.ComponentResource):
             csi = pulumi.Output.all(credentials.auth, credentials.csi.id, credentials.csi.secret).apply(
                 lambda a: CsiConf(auth_url=a[0].auth_url, region=a[0].region, credential_id=a[1],
                                   credential_secret=a[2], ca_cert=a[0].ca_cert))
-            # Its controller schedules on initialized nodes: after the cloud controller, or,
-            # without one, once Calico serves pod networks.
+            # Beside the cloud controller: its controller pod schedules once the nodes are
+            # initialized, which the release's own wait covers (storage.RELEASE_TIMEOUT_SECONDS).
+            # Without a cloud controller, once Calico serves pod networks.
             self.csi = CinderCsi(f"{name}-cinder-csi", cfg, cloud=csi, provider=self.provider,
-                                 after=cloud_ready or self.calico.ready, opts=child)
+                                 after=[self.calico.operator] if self.cloud_controller else self.calico.ready,
+                                 opts=child)
         csi_ready = self.csi.ready if self.csi else []
         # On every stack, so that no setting ever removes it (components/kubernetes/cleanup.py).
         self.cleanup = CloudCleanup(f"{name}-cloud-cleanup", cfg, cluster=cluster,

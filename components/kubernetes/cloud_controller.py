@@ -4,7 +4,7 @@ class CloudController(pulumi.ComponentResource), token katak8s:kubernetes:CloudC
     CloudController(name, cfg, *, cloud, provider, cluster, after, opts=None)
     .secret: Secret kube-system/cloud-config (cloud.conf: secret)
     .release: helm.v3.Release
-    .initialized: phase.Phase      on cp-0, after every join: no node is left uninitialized
+    .initialized: phase.Phase      on cp-0: no registered node is left uninitialized
     .ready: [release, initialized.command]
 
 What it does here: initializes each Node (its addresses, zone and instance-type labels)
@@ -187,13 +187,15 @@ class CloudController(pulumi.ComponentResource):
             values=values,
             timeout=RELEASE_TIMEOUT_SECONDS,
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.secret, *after]))
-        # Every node that joins in this `up` is initialized before anything that needs
-        # scheduling (Cinder CSI's controller, the samples) starts.
+        # The proof that the controller runs: every node registered by then is initialized.
+        # Not after every join: that would put the control planes' joins, one after another,
+        # on the path of everything else; a node joining later is initialized in seconds,
+        # and the samples' own await covers it.
         self.initialized: Phase = run_phase(
             self, cluster.first_control_plane, cluster.first_scripts, phase="cloud-initialized",
             script="cluster/cloud-ready.sh",
             params=InitializedParams(uninitialized_taint=UNINITIALIZED_TAINT, init_timeout=INIT_TIMEOUT,
                                      controller=v.CLOUD_PROVIDER_CHART),  # occm.name: the chart name
-            depends_on=[self.release, *cluster.ready])
+            depends_on=[self.release, *cluster.api_ready])
         self.ready: list[pulumi.Resource] = [self.release, self.initialized.command]
         self.register_outputs({"release": self.release.status})

@@ -44,9 +44,10 @@ NAMESPACE = "kube-system"
 SECRET_NAME = "cinder-csi-cloud-config"
 SECRET_KEY = "cloud.conf"  # the chart's secret.filename; the plugin reads /etc/config/<filename>
 RELEASE_NAME = "cinder-csi"
-# The controller plugin schedules once the cloud controller initialized a node; the node
-# plugin DaemonSet runs on every node (it tolerates every taint).
-RELEASE_TIMEOUT_SECONDS = 900
+# The controller plugin schedules once the cloud controller initialized a control plane,
+# which may take as long as the controller's own wait (cloud_controller.INIT_TIMEOUT, which
+# reports first and says why); the node plugin DaemonSet runs on every node.
+RELEASE_TIMEOUT_SECONDS = 1500
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 
