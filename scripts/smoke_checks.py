@@ -26,6 +26,7 @@ from scripts.smoke_client import (
     skip,
 )
 from scripts.smoke_probes import check_probes
+from scripts.smoke_volumes import check_volumes
 
 __all__ = ["Client", "ClientError", "ExecResult", "Result", "render_table", "run_checks"]
 
@@ -236,6 +237,7 @@ def run_checks(client: Client) -> list[Result]:
     results += _guarded(CROSS_NODE, lambda: check_cross_node(client, nodes, kata, source))
     beside = next((p["spec"].get("nodeName") for p in kata if _running(p)), None)
     results += check_probes(client, beside)
+    results += check_volumes(client)
     return results
 
 

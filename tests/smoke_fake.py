@@ -12,6 +12,7 @@ from components import versions as v
 from components.kubernetes import demo
 from scripts import smoke_checks as sc
 from scripts import smoke_probes as sp
+from scripts import smoke_volumes as sv
 from scripts.smoke_client import METADATA_URL, PROBE_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +79,14 @@ class FakeCluster(sc.Client):
         self.objects = {
             ("runtimeclass", v.KATA_HANDLER): {"metadata": {"name": "kata"}, "handler": v.KATA_HANDLER},
             ("deployment", demo.KATA_APP): {"metadata": {"name": demo.KATA_APP}, "spec": {"replicas": 2}},
+            ("storageclass", v.DEFAULT_STORAGE_CLASS): {"metadata": {
+                "name": v.DEFAULT_STORAGE_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}},
+        }
+        # what the volume probes' pods answer (scripts/smoke_volumes.py)
+        self.volume_exec: dict[str, sc.ExecResult] = {
+            sv.FS_POD: sc.ExecResult(0, f"{sv.TOKEN}\nvirtiofs\n", ""),
+            sv.BLOCK_POD: sc.ExecResult(0, "1048576 bytes (1.0 MB, 1.0 MiB) copied, 0.01 s, 100 MB/s\n", ""),
         }
         self.tigerastatus = [fake_tigerastatus("calico"), fake_tigerastatus("ippools")]
         self.guest_kernel = GUEST_KERNEL
@@ -131,7 +140,7 @@ class FakeCluster(sc.Client):
             self.created = {k: m for k, m in self.created.items() if k[0] != name}
 
     def wait_ready(self, namespace, pod, timeout):
-        assert 0 < timeout <= sp.READY_SECONDS and (namespace, pod) in self.created
+        assert 0 < timeout <= max(sp.READY_SECONDS, sv.READY_SECONDS) and (namespace, pod) in self.created
         return pod not in self.never_ready
 
     def _probe_exec(self, pod, argv):
@@ -155,6 +164,9 @@ class FakeCluster(sc.Client):
         assert timeout > PROBE_SECONDS
         argv = list(argv)
         self.execs.append((pod, tuple(argv)))
+        if namespace == sv.NAMESPACE:
+            assert (namespace, pod) in self.created, f"exec in {pod} before it was created"
+            return self.volume_exec[pod]
         if (namespace, pod) in PROBES:
             assert (namespace, pod) in self.created, f"exec in {pod} before it was created"
             return self._probe_exec(pod, argv)
@@ -182,4 +194,5 @@ ALL_CHECKS = {
     sc.SPREAD,
     sc.CROSS_NODE,
     *sp.CHECKS,
+    *sv.CHECKS,
 }

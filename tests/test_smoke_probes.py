@@ -75,3 +75,12 @@ def test_the_probes_share_one_deadline():
     cluster.wait_ready = wait
     sp.check_probes(cluster, "k-worker-0", clock=lambda: next(now))
     assert asked == [500, 250, 10]  # 600 s in all, not 600 s each
+
+
+@pytest.mark.parametrize("minor", VALIDATED_MINORS)
+def test_volume_probe_manifests_validate_strictly(minor):
+    from scripts import smoke_volumes as sv
+
+    for m in (sv.namespace(), sv.claim("fs", "Filesystem"), sv.claim("block", "Block"),
+              sv.pod(sv.FS_POD, "fs", block=False), sv.pod(sv.BLOCK_POD, "block", block=True)):
+        assert kubernetes_validate.validate(m, schema_version(minor), strict=True) == minor, m["kind"]

@@ -23,6 +23,7 @@ from components import versions as v
 from components.kubernetes import demo
 from scripts import smoke_checks as sc
 from scripts import smoke_probes as sp
+from scripts import smoke_volumes as sv
 from scripts.smoke_client import METADATA_URL
 
 
@@ -145,7 +146,15 @@ BREAKAGES: dict[str, tuple[Callable[[FakeCluster], None], set[str]]] = {
     "service account never appears": (lambda c: setattr(c, "sa_missing", 10 ** 6), PROBE_CHECKS),
     "blocked, but not by the guard": (lambda c: setattr(c, "guard_counts", False), {sp.GUARD_DROPPED}),
     "probe pod never ready": (lambda c: c.never_ready.add(sp.GUARD), PROBE_CHECKS),
-    "probes refused by admission": (lambda c: setattr(c, "refuse_create", "admission webhook denied"), PROBE_CHECKS),
+    "probes refused by admission": (lambda c: setattr(c, "refuse_create", "admission webhook denied"),
+                                    {*PROBE_CHECKS, *sv.CHECKS}),
+    # Cinder volumes in Kata pods (scripts/smoke_volumes.py)
+    "filesystem volume not writable": (
+        _set(lambda c: c.volume_exec, sv.FS_POD, sc.ExecResult(1, "", "sh: can't create /data/probe: Read-only")),
+        {sv.FILESYSTEM}),
+    "block device missing in the guest": (
+        _set(lambda c: c.volume_exec, sv.BLOCK_POD, sc.ExecResult(1, "", "")), {sv.BLOCK}),
+    "volume never attached": (lambda c: c.never_ready.add(sv.BLOCK_POD), {sv.BLOCK}),
 }
 
 
@@ -220,3 +229,16 @@ def test_table_and_exit_status():
         "a third        SKIP    one node",
         "1 passed, 1 failed, 1 skipped",
     ]
+
+
+def test_volume_probes_are_skipped_without_a_default_class_and_clean_up_after_themselves():
+    cluster = FakeCluster()
+    res = {r.check: r for r in sc.run_checks(cluster)}
+    assert res[sv.FILESYSTEM].ok and "virtiofs" in res[sv.FILESYSTEM].detail
+    assert not [k for k in cluster.created if k[0] == sv.NAMESPACE], "the probe namespace is deleted"
+    claims = [m for m in [sv.claim("fs", "Filesystem"), sv.claim("block", "Block")]]
+    assert all("storageClassName" not in c["spec"] for c in claims), "the default class is what is probed"
+    del cluster.objects[("storageclass", v.DEFAULT_STORAGE_CLASS)]
+    res = {r.check: r for r in sc.run_checks(cluster)}
+    assert res[sv.FILESYSTEM].skipped and res[sv.BLOCK].skipped and "cinderCsi false" in res[sv.BLOCK].detail
+
