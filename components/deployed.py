@@ -45,9 +45,9 @@ SSH_PUBLIC_KEY = "sshPublicKey"
 POD_CIDR, SERVICE_CIDR = "podCidr", "serviceCidr"
 KUBERNETES_VERSION, RUNTIME = "kubernetesVersion", "containerRuntime"
 JUMP_HOST = "jumpHost"
-CLOUD_PROVIDER, CLOUD_CLUSTER_NAME = "cloudProvider", "cloudClusterName"
+CLOUD_PROVIDER, CLOUD_CLUSTER_NAME, STORAGE_CLASS = "cloudProvider", "cloudClusterName", "defaultStorageClass"
 READ = (CONTROL_PLANES, WORKERS, SSH_PUBLIC_KEY, POD_CIDR, SERVICE_CIDR, KUBERNETES_VERSION, RUNTIME, JUMP_HOST,
-        CLOUD_PROVIDER, CLOUD_CLUSTER_NAME)
+        CLOUD_PROVIDER, CLOUD_CLUSTER_NAME, STORAGE_CLASS)
 
 
 def _patch(version: Any) -> tuple[int, int, int] | None:
@@ -95,17 +95,25 @@ def cloud_provider_refusals(previous: Mapping[str, Any], cfg: ClusterConfig) -> 
     """The external cloud provider is fixed once the cluster exists: its kubelets registered
     with (or without) a providerID and the cloud controller's taint, and it may own load
     balancers. A stack deployed before the key existed keeps it off (DeployedState.settle)."""
+    problems = []
+    if previous.get(STORAGE_CLASS) and not cfg.cinder_csi:
+        # Removing the driver strands every attached volume: it can no longer be unstaged or
+        # detached, and the pods that use it hang when they stop.
+        problems.append(f"{NAMESPACE}:cinderCsi: cannot turn Cinder CSI off on a deployed cluster (its volumes "
+                        "would stay attached with no driver to unmount or detach them); set it back to true")
     had = previous.get(CLOUD_PROVIDER)
     if not isinstance(had, bool) or had == cfg.cloud_provider:
-        return []
+        return problems
     if had:
-        return [f"{NAMESPACE}:cloudProvider: cannot turn the cloud controller off on a deployed cluster (its "
-                "nodes are registered with OpenStack provider IDs, and its LoadBalancer Services' Octavia load "
-                "balancers would be left behind); set it back to true"]
-    return [f"{NAMESPACE}:cloudProvider: cannot turn the cloud controller on for a cluster deployed without it "
-            "(its kubelets run without cloud-provider external and without provider IDs, which katak8s does "
-            "not yet change in place); set it back to false, or build a new stack with it on "
-            "(docs/openstack.md 'Cloud integration')"]
+        problems.append(f"{NAMESPACE}:cloudProvider: cannot turn the cloud controller off on a deployed cluster "
+                        "(its nodes are registered with OpenStack provider IDs, and its LoadBalancer Services' "
+                        "Octavia load balancers would be left behind); set it back to true")
+    else:
+        problems.append(f"{NAMESPACE}:cloudProvider: cannot turn the cloud controller on for a cluster deployed "
+                        "without it (its kubelets run without cloud-provider external and without provider IDs, "
+                        "which katak8s does not yet change in place); set it back to false, or build a new stack "
+                        "with it on (docs/openstack.md 'Cloud integration')")
+    return problems
 
 
 def version_notice(previous: Mapping[str, Any], cfg: ClusterConfig) -> str | None:
@@ -248,6 +256,10 @@ class DeployedState:
         # its credential and the NodePort rule (review of 81acfc9, finding 1).
         legacy = self.readable and bool(self.outputs) and CLOUD_PROVIDER not in self.outputs
         on = cfg.cloud_provider
+        if not self.readable and on:
+            pulumi.log.warn(f"{NAMESPACE}:cloudProvider could not be checked against the deployed stack (its outputs "
+                            "cannot be read): if this stack was deployed before katak8s managed the cloud "
+                            f"controller, set {NAMESPACE}:cloudProvider false before this `pulumi up`")
         if legacy and on:
             pulumi.log.warn(f"{NAMESPACE}:cloudProvider stays off for this stack: it was deployed before katak8s "
                             "managed the OpenStack cloud controller, and turning it on needs every kubelet "

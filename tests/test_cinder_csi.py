@@ -97,3 +97,13 @@ def test_the_guard_deletes_volumes_only_when_asked(keep):
     assert "CINDER_CSI='true'" in delete or "CINDER_CSI=true" in delete
     want = str(not keep).lower()
     assert f"DELETE_VOLUMES='{want}'" in delete or f"DELETE_VOLUMES={want}" in delete
+
+
+def test_turning_it_off_on_a_deployed_cluster_is_refused_at_preview():
+    """Review finding 4: without the driver, attached volumes can't be unstaged or detached."""
+    from components.config import ConfigError
+
+    with pytest.raises(ConfigError, match="cinderCsi: cannot turn Cinder CSI off"):
+        run_program({"cinderCsi": False}, deployed={"defaultStorageClass": "cinder", "cloudProvider": True})
+    # a stack deployed without it (no class recorded) may keep it off
+    assert run_program({"cinderCsi": False}, deployed={"defaultStorageClass": "", "cloudProvider": True})

@@ -29,7 +29,7 @@ def sandbox(tmp_path):
 
 
 def params(mode: str, timeout: int = 10, *, csi: bool = False, delete_volumes: bool = False) -> CleanupParams:
-    return CleanupParams(mode=mode, cloud_cluster_name="dev-0badc0de", cleanup_timeout=timeout,
+    return CleanupParams(mode=mode, cloud_cluster_name="dev-0badc0de", lb_timeout=timeout, volume_timeout=timeout,
                          resource=GUARD, cinder_csi=csi, delete_volumes=delete_volumes,
                          csi_driver="cinder.csi.openstack.org")
 
@@ -98,14 +98,20 @@ def test_delete_volumes_on_destroy_deletes_the_claims_and_their_pods_then_waits(
     sb.stub("kubectl", LIST, stdout="")
     sb.stub("kubectl", PVS, stdout="pvc-2 Retain 77aa-vol demo/keep\n")  # Retain stays: not waited for
     sb.stub("kubectl", PVS, stdout=VOLUMES, times=2)
-    sb.stub("kubectl", "*get pods --all-namespaces*", stdout="demo/db-0 data\ndemo/web-1 \n")
+    sb.stub("kubectl", "*get pods --all-namespaces*",
+            stdout='demo/db-0 data\ndemo/web-1 \ndemo/scratch-2 {"volumeClaimTemplate":{}}\n')
     for _ in range(2):
         res = sb.run("cluster/cloud-cleanup.sh", params("release", csi=True, delete_volumes=True))
         assert res.ok, res
     first = [c.args for c in sb.run("cluster/cloud-cleanup.sh", params(
         "release", csi=True, delete_volumes=True)).calls if c.name == "kubectl"]
-    assert any("delete persistentvolumeclaims --all --all-namespaces --wait=false" in a for a in first)
+    deleting = next(i for i, a in enumerate(first) if "delete persistentvolumeclaims" in a)
+    assert "delete persistentvolumeclaims --all --all-namespaces --wait=false" in first[deleting]
+    # cordoned before: no StatefulSet pod (and claim, and volume) comes back (review finding 3)
+    assert any("cordon --selector kubernetes.io/os=linux" in a for a in first[:deleting])
+    assert "stay (reclaim policy Retain)" in res.stderr and "77aa-vol" in res.stderr
     assert any("delete pod --namespace demo db-0" in a for a in first)
+    assert any("delete pod --namespace demo scratch-2" in a for a in first), "a generic ephemeral volume too"
     assert not any("web-1" in a and "delete" in a for a in first), "a pod without a claim stays"
 
 

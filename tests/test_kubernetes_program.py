@@ -56,6 +56,7 @@ class FakeCluster:
             connection=remote.ConnectionArgs(host="10.42.0.10", user="ubuntu"),
             private_ip=pulumi.Output.from_input("10.42.0.10"))
         self.first_scripts = init
+        self.api_path: list = []
 
 
 class FakeNetwork:
@@ -65,6 +66,7 @@ class FakeNetwork:
         self.mtu = source.stdout.apply(lambda _: mtu)
         self.external_network_id = source.stdout.apply(lambda _: "ext-net-id")
         self.subnet_id = source.stdout.apply(lambda _: "node-subnet-id")
+        self.rules: dict = {}
 
 
 def _fake_crd(plural: str, group: str, kind: str) -> dict[str, Any]:

@@ -100,7 +100,12 @@ class KubeadmCluster(pulumi.ComponentResource):
         self._cfg, self._endpoint, self._bootstrap = cfg, endpoint, bootstrap
         self._version = kubeadm.kubernetes_version(cfg.kubernetes_patch)
         self._cp0: NodeTarget = nodes.control_planes[0]
-        # Where cluster-wide scripts run (the cloud controller's destroy guard).
+        # Where cluster-wide scripts run (the cloud controller's destroy guard), and what kubectl
+        # there needs to reach the API: the load balancer's listener, pool, monitor and members
+        # (admin.conf names the VIP with HA), which the guard must outlive at destroy.
+        self.api_path: list[pulumi.Resource] = [r for r in (
+            getattr(endpoint, "listener", None), getattr(endpoint, "pool", None), getattr(endpoint, "monitor", None),
+            *(getattr(endpoint, "members", None) or [])) if isinstance(r, pulumi.Resource)]
         self.first_control_plane: NodeTarget = self._cp0
         self.first_scripts: pulumi.Resource = bootstrap.scripts[self._cp0.name]
         upgrading = deployed is not None and deployed.upgrading(cfg)

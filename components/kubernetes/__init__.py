@@ -54,6 +54,7 @@ class ClusterOutputs(Protocol):
     ready: list[pulumi.Resource]  # every node joined: what the sample workloads wait for
     first_control_plane: Any  # NodeTarget: where the destroy guard runs
     first_scripts: pulumi.Resource  # its copy of scripts/remote
+    api_path: list[pulumi.Resource]  # the API load balancer's parts (HA), which the guard outlives
 
 
 class NetworkOutputs(Protocol):
@@ -62,6 +63,7 @@ class NetworkOutputs(Protocol):
     mtu: pulumi.Output[int]
     external_network_id: pulumi.Output[str]
     subnet_id: pulumi.Output[str]
+    rules: dict[str, pulumi.Resource]  # the security group rules, which the guard outlives
 
 
 class CredentialOutputs(Protocol):
@@ -117,8 +119,15 @@ class KubernetesAddons(pulumi.ComponentResource):
                                  opts=child)
         csi_ready = self.csi.ready if self.csi else []
         # On every stack, so that no setting ever removes it (components/kubernetes/cleanup.py).
-        self.cleanup = CloudCleanup(f"{name}-cloud-cleanup", cfg, cluster=cluster,
-                                    after=[*cloud_ready, *csi_ready], opts=child)
+        # It outlives, at destroy, everything its release needs: the controllers, Calico, every
+        # node (a control plane gone mid-release would take etcd's quorum and the API with it;
+        # the controllers' pods run there), the security rules that let SSH and kubectl
+        # through, and the API load balancer.
+        self.cleanup = CloudCleanup(
+            f"{name}-cloud-cleanup", cfg, cluster=cluster,
+            after=[*cloud_ready, *csi_ready, self.calico.installation, *cluster.ready, *network.rules.values(),
+                   *cluster.api_path],
+            opts=child)
         self.runtime_classes = KataRuntimeClasses(f"{name}-runtime", cfg, provider=self.provider, opts=child)
         self.system = SystemServices(f"{name}-system", cfg, provider=self.provider, opts=child)
         self.runtime_class_names: list[str] = self.runtime_classes.names

@@ -41,8 +41,11 @@ from components.nodes.phase import Phase, run_phase
 
 # Octavia deletes an amphora load balancer in about a minute, and the service controller
 # works through Services one at a time (kube-controller-manager --concurrent-service-syncs
-# defaults to 1): room for a few dozen, inside the delete's own 1800 s bound.
-CLEANUP_TIMEOUT = 1500
+# defaults to 1): room for a dozen or more. Then the volumes' wait. Both, with the retries
+# around them, inside the delete's own bound (phase.PHASE_TIMEOUT_SECONDS, 1800 s), so a
+# slow release still ends with the message that names what is left.
+LB_TIMEOUT = 900
+VOLUME_TIMEOUT = 780
 SCRIPT = "cluster/cloud-cleanup.sh"
 # Constant: nothing but `pulumi destroy` may ever delete (and so run) it. A replacement would
 # run the release on a live cluster first (run_phase: delete_before_replace).
@@ -53,7 +56,8 @@ TRIGGER = "katak8s-cloud-cleanup"
 class CleanupParams:
     mode: str  # arm (create) | release (delete)
     cloud_cluster_name: str  # for the names of what is left, in the error
-    cleanup_timeout: int
+    lb_timeout: int
+    volume_timeout: int
     resource: str  # its Pulumi name, for `pulumi state delete` when the cluster is lost
     cinder_csi: bool  # then the PersistentVolumeClaims are handled too
     delete_volumes: bool  # deleteVolumesOnDestroy: delete them (and their Cinder volumes)
@@ -69,7 +73,8 @@ class CloudCleanup(pulumi.ComponentResource):
 
         def params(mode: str) -> CleanupParams:
             return CleanupParams(mode=mode, cloud_cluster_name=cfg.cloud_cluster_name,
-                                 cleanup_timeout=CLEANUP_TIMEOUT, resource=f"{target.name}-{phase}",
+                                 lb_timeout=LB_TIMEOUT, volume_timeout=VOLUME_TIMEOUT,
+                                 resource=f"{target.name}-{phase}",
                                  cinder_csi=cfg.cinder_csi, delete_volumes=cfg.delete_volumes_on_destroy,
                                  csi_driver=v.CINDER_CSI_DRIVER)
 

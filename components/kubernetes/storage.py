@@ -87,8 +87,9 @@ def csi_values(cfg: ClusterConfig, digest: str) -> dict[str, Any]:
         "clusterID": cfg.cloud_cluster_name,
         "csi": {"plugin": {
             "nodePlugin": {"podAnnotations": annotations},
-            # The controller can attach any volume of the project to any server: on the
-            # control planes, never beside untrusted pods.
+            # The controller can attach any volume of the project to any server: on the control
+            # planes. (The node plugin mounts the same Secret on every node, as the chart has one
+            # secret.name for both: docs/openstack.md "Volumes" says what that exposes.)
             "controllerPlugin": {
                 "podAnnotations": annotations,
                 "nodeSelector": {v.CONTROL_PLANE_ROLE: ""},

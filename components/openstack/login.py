@@ -83,6 +83,10 @@ def ca_file(provider: Mapping[str, Any], env: Mapping[str, str], entry: Mapping[
 
 
 def read_ca(path: str) -> str:
+    """The PEM at `path`, or `path` itself when it is PEM text (the provider accepts both:
+    terraform-provider-openstack utils auth/util.go pathOrContents)."""
+    if "-----BEGIN CERTIFICATE-----" in path:
+        return path
     try:
         text = Path(path).expanduser().read_text()
     except OSError as err:
@@ -125,5 +129,11 @@ def check_login(cfg: ClusterConfig) -> Login:
     problem = login_refusal(cfg, application_credential_login(provider, env, entry))
     if problem:
         raise ConfigError([problem])
+    insecure = pulumi.Config("openstack").get_bool("insecure") or env.get("OS_INSECURE", "").lower() in (
+        "1", "true") or entry.get("verify") is False
+    if insecure:
+        pulumi.log.warn("the stack logs in to OpenStack without verifying TLS (openstack:insecure, OS_INSECURE or "
+                        "clouds.yaml verify: false); the cloud controller and Cinder CSI verify it and will fail "
+                        "unless Keystone's CA is given (openstack:cacertFile, OS_CACERT or clouds.yaml cacert)")
     path = ca_file(provider, env, entry)
     return Login(ca_cert=read_ca(path) if path else "")

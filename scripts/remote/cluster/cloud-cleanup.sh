@@ -4,21 +4,25 @@ set -euo pipefail
 #   MODE=arm (its create): checks that the admin kubeconfig is there; changes nothing.
 #   MODE=release (its delete, which `pulumi destroy` runs before the controller, the
 #   servers and the network go): deletes every Service of type LoadBalancer and waits,
-#   bounded by CLEANUP_TIMEOUT, until none is left. A Service leaves only when the cloud
+#   bounded by LB_TIMEOUT, until none is left. A Service leaves only when the cloud
 #   controller removed its finalizer, which it does after it deleted the floating IP it
 #   made and the Octavia load balancer, cascade, and waited for it to be gone
 #   (cloud-provider-openstack pkg/openstack/loadbalancer.go ensureLoadBalancerDeleted,
 #   pkg/util/openstack/loadbalancer.go DeleteLoadbalancer -> waitLoadbalancerDeleted).
 #   Without this, the load balancers' ports keep the node subnet busy and the network
 #   cannot be deleted (Neutron 409), and the load balancers and floating IPs leak.
-#   With Cinder CSI (CINDER_CSI=true) the release then, if DELETE_VOLUMES=true, deletes every
-#   PersistentVolumeClaim and the pods that hold them, and waits until every Cinder
-#   PersistentVolume with reclaim policy Delete is gone (the driver deleted its volume);
-#   otherwise it deletes none and lists the volumes that stay in Cinder.
+#   With Cinder CSI (CINDER_CSI=true) the release then, if DELETE_VOLUMES=true, cordons every
+#   node (a StatefulSet would otherwise recreate its pod and, for it, its claim: a new
+#   volume; an unscheduled pod holds no claim and, with WaitForFirstConsumer, makes no
+#   volume), deletes every PersistentVolumeClaim and the pods that hold one (claims and
+#   generic ephemeral volumes), and waits until every Cinder PersistentVolume with reclaim
+#   policy Delete is gone (the driver deleted its volume); volumes with policy Retain stay
+#   and are listed. Otherwise it deletes none and lists the volumes that stay in Cinder.
+#   The two waits share the delete's bound: LB_TIMEOUT, then VOLUME_TIMEOUT.
 # Nothing is forced: on a timeout or an unreachable API it stops `pulumi destroy` with what
 # is left and what to do.
-# inputs: MODE (arm|release), CLOUD_CLUSTER_NAME, CLEANUP_TIMEOUT (seconds), RESOURCE (its
-#         Pulumi name), CINDER_CSI (true|false), DELETE_VOLUMES (true|false), CSI_DRIVER
+# inputs: MODE (arm|release), CLOUD_CLUSTER_NAME, LB_TIMEOUT, VOLUME_TIMEOUT (seconds),
+#         RESOURCE (its Pulumi name), CINDER_CSI (true|false), DELETE_VOLUMES (true|false), CSI_DRIVER
 # shellcheck source=scripts/remote/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
@@ -31,7 +35,7 @@ PV_FILTER="{range .items[?(@.spec.csi.driver==\"${CSI_DRIVER:-}\")]}{.metadata.n
 PV_FILTER+='{.spec.persistentVolumeReclaimPolicy}{" "}{.spec.csi.volumeHandle}{" "}'
 PV_FILTER+='{.spec.claimRef.namespace}{"/"}{.spec.claimRef.name}{"\n"}{end}'
 POD_CLAIMS='{range .items[*]}{.metadata.namespace}{"/"}{.metadata.name}{" "}'
-POD_CLAIMS+='{.spec.volumes[*].persistentVolumeClaim.claimName}{"\n"}{end}'
+POD_CLAIMS+='{.spec.volumes[*].persistentVolumeClaim.claimName}{.spec.volumes[*].ephemeral}{"\n"}{end}'
 
 kube() { KUBECONFIG="${ADMIN_CONF}" kubectl --request-timeout=30s "$@"; }
 
@@ -73,6 +77,9 @@ release_volumes() {
     return 0
   fi
   [[ -n "${volumes}" ]] || { log_info "no Cinder volume: nothing to delete"; return 0; }
+  log_info "cordoning every node, so that no workload controller makes a new pod, claim or volume"
+  retry 3 kube cordon --selector kubernetes.io/os=linux >&2 \
+    || fatal "could not cordon the nodes; nothing was deleted. Run 'pulumi destroy' again"
   log_info "deleting every PersistentVolumeClaim (deleteVolumesOnDestroy) and the pods that hold one"
   retry 3 kube delete persistentvolumeclaims --all --all-namespaces --wait=false >&2 \
     || fatal "could not delete the PersistentVolumeClaims; run 'pulumi destroy' again"
@@ -80,13 +87,15 @@ release_volumes() {
     [[ -n "${claims}" ]] || continue
     kube delete pod --namespace "${pod%%/*}" "${pod#*/}" --ignore-not-found --wait=false >&2 || true
   done < <(kube get pods --all-namespaces -o "jsonpath=${POD_CLAIMS}")
-  if ! wait_for "${CLEANUP_TIMEOUT}" "every Cinder volume with reclaim policy Delete gone" no_deletable_volumes; then
+  if ! wait_for "${VOLUME_TIMEOUT}" "every Cinder volume with reclaim policy Delete gone" no_deletable_volumes; then
     left=$(cinder_volumes 2>/dev/null || echo "(the API stopped answering)")
-    fatal "after ${CLEANUP_TIMEOUT}s these Cinder volumes are not deleted yet (pv, policy, volume id, claim):" \
+    fatal "after ${VOLUME_TIMEOUT}s these Cinder volumes are not deleted yet (pv, policy, volume id, claim):" \
       "${left//$'\n'/; }. A claim stays while a pod uses it ('kubectl get pods -A -o wide'); a volume" \
       "stays while attached or with snapshots ('openstack volume show <id>'). Fix that and run" \
       "'pulumi destroy' again"
   fi
+  left=$(cinder_volumes 2>/dev/null || true)
+  [[ -z "${left}" ]] || log_warn "these Cinder volumes stay (reclaim policy Retain):" "${left//$'\n'/; }"
 }
 
 release() {
@@ -108,9 +117,9 @@ release() {
     retry 3 kube delete service --namespace "${svc%%/*}" "${svc#*/}" --ignore-not-found --wait=false >&2 \
       || fatal "could not delete Service ${svc}; nothing else was forced. Run 'pulumi destroy' again"
   done
-  if ! wait_for "${CLEANUP_TIMEOUT}" "every LoadBalancer Service and its load balancer gone" no_load_balancers; then
+  if ! wait_for "${LB_TIMEOUT}" "every LoadBalancer Service and its load balancer gone" no_load_balancers; then
     left=$(load_balancers 2>/dev/null || echo "(the API stopped answering)")
-    fatal "after ${CLEANUP_TIMEOUT}s these LoadBalancer Services are still being deleted: ${left//$'\n'/ }." \
+    fatal "after ${LB_TIMEOUT}s these LoadBalancer Services are still being deleted: ${left//$'\n'/ }." \
       "The cloud controller removes each only once its Octavia load balancer is gone: see" \
       "'kubectl describe service' events and the controller's logs ('kubectl -n kube-system logs" \
       "daemonset/openstack-cloud-controller-manager'); their load balancers are named" \
