@@ -96,6 +96,7 @@ class ClusterConfig:
     cloud_cluster_name: str = ""  # naming.cloud_cluster_name, settled by DeployedState.settle
     cinder_csi: bool = True  # Cinder CSI and the default StorageClass
     delete_volumes_on_destroy: bool = False  # `pulumi destroy` deletes the PVCs' volumes too
+    sample_load_balancer: bool = False  # kata-app behind an Octavia load balancer
     warnings: tuple[str, ...] = ()  # logged once by load_config
 
     @property
@@ -179,6 +180,9 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
     if c.ok("controlPlaneCount", "workerCount"):
         check_jump_host_memory(c, values)
     check_cloud_credentials(c, values)
+    if values["sampleLoadBalancer"] and not (values["cloudProvider"] and values["sampleWorkloads"]):
+        c.fail("sampleLoadBalancer", "needs cloudProvider and sampleWorkloads true (it puts the sample kata-app "
+               "behind a load balancer the cloud controller makes)", True)
     if values["cloudProvider"] and values["workerCount"] == 0:
         # kubeadm labels control planes node.kubernetes.io/exclude-from-external-load-balancers,
         # which the service controller honours (k8s.io/cloud-provider controllers/service).
@@ -231,6 +235,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         login_credential_unrestricted=values["loginCredentialUnrestricted"],
         cinder_csi=values["cinderCsi"],
         delete_volumes_on_destroy=values["deleteVolumesOnDestroy"],
+        sample_load_balancer=values["sampleLoadBalancer"],
         warnings=tuple(c.warnings),
     )
 

@@ -96,6 +96,7 @@ KEYS: tuple[Key, ...] = (
     Key("loginCredentialUnrestricted", "boolean", False),
     Key("cinderCsi", "boolean", True),
     Key("deleteVolumesOnDestroy", "boolean", False),
+    Key("sampleLoadBalancer", "boolean", False),
 )
 KEY_NAMES = frozenset(k.name for k in KEYS)
 SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind == "secret")

@@ -26,6 +26,7 @@ from scripts.smoke_client import (
     skip,
 )
 from scripts.smoke_probes import check_probes
+from scripts.smoke_public import check_load_balancer
 from scripts.smoke_volumes import check_volumes
 
 __all__ = ["Client", "ClientError", "ExecResult", "Result", "render_table", "run_checks"]
@@ -238,6 +239,7 @@ def run_checks(client: Client) -> list[Result]:
     beside = next((p["spec"].get("nodeName") for p in kata if _running(p)), None)
     results += check_probes(client, beside)
     results += check_volumes(client)
+    results += check_load_balancer(client, [name(p) for p in kata])
     return results
 
 

@@ -6,6 +6,7 @@ cluster. Kept apart from the checks so that smoke_checks and smoke_probes share 
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,10 @@ class Client:
     def create(self, manifest: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def fetch(self, url: str) -> str:
+        """HTTP GET from this machine (the sample load balancer): the body, or OSError."""
+        return fetch_url(url)
+
     def delete(self, kind: str, name: str, namespace: str | None = None, *, wait: bool) -> None:
         """Deletes if present; with `wait`, returns once it is gone."""
         raise NotImplementedError
@@ -77,3 +82,8 @@ def curl(client: Client, namespace: str, pod: str, url: str) -> ExecResult:
 def blocked(res: ExecResult) -> bool:
     """A drop, not an answer and not a broken probe: a timeout or a refused connection."""
     return res.rc in (CURL_TIMEOUT, CURL_CONNECT_FAILED)
+
+
+def fetch_url(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=PROBE_SECONDS) as response:  # noqa: S310 (our own load balancer)
+        return response.read().decode(errors="replace")

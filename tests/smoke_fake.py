@@ -12,6 +12,7 @@ from components import versions as v
 from components.kubernetes import demo
 from scripts import smoke_checks as sc
 from scripts import smoke_probes as sp
+from scripts import smoke_public as spub
 from scripts import smoke_volumes as sv
 from scripts.smoke_client import METADATA_URL, PROBE_SECONDS
 
@@ -83,6 +84,12 @@ class FakeCluster(sc.Client):
                 "name": v.DEFAULT_STORAGE_CLASS,
                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}},
         }
+        # sampleLoadBalancer: the public Service with its address, and what it answers
+        self.objects[("service", demo.PUBLIC_SERVICE)] = {
+            "metadata": {"name": demo.PUBLIC_SERVICE},
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.80"}]}}}
+        self.public_answer: str | OSError = "kata-app-2"
+        self.fetched: list[str] = []
         # what the volume probes' pods answer (scripts/smoke_volumes.py)
         self.volume_exec: dict[str, sc.ExecResult] = {
             sv.FS_POD: sc.ExecResult(0, f"{sv.TOKEN}\nvirtiofs\n", ""),
@@ -138,6 +145,13 @@ class FakeCluster(sc.Client):
         self.created.pop((namespace or "", name), None)
         if kind == "namespace":
             self.created = {k: m for k, m in self.created.items() if k[0] != name}
+
+    def fetch(self, url: str) -> str:
+        """The smoke test's HTTP GET from the operator's machine (scripts/smoke_public.py)."""
+        self.fetched.append(url)
+        if isinstance(self.public_answer, OSError):
+            raise self.public_answer
+        return self.public_answer + "\n"
 
     def wait_ready(self, namespace, pod, timeout):
         assert 0 < timeout <= max(sp.READY_SECONDS, sv.READY_SECONDS) and (namespace, pod) in self.created
@@ -195,4 +209,5 @@ ALL_CHECKS = {
     sc.CROSS_NODE,
     *sp.CHECKS,
     *sv.CHECKS,
+    spub.ANSWERS,
 }

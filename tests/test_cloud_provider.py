@@ -358,3 +358,31 @@ def test_nothing_that_schedules_starts_before_every_node_is_initialized(graph):
     assert graph.depends_on(init, rel)
     assert not graph.depends_on(init, graph.named("dev-cp-0-membership-dev-cp-1"))
     assert graph.depends_on(graph.named("kubernetes-samples-kata-app"), init)
+
+
+
+def test_the_sample_load_balancer_is_open_to_allowed_cidrs_and_admitted_by_policy():
+    g = run_program({"workerCount": 2, "sampleLoadBalancer": True, "allowedCidrs": ["198.51.100.0/24"]})
+    svc = g.named("kubernetes-samples-kata-app-public")
+    spec = svc.plain("spec")
+    assert spec["type"] == "LoadBalancer" and spec["externalTrafficPolicy"] == "Local"
+    assert spec["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
+    assert spec["selector"] == {"app": "kata-app"}
+    policy = g.named("kubernetes-policies-kata-app-ingress-from-load-balancer").plain("spec")
+    assert policy["ingress"] == [{"from": [{"ipBlock": {"cidr": "10.42.0.0/24"}}],
+                                  "ports": [{"protocol": "TCP", "port": 8080}]}]
+    # off by default, and refused without the cloud controller
+    assert not [r for r in run_program({"workerCount": 2}) if r.name.endswith("kata-app-public")]
+    with pytest.raises(ConfigError, match="sampleLoadBalancer: needs cloudProvider and sampleWorkloads"):
+        run_program({"sampleLoadBalancer": True, "cloudProvider": False})
+
+
+@pytest.mark.parametrize("minor", sorted(v.KUBERNETES_PATCHES))
+def test_the_sample_load_balancer_objects_validate_strictly(minor):
+    import kubernetes_validate
+    from test_kubernetes_program import schema_version
+
+    from components.kubernetes import policies, samples
+
+    for m in (samples.public_service(_cfg(sampleLoadBalancer=True)), policies.load_balancer_policy("10.42.0.0/24")):
+        assert kubernetes_validate.validate(m, schema_version(minor), strict=True) == minor, m["kind"]

@@ -11,11 +11,21 @@ import stat
 import subprocess
 from collections.abc import Sequence
 
+import pytest
 from harness import FAKE_KUBECONFIG
 from smoke_fake import ALL_CHECKS, HOST_KERNEL, FakeCluster
 
 from scripts import smoke_checks as sc
 from scripts import smoke_test
+
+
+@pytest.fixture(autouse=True)
+def _no_real_http(monkeypatch):
+    """The real client fetches the sample load balancer over HTTP (smoke_client.fetch_url):
+    here it answers like FakeCluster.fetch, off the network."""
+    from scripts import smoke_client
+
+    monkeypatch.setattr(smoke_client, "fetch_url", lambda url: "kata-app-2\n")
 
 
 class FakeKubectl:

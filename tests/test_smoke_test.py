@@ -23,6 +23,7 @@ from components import versions as v
 from components.kubernetes import demo
 from scripts import smoke_checks as sc
 from scripts import smoke_probes as sp
+from scripts import smoke_public as spub
 from scripts import smoke_volumes as sv
 from scripts.smoke_client import METADATA_URL
 
@@ -95,12 +96,13 @@ BREAKAGES: dict[str, tuple[Callable[[FakeCluster], None], set[str]]] = {
         _set(lambda c: c.pods[1]["status"], "phase", "Pending"),
         {KATA_CLASS, sc.SPREAD},  # one running kata-app pod is not a spread
     ),
-    "one kata pod short": (lambda c: c.pods.pop(1), {KATA_CLASS, SERVICE, sc.SPREAD}),
+    # kata-app-2, the pod behind the load balancer's answer, is gone too
+    "one kata pod short": (lambda c: c.pods.pop(1), {KATA_CLASS, SERVICE, sc.SPREAD, spub.ANSWERS}),
     "twin with class": (_set(lambda c: c.pods[2]["spec"], "runtimeClassName", "kata"), {TWIN, TWIN_KERNEL}),
     "kata deployment scaled to zero": (
         lambda c: [c.pods.pop(0), c.pods.pop(0), c.objects[("deployment", demo.KATA_APP)]["spec"].update(replicas=0)],
         # nothing to probe from or beside: fails, never skipped
-        {KATA_CLASS, KATA_KERNEL, SERVICE, sc.SPREAD, sc.CROSS_NODE, *PROBE_CHECKS},
+        {KATA_CLASS, KATA_KERNEL, SERVICE, sc.SPREAD, sc.CROSS_NODE, *PROBE_CHECKS, spub.ANSWERS},
     ),
     "kata shares the host kernel": (lambda c: setattr(c, "guest_kernel", HOST_KERNEL), {KATA_KERNEL}),
     "client blocked": (
@@ -155,6 +157,11 @@ BREAKAGES: dict[str, tuple[Callable[[FakeCluster], None], set[str]]] = {
     "block device missing in the guest": (
         _set(lambda c: c.volume_exec, sv.BLOCK_POD, sc.ExecResult(1, "", "")), {sv.BLOCK}),
     "volume never attached": (lambda c: c.never_ready.add(sv.BLOCK_POD), {sv.BLOCK}),
+    # the sample load balancer (scripts/smoke_public.py)
+    "load balancer without an address": (
+        lambda c: c.objects[("service", demo.PUBLIC_SERVICE)].update(status={"loadBalancer": {}}), {spub.ANSWERS}),
+    "load balancer unreachable": (lambda c: setattr(c, "public_answer", OSError("timed out")), {spub.ANSWERS}),
+    "load balancer answers from a runc pod": (lambda c: setattr(c, "public_answer", "runc-app-1"), {spub.ANSWERS}),
 }
 
 
@@ -242,3 +249,12 @@ def test_volume_probes_are_skipped_without_a_default_class_and_clean_up_after_th
     res = {r.check: r for r in sc.run_checks(cluster)}
     assert res[sv.FILESYSTEM].skipped and res[sv.BLOCK].skipped and "cinderCsi false" in res[sv.BLOCK].detail
 
+
+
+def test_the_load_balancer_check_fetches_its_address_and_skips_without_it():
+    cluster = FakeCluster()
+    res = {r.check: r for r in sc.run_checks(cluster)}
+    assert res[spub.ANSWERS].ok and cluster.fetched == [f"http://203.0.113.80:{demo.PUBLIC_PORT}/hostname"]
+    del cluster.objects[("service", demo.PUBLIC_SERVICE)]
+    res = {r.check: r for r in sc.run_checks(cluster)}
+    assert res[spub.ANSWERS].skipped and "sampleLoadBalancer false" in res[spub.ANSWERS].detail

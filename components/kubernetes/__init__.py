@@ -143,7 +143,8 @@ class KubernetesAddons(pulumi.ComponentResource):
                 depends_on=self.calico.ready,
             )
             self.policies = DemoNetworkPolicies(
-                f"{name}-policies", namespace=ns, provider=self.provider, opts=child
+                f"{name}-policies", namespace=ns, provider=self.provider, opts=child,
+                load_balancer_cidr=cfg.node_cidr if cfg.sample_load_balancer and cfg.cloud_provider else None,
             )
             self.workloads = SampleWorkloads(
                 f"{name}-samples",

@@ -22,6 +22,9 @@ CLIENT_LABELS = {"role": "http-client"}  # what the kata app's ingress policy ad
 CALLER_LABELS = {"katak8s.io/calls": KATA_APP}
 
 HTTP_PORT = 8080  # agnhost netexec's --http-port (/hostname, /echo?msg=)
+# sampleLoadBalancer: kata-app behind an Octavia load balancer (the cloud controller).
+PUBLIC_SERVICE = f"{KATA_APP}-public"
+PUBLIC_PORT = 80
 PORT_NAME = "http"
 SERVICE_HOST = f"{KATA_APP}.{NAMESPACE}.svc"
 

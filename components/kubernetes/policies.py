@@ -25,8 +25,20 @@ def _policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def network_policies() -> list[dict[str, Any]]:
-    """The namespace's policies, in the order they are declared."""
+def load_balancer_policy(node_cidr: str) -> dict[str, Any]:
+    """sampleLoadBalancer: kata-app admits its port from the node subnet, where the Octavia
+    amphora's member-side address lives (samples.public_service: no masquerade)."""
+    return _policy(f"{demo.KATA_APP}-ingress-from-load-balancer", {
+        "podSelector": {"matchLabels": {demo.APP_LABEL: demo.KATA_APP}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"ipBlock": {"cidr": node_cidr}}],
+                     "ports": [{"protocol": "TCP", "port": demo.HTTP_PORT}]}],
+    })
+
+
+def network_policies(load_balancer_cidr: str | None = None) -> list[dict[str, Any]]:
+    """The namespace's policies, in the order they are declared (with the load balancer's
+    when `load_balancer_cidr`, the node subnet, is given)."""
     tcp_http = [{"protocol": "TCP", "port": demo.HTTP_PORT}]
     kata_app = {"matchLabels": {demo.APP_LABEL: demo.KATA_APP}}
     client = {"matchLabels": dict(demo.CLIENT_LABELS)}
@@ -77,7 +89,7 @@ def network_policies() -> list[dict[str, Any]]:
                 "egress": [{"to": [{"podSelector": kata_app}], "ports": tcp_http}],
             },
         ),
-    ]
+    ] + ([load_balancer_policy(load_balancer_cidr)] if load_balancer_cidr else [])
 
 
 class DemoNetworkPolicies(pulumi.ComponentResource):
@@ -89,9 +101,11 @@ class DemoNetworkPolicies(pulumi.ComponentResource):
         *,
         namespace: k8s.core.v1.Namespace,
         provider: k8s.Provider,
+        load_balancer_cidr: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(type_token("kubernetes", "DemoNetworkPolicies"), name, None, opts)
+        policies = network_policies(load_balancer_cidr)
         self.policies = [
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{p['metadata']['name']}",
@@ -99,6 +113,6 @@ class DemoNetworkPolicies(pulumi.ComponentResource):
                 spec=p["spec"],
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace]),
             )
-            for p in network_policies()
+            for p in policies
         ]
-        self.register_outputs({"names": [p["metadata"]["name"] for p in network_policies()]})
+        self.register_outputs({"names": [p["metadata"]["name"] for p in policies]})

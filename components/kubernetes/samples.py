@@ -196,6 +196,31 @@ def app_service() -> dict[str, Any]:
     }
 
 
+def public_service(cfg: ClusterConfig) -> dict[str, Any]:
+    """sampleLoadBalancer: kata-app behind an Octavia load balancer with a floating IP, open
+    to allowedCidrs only (Octavia listener allowed_cidrs, from loadBalancerSourceRanges).
+    externalTrafficPolicy Local: the amphora sends only to nodes running a kata-app pod
+    (the controller's health monitor on the healthCheckNodePort), and kube-proxy does not
+    masquerade, so the pod sees the amphora's address in the node subnet, which the
+    NetworkPolicy kata-app-ingress-from-load-balancer admits (policies.py)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": demo.PUBLIC_SERVICE, "namespace": demo.NAMESPACE,
+                     # pulumi-kubernetes waits for the load balancer's address: Octavia's amphora
+                     # boots in 1-3 minutes, more under load
+                     "annotations": {"pulumi.com/timeoutSeconds": str(AWAIT_TIMEOUT_SECONDS)}},
+        "spec": {
+            "type": "LoadBalancer",
+            "externalTrafficPolicy": "Local",
+            "loadBalancerSourceRanges": list(cfg.allowed_cidrs),
+            "selector": {demo.APP_LABEL: demo.KATA_APP},
+            "ports": [{"name": demo.PORT_NAME, "port": demo.PUBLIC_PORT, "targetPort": demo.PORT_NAME,
+                       "protocol": "TCP"}],
+        },
+    }
+
+
 def client_deployment(cfg: ClusterConfig) -> dict[str, Any]:
     """An idle agnhost (`pause`) carrying the allowed-client label; the smoke test execs
     curl in its pod. A one-replica Deployment, not a bare Pod: `kubectl drain` (no

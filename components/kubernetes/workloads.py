@@ -20,6 +20,7 @@ from components.kubernetes.samples import (
     app_service,
     client_deployment,
     namespace_manifest,
+    public_service,
 )
 from components.naming import type_token
 
@@ -76,4 +77,9 @@ class SampleWorkloads(pulumi.ComponentResource):
         self.disruption_budget = pdb and k8s.policy.v1.PodDisruptionBudget(
             f"{name}-{demo.KATA_APP}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=child
         )
+        self.public = None
+        if cfg.sample_load_balancer and cfg.cloud_provider:
+            public = public_service(cfg)
+            self.public = k8s.core.v1.Service(
+                f"{name}-{demo.PUBLIC_SERVICE}", metadata=public["metadata"], spec=public["spec"], opts=child)
         self.register_outputs({"namespace": demo.NAMESPACE, "service": self.service.metadata})
