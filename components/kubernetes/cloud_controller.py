@@ -157,6 +157,24 @@ class InitializedParams:
     controller: str  # its DaemonSet in kube-system, whose logs a timeout shows
 
 
+def cloud_config_secret(parent: pulumi.Resource, name: str, secret_name: str, text: pulumi.Output[str],
+                        ca_cert: pulumi.Input[str], provider: k8s.Provider,
+                        after: list[pulumi.Resource]) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
+    """A kube-system Secret holding a cloud.conf (and the login's CA), and the digest of the
+    text that restarts the pods reading it. Shared by the controller and Cinder CSI."""
+    secret = k8s.core.v1.Secret(
+        name,
+        metadata={"name": secret_name, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/managed-by": "katak8s"}},
+        type="Opaque",
+        # pulumi-kubernetes keeps Secret data secret in state (provider.go, PR #803/#1577);
+        # the text is a secret Output besides.
+        string_data=pulumi.Output.secret(secret_data(text, ca_cert)),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=after))
+    # The digest of a text holding a random secret reveals nothing of it: shown in plain,
+    # so a preview of the release still shows its values.
+    return secret, pulumi.Output.unsecret(text.apply(config_digest))
+
+
 class CloudController(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: ClusterConfig, *, cloud: pulumi.Input[CloudConf],
                  provider: k8s.Provider, cluster: Any, after: list[pulumi.Resource],
@@ -164,18 +182,8 @@ class CloudController(pulumi.ComponentResource):
         super().__init__(type_token("kubernetes", "CloudController"), name, None, opts)
         conf = pulumi.Output.from_input(cloud)
         text = pulumi.Output.secret(conf.apply(render_cloud_conf))
-        self.secret = k8s.core.v1.Secret(
-            f"{name}-config",
-            metadata={"name": SECRET_NAME, "namespace": NAMESPACE,
-                      "labels": {"app.kubernetes.io/managed-by": "katak8s"}},
-            type="Opaque",
-            # pulumi-kubernetes keeps Secret data secret in state (provider.go, PR #803/#1577);
-            # the text is a secret Output besides.
-            string_data=pulumi.Output.secret(secret_data(text, conf.apply(lambda c: c.ca_cert))),
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=after))
-        # The digest of a text holding a random secret reveals nothing of it: shown in plain,
-        # so a preview of the release still shows its values.
-        digest = pulumi.Output.unsecret(text.apply(config_digest))
+        self.secret, digest = cloud_config_secret(self, f"{name}-config", SECRET_NAME, text,
+                                                  conf.apply(lambda c: c.ca_cert), provider, after)
         values = digest.apply(lambda d: controller_values(cfg, d))
         self.release = k8s.helm.v3.Release(
             f"{name}-release",

@@ -33,10 +33,9 @@ from components.config import ClusterConfig
 from components.kubernetes.cloud_controller import (
     CONFIG_DIGEST_ANNOTATION,
     METADATA,
-    config_digest,
+    cloud_config_secret,
     global_section,
     render_ini,
-    secret_data,
 )
 from components.naming import type_token
 
@@ -115,13 +114,8 @@ class CinderCsi(pulumi.ComponentResource):
         super().__init__(type_token("kubernetes", "CinderCsi"), name, None, opts)
         conf = pulumi.Output.from_input(cloud)
         text = pulumi.Output.secret(conf.apply(render_csi_conf))
-        self.secret = k8s.core.v1.Secret(
-            f"{name}-config",
-            metadata={"name": SECRET_NAME, "namespace": NAMESPACE,
-                      "labels": {"app.kubernetes.io/managed-by": "katak8s"}},
-            type="Opaque", string_data=pulumi.Output.secret(secret_data(text, conf.apply(lambda c: c.ca_cert))),
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=after))
-        digest = pulumi.Output.unsecret(text.apply(config_digest))
+        self.secret, digest = cloud_config_secret(self, f"{name}-config", SECRET_NAME, text,
+                                                  conf.apply(lambda c: c.ca_cert), provider, after)
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE_NAME,
