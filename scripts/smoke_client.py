@@ -85,5 +85,5 @@ def blocked(res: ExecResult) -> bool:
 
 
 def fetch_url(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=PROBE_SECONDS) as response:  # noqa: S310 (our own load balancer)
+    with urllib.request.urlopen(url, timeout=2 * PROBE_SECONDS) as response:  # noqa: S310 (our own load balancer)
         return response.read().decode(errors="replace")

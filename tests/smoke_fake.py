@@ -88,7 +88,7 @@ class FakeCluster(sc.Client):
         self.objects[("service", demo.PUBLIC_SERVICE)] = {
             "metadata": {"name": demo.PUBLIC_SERVICE},
             "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.80"}]}}}
-        self.public_answer: str | OSError = "kata-app-2"
+        self.public_answer: str | Exception = "kata-app-2"
         self.fetched: list[str] = []
         # what the volume probes' pods answer (scripts/smoke_volumes.py)
         self.volume_exec: dict[str, sc.ExecResult] = {
@@ -123,7 +123,7 @@ class FakeCluster(sc.Client):
 
     def get(self, kind, name, namespace=None):
         if (kind, name) not in self.objects:
-            raise sc.ClientError(f'{kind}s "{name}" not found')
+            raise sc.ClientError(f'Error from server (NotFound): {kind}s "{name}" not found')
         return copy.deepcopy(self.objects[(kind, name)])
 
     def create(self, manifest):
@@ -149,7 +149,7 @@ class FakeCluster(sc.Client):
     def fetch(self, url: str) -> str:
         """The smoke test's HTTP GET from the operator's machine (scripts/smoke_public.py)."""
         self.fetched.append(url)
-        if isinstance(self.public_answer, OSError):
+        if isinstance(self.public_answer, Exception):
             raise self.public_answer
         return self.public_answer + "\n"
 

@@ -3,6 +3,7 @@ broken fails exactly the right checks, and every check fails in at least one of 
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Callable
 
@@ -162,6 +163,8 @@ BREAKAGES: dict[str, tuple[Callable[[FakeCluster], None], set[str]]] = {
         lambda c: c.objects[("service", demo.PUBLIC_SERVICE)].update(status={"loadBalancer": {}}), {spub.ANSWERS}),
     "load balancer unreachable": (lambda c: setattr(c, "public_answer", OSError("timed out")), {spub.ANSWERS}),
     "load balancer answers from a runc pod": (lambda c: setattr(c, "public_answer", "runc-app-1"), {spub.ANSWERS}),
+    "load balancer speaks no HTTP": (
+        lambda c: setattr(c, "public_answer", http.client.BadStatusLine("garbage")), {spub.ANSWERS}),
 }
 
 
@@ -258,3 +261,14 @@ def test_the_load_balancer_check_fetches_its_address_and_skips_without_it():
     del cluster.objects[("service", demo.PUBLIC_SERVICE)]
     res = {r.check: r for r in sc.run_checks(cluster)}
     assert res[spub.ANSWERS].skipped and "sampleLoadBalancer false" in res[spub.ANSWERS].detail
+
+
+def test_an_api_error_on_the_load_balancer_is_a_failure_not_a_skip(monkeypatch):
+    cluster = FakeCluster()
+
+    def refuse(kind, name, namespace=None):
+        raise sc.ClientError('services "kata-app-public" is forbidden: User cannot get resource')
+
+    monkeypatch.setattr(cluster, "get", refuse)
+    (res,) = spub.check_load_balancer(cluster, ["kata-app-1"])
+    assert not res.ok and not res.skipped and "forbidden" in res.detail

@@ -129,8 +129,9 @@ def check_login(cfg: ClusterConfig) -> Login:
     problem = login_refusal(cfg, application_credential_login(provider, env, entry))
     if problem:
         raise ConfigError([problem])
-    insecure = pulumi.Config("openstack").get_bool("insecure") or env.get("OS_INSECURE", "").lower() in (
-        "1", "true") or entry.get("verify") is False
+    # strconv.ParseBool's true values, as the provider reads OS_INSECURE
+    insecure = pulumi.Config("openstack").get_bool("insecure") or env.get("OS_INSECURE", "") in (
+        "1", "t", "T", "TRUE", "true", "True") or entry.get("verify") is False
     if insecure:
         pulumi.log.warn("the stack logs in to OpenStack without verifying TLS (openstack:insecure, OS_INSECURE or "
                         "clouds.yaml verify: false); the cloud controller and Cinder CSI verify it and will fail "

@@ -67,7 +67,7 @@ no_deletable_volumes() {
 }
 
 release_volumes() {
-  local volumes pod claims left
+  local volumes pods pod claims left
   volumes=$(retry 5 cinder_volumes) || fatal "cannot list the PersistentVolumes; nothing more was deleted." \
     "Run 'pulumi destroy' again once the API answers"
   if [[ "${DELETE_VOLUMES}" != true ]]; then
@@ -83,16 +83,20 @@ release_volumes() {
   log_info "deleting every PersistentVolumeClaim (deleteVolumesOnDestroy) and the pods that hold one"
   retry 3 kube delete persistentvolumeclaims --all --all-namespaces --wait=false >&2 \
     || fatal "could not delete the PersistentVolumeClaims; run 'pulumi destroy' again"
+  pods=$(retry 3 kube get pods --all-namespaces -o "jsonpath=${POD_CLAIMS}") \
+    || fatal "could not list the pods that hold claims (the claims are being deleted, the nodes cordoned);" \
+      "run 'pulumi destroy' again"
   while read -r pod claims; do
     [[ -n "${claims}" ]] || continue
     kube delete pod --namespace "${pod%%/*}" "${pod#*/}" --ignore-not-found --wait=false >&2 || true
-  done < <(kube get pods --all-namespaces -o "jsonpath=${POD_CLAIMS}")
+  done <<<"${pods}"
   if ! wait_for "${VOLUME_TIMEOUT}" "every Cinder volume with reclaim policy Delete gone" no_deletable_volumes; then
     left=$(cinder_volumes 2>/dev/null || echo "(the API stopped answering)")
     fatal "after ${VOLUME_TIMEOUT}s these Cinder volumes are not deleted yet (pv, policy, volume id, claim):" \
       "${left//$'\n'/; }. A claim stays while a pod uses it ('kubectl get pods -A -o wide'); a volume" \
       "stays while attached or with snapshots ('openstack volume show <id>'). Fix that and run" \
-      "'pulumi destroy' again"
+      "'pulumi destroy' again. Every node is cordoned now: to keep the cluster instead," \
+      "'kubectl uncordon -l kubernetes.io/os=linux'"
   fi
   left=$(cinder_volumes 2>/dev/null || true)
   [[ -z "${left}" ]] || log_warn "these Cinder volumes stay (reclaim policy Retain):" "${left//$'\n'/; }"
