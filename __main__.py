@@ -42,9 +42,10 @@ bootstrap = NodeBootstrap("bootstrap", cfg, nodes=nodes)
 cluster = KubeadmCluster("cluster", cfg, nodes=nodes, bootstrap=bootstrap, endpoint=endpoint,
                          deployed=deployed)
 
-# 3. Kubernetes: Calico, the OpenStack cloud controller, Cinder CSI, the kata RuntimeClass,
-#    NetworkPolicies, sample workloads.
-addons = KubernetesAddons("kubernetes", cfg, cluster=cluster, network=network, credentials=credentials)
+# 3. Kubernetes: Calico, the OpenStack cloud controller, Cinder CSI, metrics-server, the
+#    kata RuntimeClass, NetworkPolicies, sample workloads.
+addons = KubernetesAddons("kubernetes", cfg, cluster=cluster, network=network, nodes=nodes,
+                          credentials=credentials)
 
 # The outputs contract other stacks read through StackReference (README, "Outputs").
 export_outputs(cfg, access=access, network=network, endpoint=endpoint, nodes=nodes,

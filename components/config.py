@@ -97,6 +97,10 @@ class ClusterConfig:
     cinder_csi: bool = True  # Cinder CSI and the default StorageClass
     delete_volumes_on_destroy: bool = False  # `pulumi destroy` deletes the PVCs' volumes too
     sample_load_balancer: bool = False  # kata-app behind an Octavia load balancer
+    metrics_server: bool = True  # metrics-server (components/kubernetes/metrics.py)
+    # Kubelets serve certificates the cluster CA signed (serverTLSBootstrap), approved in the
+    # cluster: fixed at `kubeadm init`, so settled against the deployed stack (DeployedState.settle).
+    kubelet_serving_certificates: bool = True
     warnings: tuple[str, ...] = ()  # logged once by load_config
 
     @property
@@ -236,6 +240,8 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         cinder_csi=values["cinderCsi"],
         delete_volumes_on_destroy=values["deleteVolumesOnDestroy"],
         sample_load_balancer=values["sampleLoadBalancer"],
+        metrics_server=values["metricsServer"],
+        kubelet_serving_certificates=values["metricsServer"],
         warnings=tuple(c.warnings),
     )
 

@@ -97,6 +97,8 @@ KEYS: tuple[Key, ...] = (
     Key("cinderCsi", "boolean", True),
     Key("deleteVolumesOnDestroy", "boolean", False),
     Key("sampleLoadBalancer", "boolean", False),
+    # metrics-server with kubelet serving certificates (components/kubernetes/metrics.py).
+    Key("metricsServer", "boolean", True),
 )
 KEY_NAMES = frozenset(k.name for k in KEYS)
 SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind == "secret")

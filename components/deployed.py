@@ -45,11 +45,13 @@ from components.deployed_rules import (  # noqa: F401 (re-exported: the rules an
     READ_STACK_OUTPUTS,
     RUNTIME,
     SERVICE_CIDR,
+    SERVING_CERTIFICATES,
     SSH_PUBLIC_KEY,
     STORAGE_CLASS,
     WORKERS,
     _patch,
     cloud_provider_refusals,
+    metrics_refusals,
     next_versions,
     refusals,
     version_notice,
@@ -124,7 +126,30 @@ class DeployedState:
                             "re-registered with a provider ID, which katak8s does not do in place. Set "
                             f"{NAMESPACE}:cloudProvider false to say so (docs/openstack.md 'Cloud integration')")
             on = False
-        return dataclasses.replace(cfg, cloud_provider=on, cloud_cluster_name=name)
+        return self._settle_metrics(dataclasses.replace(cfg, cloud_provider=on, cloud_cluster_name=name))
+
+    def _settle_metrics(self, cfg: ClusterConfig) -> ClusterConfig:
+        """Kubelet serving certificates are what the cluster was initialized with: kept when
+        recorded, off on a readable stack deployed before katak8s managed them (metrics-server
+        too, with a warning), and as configured on a new stack or when the outputs cannot be
+        read (a flip there would touch the init step; the warning says what to set).
+        metrics_refusals refuses metrics-server on a cluster recorded without them."""
+        had = self.outputs.get(SERVING_CERTIFICATES)
+        if isinstance(had, bool):
+            return dataclasses.replace(cfg, kubelet_serving_certificates=had)
+        metrics = cfg.metrics_server
+        if not self.readable and metrics:
+            pulumi.log.warn(f"{NAMESPACE}:metricsServer could not be checked against the deployed stack (its outputs "
+                            "cannot be read): if this stack was deployed before katak8s managed metrics-server, set "
+                            f"{NAMESPACE}:metricsServer false before this `pulumi up`")
+        if self.readable and self.outputs:
+            if metrics:
+                pulumi.log.warn(f"{NAMESPACE}:metricsServer stays off for this stack: it was deployed before katak8s "
+                                "managed metrics-server, and its kubelets sign their own serving certificates, which "
+                                "metrics-server cannot verify (serverTLSBootstrap is set only at `kubeadm init`). Set "
+                                f"{NAMESPACE}:metricsServer false to say so (docs/kubernetes.md 'Metrics')")
+            return dataclasses.replace(cfg, metrics_server=False, kubelet_serving_certificates=False)
+        return dataclasses.replace(cfg, kubelet_serving_certificates=metrics)
 
     @property
     def kubernetes_version(self) -> str | None:

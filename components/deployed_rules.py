@@ -20,8 +20,9 @@ POD_CIDR, SERVICE_CIDR = "podCidr", "serviceCidr"
 KUBERNETES_VERSION, RUNTIME = "kubernetesVersion", "containerRuntime"
 JUMP_HOST = "jumpHost"
 CLOUD_PROVIDER, CLOUD_CLUSTER_NAME, STORAGE_CLASS = "cloudProvider", "cloudClusterName", "defaultStorageClass"
+SERVING_CERTIFICATES = "kubeletServingCertificates"
 READ = (CONTROL_PLANES, WORKERS, SSH_PUBLIC_KEY, POD_CIDR, SERVICE_CIDR, KUBERNETES_VERSION, RUNTIME, JUMP_HOST,
-        CLOUD_PROVIDER, CLOUD_CLUSTER_NAME, STORAGE_CLASS)
+        CLOUD_PROVIDER, CLOUD_CLUSTER_NAME, STORAGE_CLASS, SERVING_CERTIFICATES)
 
 
 def _patch(version: Any) -> tuple[int, int, int] | None:
@@ -90,6 +91,18 @@ def cloud_provider_refusals(previous: Mapping[str, Any], cfg: ClusterConfig) -> 
     return problems
 
 
+def metrics_refusals(previous: Mapping[str, Any], cfg: ClusterConfig) -> list[str]:
+    """metrics-server needs kubelets that serve certificates the cluster CA signed, which only
+    `kubeadm init` sets (the kubelet-config ConfigMap every node reads). Turning it off is
+    allowed: the approver stays for the kubelets' renewals (components/kubernetes/metrics.py)."""
+    if previous.get(SERVING_CERTIFICATES) is False and cfg.metrics_server:
+        return [f"{NAMESPACE}:metricsServer: cannot turn metrics-server on for a cluster deployed without kubelet "
+                "serving certificates (its kubelets sign their own, which metrics-server cannot verify, and "
+                "katak8s never runs it with --kubelet-insecure-tls; serverTLSBootstrap is set only at `kubeadm "
+                "init`); set it back to false, or build a new stack with it on (docs/kubernetes.md 'Metrics')"]
+    return []
+
+
 def version_notice(previous: Mapping[str, Any], cfg: ClusterConfig) -> str | None:
     """An allowed hop: say what the upgrade will do, before it does it."""
     deployed, wanted = previous.get(KUBERNETES_VERSION), cfg.kubernetes_patch
@@ -126,7 +139,8 @@ def refusals(previous: Mapping[str, Any], cfg: ClusterConfig, *, ssh_public_key:
     Pure. `ssh_public_key` None means the new key is not known yet: on a deployed stack that
     happens only when a new key is being generated (the configured key was removed).
     Outputs of an unexpected shape are ignored, never trusted."""
-    problems = version_refusals(previous, cfg) + cloud_provider_refusals(previous, cfg)
+    problems = [*version_refusals(previous, cfg), *cloud_provider_refusals(previous, cfg),
+                *metrics_refusals(previous, cfg)]
     ips = previous.get(CONTROL_PLANES)
     if isinstance(ips, list) and ips and _ha(len(ips)) != _ha(cfg.control_plane_count):
         problems.append(

@@ -7,7 +7,7 @@ import hashlib
 PACKAGE = "katak8s"
 CONTROL_PLANE = "control-plane"
 WORKER = "worker"
-_ROLE_ABBREV = {CONTROL_PLANE: "cp", WORKER: "worker"}
+ROLE_ABBREV = {CONTROL_PLANE: "cp", WORKER: "worker"}
 
 
 def type_token(module: str, type_name: str) -> str:
@@ -19,7 +19,7 @@ def node_name(cluster: str, role: str, index: int) -> str:
     """`<cluster>-cp-<i>` / `<cluster>-worker-<i>`: the server, hostname and Kubernetes
     node name at once, so it must stay a lowercase RFC 1123 label (clusterName is
     validated to at most 40 characters, which leaves room for the suffix)."""
-    return f"{cluster}-{_ROLE_ABBREV[role]}-{index}"
+    return f"{cluster}-{ROLE_ABBREV[role]}-{index}"
 
 
 def cluster_tag(cluster: str) -> str:

@@ -19,7 +19,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "containerRuntime", "runtimeClassNames", "controlPlanePrivateIps", "workerPrivateIps",
     "sshUser", "sshJumpHost", "sshPrivateKey", "sshPublicKey", "networkId", "subnetId", "securityGroupIds",
     "podCidr", "serviceCidr", "jumpHost", "cloudProvider", "cloudClusterName",
-    "defaultStorageClass",
+    "defaultStorageClass", "kubeletServingCertificates",
 )
 SECRET_OUTPUTS = frozenset({"kubeconfig", "sshPrivateKey"})
 
@@ -56,6 +56,9 @@ def stack_outputs(cfg: ClusterConfig, *, access: Any, network: Any, endpoint: An
         "cloudProvider": cfg.cloud_provider,
         "cloudClusterName": cfg.cloud_cluster_name,
         "defaultStorageClass": addons.default_storage_class,
+        # Whether kubelets serve CA-signed certificates (fixed at init); components/deployed.py
+        # keeps it on the next `up`.
+        "kubeletServingCertificates": cfg.kubelet_serving_certificates,
     }
     for name in SECRET_OUTPUTS:
         values[name] = pulumi.Output.secret(values[name])

@@ -59,6 +59,19 @@ CINDER_CSI_CHARTS: dict[str, str] = {m: x.cinder_csi for m, x in KUBERNETES_MINO
 CINDER_CSI_DRIVER = "cinder.csi.openstack.org"  # the provisioner (pkg/csi/cinder driver name)
 # The default StorageClass the stack creates (and exports as defaultStorageClass).
 DEFAULT_STORAGE_CLASS = "cinder"
+# metrics-server (components/kubernetes/metrics.py): chart 3.13.1, app v0.8.1, which
+# supports Kubernetes 1.31+ (kubernetes-sigs/metrics-server README.md "Compatibility matrix";
+# tag metrics-server-helm-chart-3.13.1). One pin for every minor: it reads the stable
+# metrics API of the kubelet (/metrics/resource).
+METRICS_SERVER_CHART_REPO = "https://kubernetes-sigs.github.io/metrics-server/"
+METRICS_SERVER_CHART = "metrics-server"
+METRICS_SERVER_CHART_VERSION = "3.13.1"
+# kubelet-csr-approver approves kubelet serving certificates (kube-controller-manager signs
+# them but never approves them). Its chart version is the release tag without "v"
+# (postfinance/kubelet-csr-approver .github/workflows/publish.yaml "Prepare version").
+CSR_APPROVER_CHART_REPO = "https://postfinance.github.io/kubelet-csr-approver"
+CSR_APPROVER_CHART = "kubelet-csr-approver"
+CSR_APPROVER_CHART_VERSION = "1.2.14"
 # The Node.spec.providerID of a server: "openstack:///<server id>" (cloud-provider-openstack
 # pkg/openstack/instances.go, without OS_CCM_REGIONAL). Set by the kubelet at registration
 # so the controller never looks servers up by name (CPO #2062: nodes deleted on a mismatch).

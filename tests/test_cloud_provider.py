@@ -314,7 +314,10 @@ def test_destroy_releases_load_balancers_before_the_controller_the_servers_and_t
         "openstack:networking/secGroupRule:SecGroupRule", "openstack:loadbalancer/listener:Listener",
         "openstack:loadbalancer/pool:Pool", "openstack:loadbalancer/member:Member",
         "openstack:loadbalancer/monitor:Monitor", "kubernetes:operator.tigera.io/v1:Installation",
-        APP_CRED, RELEASE, SECRET)]
+        APP_CRED, RELEASE, SECRET)
+        # metrics-server and the approver serve nothing the guard's release needs, and a guard
+        # waiting for them would not exist when their first install fails.
+        and "-metrics-" not in s.name]
     assert len(later) > 40
     for s in later:
         assert order.index(GUARD) < order.index(s.name), f"{s.name} is deleted before the load balancers are"

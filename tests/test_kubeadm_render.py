@@ -107,12 +107,13 @@ CASES = {
         api_server_endpoint="10.42.0.250:6443", node=_node("prod-cp-1", "crio", "10.42.0.22"),
         credentials=kubeadm.JoinCredentials(token=TOKEN, ca_cert_hash=CA_HASH, certificate_key=CERT_KEY),
         control_plane=True)),
-    # The external cloud provider (cloudProvider): kubelet flags per node, KCM flag, no
-    # apiserver flag.
+    # A new stack's defaults: the external cloud provider (cloudProvider: kubelet flags per
+    # node, KCM flag, no apiserver flag) and kubelet serving certificates (metricsServer).
     "kubeadm-init-cloud-provider.yaml": lambda: kubeadm.render_init_config(
         kubeadm.ClusterSpec(cluster_name="dev", kubernetes_patch="1.37.1", control_plane_host="10.42.0.250",
                             public_host="203.0.113.10", pod_subnet="192.168.0.0/16",
-                            service_subnet="10.96.0.0/12", external_cloud_provider=True),
+                            service_subnet="10.96.0.0/12", external_cloud_provider=True,
+                            serving_certificates=True),
         kubeadm.NodeRegistration(name="dev-cp-0", cri_socket=v.CRI_SOCKETS["containerd"], node_ip="10.42.0.11",
                                  provider_id=v.PROVIDER_ID_PREFIX + "6f0c1a52-9a4e-4c55-8a09-2f3b1d7e4c10")),
     "kubeadm-join-worker-cloud-provider.yaml": lambda: kubeadm.render_join_config(kubeadm.JoinSpec(

@@ -59,6 +59,9 @@ class FakeCluster:
         self.api_path: list = []
 
 
+FAKE_FLOATING_IP = "203.0.113.7"
+
+
 class FakeNetwork:
     """The ClusterNetwork interface's .mtu (Output[int]) and the ids the cloud controller needs."""
 
@@ -67,6 +70,18 @@ class FakeNetwork:
         self.external_network_id = source.stdout.apply(lambda _: "ext-net-id")
         self.subnet_id = source.stdout.apply(lambda _: "node-subnet-id")
         self.rules: dict = {}
+
+
+class FakeNodes:
+    """The NodePool interface's .floating_ips: cp-0's, as a single control plane has."""
+
+    def __init__(self, source):
+        self.floating_ips = {"dev-cp-0": FakeFloatingIp(source.stdout.apply(lambda _: FAKE_FLOATING_IP))}
+
+
+class FakeFloatingIp:
+    def __init__(self, address):
+        self.address = address
 
 
 def _fake_crd(plural: str, group: str, kind: str) -> dict[str, Any]:
@@ -118,6 +133,7 @@ def addons_program(*, mtu: int | None = FAKE_MTU, kubeconfig: str = FAKE_KUBECON
             cfg,
             cluster=FakeCluster(init, kubeconfig=kubeconfig),
             network=FakeNetwork(init, mtu),
+            nodes=FakeNodes(init),
             credentials=CloudCredentials("cloud-credentials", cfg) if cfg.cloud_credentials else None,
         )
 
@@ -254,7 +270,8 @@ def test_every_kubernetes_object_uses_the_explicit_provider():
     objects = [r for r in g if r.type.startswith("kubernetes:") and r.custom]
     # 12 + the two PodDisruptionBudgets (kata-app, CoreDNS) of the 1+2 default stack + the
     # cloud controller's release and Secret + Cinder CSI's release, Secret and StorageClass
-    assert len(objects) == 19 + len(FAKE_CALICO_CRDS)
+    # + kubelet-csr-approver's and metrics-server's releases
+    assert len(objects) == 21 + len(FAKE_CALICO_CRDS)
     assert len(g.of_type(CRD)) == len(FAKE_CALICO_CRDS)
     for r in objects:
         assert r.provider.startswith(provider.urn + "::"), (
@@ -344,9 +361,10 @@ def test_preview_of_a_fresh_stack_declares_everything_with_an_unknown_kubeconfig
     (provider,) = g.of_type(PROVIDER)
     assert provider.is_secret("kubeconfig") and provider.plain("kubeconfig") == UNKNOWN
     assert not g.of_type("kubernetes:helm.sh/v4:Chart")
-    # the Calico operator, the OpenStack cloud controller and Cinder CSI
-    assert len(g.of_type(RELEASE)) == 3 and len(g.of_type(CHART)) == 1
-    assert len([r for r in g if r.type.startswith("kubernetes:") and r.custom]) == 19
+    # the Calico operator, the OpenStack cloud controller, Cinder CSI, kubelet-csr-approver
+    # and metrics-server
+    assert len(g.of_type(RELEASE)) == 5 and len(g.of_type(CHART)) == 1
+    assert len([r for r in g if r.type.startswith("kubernetes:") and r.custom]) == 21
 
 
 # --- the single handler ----------------------------------------------------------------------

@@ -80,7 +80,7 @@ def cluster_spec(cfg: ClusterConfig, private_host: str, public_host: str) -> kub
         cluster_name=cfg.cluster_name, kubernetes_patch=cfg.kubernetes_patch,
         control_plane_host=private_host, public_host=public_host,
         pod_subnet=cfg.pod_cidr, service_subnet=cfg.service_cidr,
-        external_cloud_provider=cfg.cloud_provider)
+        external_cloud_provider=cfg.cloud_provider, serving_certificates=cfg.kubelet_serving_certificates)
 
 
 def _identity(target: NodeTarget) -> pulumi.Input[str]:

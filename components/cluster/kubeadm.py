@@ -78,6 +78,7 @@ class ClusterSpec:
     service_subnet: str
     api_port: int = v.API_PORT
     external_cloud_provider: bool = False  # cloudProvider: kube-controller-manager leaves cloud loops to OCCM
+    serving_certificates: bool = False  # kubelets ask the cluster CA for their serving certificates
 
     @property
     def control_plane_endpoint(self) -> str:
@@ -171,6 +172,13 @@ def init_documents(cluster: ClusterSpec, node: NodeRegistration) -> list[dict[st
         "kubeReserved": dict(v.KUBE_RESERVED),
         "evictionHard": dict(v.EVICTION_HARD),
     }
+    if cluster.serving_certificates:
+        # The kubelet files kubernetes.io/kubelet-serving CSRs (SANs: its Node's addresses)
+        # instead of signing its own certificate, so metrics-server can verify it against the
+        # cluster CA. kube-controller-manager signs them but never approves them:
+        # kubelet-csr-approver does (components/kubernetes/metrics.py). Set at init, kubeadm
+        # uploads it in the kubelet-config ConfigMap, which every join and upgrade reads.
+        kubelet["serverTLSBootstrap"] = True
     return [init, cluster_doc, kubelet]
 
 

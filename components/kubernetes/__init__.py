@@ -1,7 +1,7 @@
 """In-cluster objects, all through one explicit provider built from the secret kubeconfig.
 
 class KubernetesAddons(pulumi.ComponentResource), token katak8s:kubernetes:KubernetesAddons
-    KubernetesAddons(name, cfg, *, cluster, network, opts=None)
+    KubernetesAddons(name, cfg, *, cluster, network, nodes, credentials=None, opts=None)
     .provider: pulumi_kubernetes.Provider
     .runtime_class_names: list[str]
     .calico: Calico                     .calico.ready: Calico serving pod networks
@@ -9,6 +9,8 @@ class KubernetesAddons(pulumi.ComponentResource), token katak8s:kubernetes:Kuber
     .system: SystemServices             CoreDNS's disruption budget (system pod placement)
     .cloud_controller: CloudController, or None (cloudProvider false)
     .csi: CinderCsi, or None (cinderCsi false): the default StorageClass
+    .metrics: KubeletMetrics: kubelet-csr-approver (kubelet serving certificates) and
+              metrics-server (metricsServer), either may be absent
     .cleanup: CloudCleanup: at `pulumi destroy`, LoadBalancer Services (and, when asked,
               PVCs) go first
     .policies / .workloads: DemoNetworkPolicies / SampleWorkloads, or None (sampleWorkloads false)
@@ -35,6 +37,7 @@ from components.config import ClusterConfig
 from components.kubernetes.calico import Calico
 from components.kubernetes.cleanup import CloudCleanup
 from components.kubernetes.cloud_controller import CloudConf, CloudController
+from components.kubernetes.metrics import KubeletMetrics, serving_ip_prefixes
 from components.kubernetes.policies import DemoNetworkPolicies
 from components.kubernetes.provider import cluster_provider
 from components.kubernetes.runtime_class import KataRuntimeClasses
@@ -66,6 +69,12 @@ class NetworkOutputs(Protocol):
     rules: dict[str, pulumi.Resource]  # the security group rules, which the guard outlives
 
 
+class NodeOutputs(Protocol):
+    """What is read from NodePool."""
+
+    floating_ips: dict[str, Any]  # node name -> openstack.networking.FloatingIp (.address)
+
+
 class CredentialOutputs(Protocol):
     """What is read from CloudCredentials (components/openstack/credentials.py)."""
 
@@ -82,6 +91,7 @@ class KubernetesAddons(pulumi.ComponentResource):
         *,
         cluster: ClusterOutputs,
         network: NetworkOutputs,
+        nodes: NodeOutputs,
         credentials: CredentialOutputs | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
@@ -118,6 +128,12 @@ class KubernetesAddons(pulumi.ComponentResource):
                                  after=[self.calico.operator] if self.cloud_controller else self.calico.ready,
                                  opts=child)
         csi_ready = self.csi.ready if self.csi else []
+        # The approver beside the cloud controller (kubelets serve no TLS until it approved
+        # their certificates); metrics-server once the nodes are initialized and Ready.
+        self.metrics = KubeletMetrics(
+            f"{name}-metrics", cfg, provider=self.provider,
+            ip_prefixes=serving_ip_prefixes(cfg.node_cidr, [f.address for f in nodes.floating_ips.values()]),
+            approver_after=[self.calico.operator], metrics_after=[*self.calico.ready, *cloud_ready], opts=child)
         # On every stack, so that no setting ever removes it (components/kubernetes/cleanup.py).
         # It outlives, at destroy, everything its release needs: the controllers, Calico, every
         # node (a control plane gone mid-release would take etcd's quorum and the API with it;

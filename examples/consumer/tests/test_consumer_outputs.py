@@ -72,6 +72,7 @@ DOCUMENTED: dict[str, Any] = {
     "cloudProvider": True,
     "cloudClusterName": "dev-3f9c2a1b",
     "defaultStorageClass": "cinder",
+    "kubeletServingCertificates": True,
 }
 DOCUMENTED_SECRETS = ["kubeconfig", "sshPrivateKey"]
 
