@@ -23,7 +23,9 @@ It checks, at the default Calico version (or at each --calico-version):
   carries the cloud.conf digest that restarts it on a new configuration;
 - the openstack-cinder-csi chart of every supported minor, with csi_values(), renders no
   StorageClass and no Secret, and both plugins read cloud.conf from the program's Secret,
-  with the cluster ID, the digest, and the controller on the control planes.
+  with the cluster ID, the digest, and the controller on the control planes;
+- kubelet-csr-approver and metrics-server, with approver_values() and metrics_values()
+  (scripts/check_charts_metrics.py says what holds).
 Exit 0 when all hold, 1 with every problem listed, 2 when helm cannot run.
 """
 
@@ -47,9 +49,11 @@ from components import versions as v  # noqa: E402
 from components.config import parse_config  # noqa: E402
 from components.kubernetes import (
     calico,  # noqa: E402
+    metrics,  # noqa: E402
     storage,  # noqa: E402
 )
 from components.kubernetes import cloud_controller as cc  # noqa: E402
+from scripts import check_charts_metrics as cm  # noqa: E402
 
 Runner = Callable[..., subprocess.CompletedProcess]
 HELM_TIMEOUT = 300
@@ -219,6 +223,24 @@ def check_cloud_controllers(helm: str, run: Runner, tmp: Path) -> list[str]:
     return problems
 
 
+def check_metrics(helm: str, run: Runner, tmp: Path) -> list[str]:
+    cfg = parse_config({**SAMPLE, "clusterName": "ci", "workerCount": 2}, stack="ci")
+    values = tmp / "values-approver.yaml"
+    values.write_text(yaml.safe_dump(metrics.approver_values(cfg, cm.SAMPLE_PREFIXES)))
+    docs = render(helm, metrics.APPROVER_RELEASE, v.CSR_APPROVER_CHART, v.CSR_APPROVER_CHART_VERSION, values, run,
+                  repo=v.CSR_APPROVER_CHART_REPO, namespace=metrics.NAMESPACE)
+    problems = cm.check_approver(docs, cfg.cluster_name, cm.SAMPLE_PREFIXES)
+    for workers in (0, 2):  # without and with a disruption budget
+        cfg = parse_config({**SAMPLE, "workerCount": workers}, stack="ci")
+        chart_values = metrics.metrics_values(cfg)
+        values = tmp / f"values-metrics-{workers}.yaml"
+        values.write_text(yaml.safe_dump(chart_values))
+        docs = render(helm, metrics.METRICS_RELEASE, v.METRICS_SERVER_CHART, v.METRICS_SERVER_CHART_VERSION, values,
+                      run, repo=v.METRICS_SERVER_CHART_REPO, namespace=metrics.NAMESPACE)
+        problems += cm.check_metrics_server(docs, chart_values["podDisruptionBudget"]["enabled"])
+    return problems
+
+
 def main(argv: Sequence[str] | None = None, *, run: Runner = subprocess.run, out=sys.stdout) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--helm", default="helm", help="the helm binary (default: helm on PATH)")
@@ -236,11 +258,14 @@ def main(argv: Sequence[str] | None = None, *, run: Runner = subprocess.run, out
             print(f"calico {version}: both charts rendered", file=out)
         try:
             problems += check_cloud_controllers(args.helm, run, Path(tmp))
+            problems += check_metrics(args.helm, run, Path(tmp))
         except HelmError as exc:
             print(f"check_charts: {exc}", file=sys.stderr)
             return 1
         print(f"{v.CLOUD_PROVIDER_CHART} {', '.join(sorted(set(v.CLOUD_PROVIDER_CHARTS.values())))}, "
-              f"{v.CINDER_CSI_CHART} {', '.join(sorted(set(v.CINDER_CSI_CHARTS.values())))}: rendered", file=out)
+              f"{v.CINDER_CSI_CHART} {', '.join(sorted(set(v.CINDER_CSI_CHARTS.values())))}, "
+              f"{v.CSR_APPROVER_CHART} {v.CSR_APPROVER_CHART_VERSION}, "
+              f"{v.METRICS_SERVER_CHART} {v.METRICS_SERVER_CHART_VERSION}: rendered", file=out)
     for p in problems:
         print(f"FAIL {p}", file=out)
     return 1 if problems else 0

@@ -25,6 +25,7 @@ from scripts.smoke_client import (
     name,
     skip,
 )
+from scripts.smoke_metrics import check_metrics
 from scripts.smoke_probes import check_probes
 from scripts.smoke_public import check_load_balancer
 from scripts.smoke_volumes import check_volumes
@@ -239,6 +240,8 @@ def run_checks(client: Client) -> list[Result]:
     beside = next((p["spec"].get("nodeName") for p in kata if _running(p)), None)
     results += check_probes(client, beside)
     results += check_volumes(client)
+    results += check_metrics(client, list(nodes), [name(p) for p in kata if _running(p)],
+                             [name(p) for p in runc if _running(p)])
     results += check_load_balancer(client, [name(p) for p in kata])
     return results
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from components import versions as v
 from components.kubernetes import demo
 from scripts import smoke_checks as sc
+from scripts import smoke_metrics as sm
 from scripts import smoke_probes as sp
 from scripts import smoke_public as spub
 from scripts import smoke_volumes as sv
@@ -96,6 +97,10 @@ class FakeCluster(sc.Client):
             sv.BLOCK_POD: sc.ExecResult(0, "1048576 bytes (1.0 MB, 1.0 MiB) copied, 0.01 s, 100 MB/s\n", ""),
         }
         self.tigerastatus = [fake_tigerastatus("calico"), fake_tigerastatus("ippools")]
+        # metrics-server (scripts/smoke_metrics.py): served, with every node and pod in it
+        self.metrics_error: str | None = None
+        self.unreported: set[str] = set()  # nodes or pods metrics-server does not report
+        self.metrics_lists = 0
         self.guest_kernel = GUEST_KERNEL
         self.curl: dict[tuple[str, str], sc.ExecResult] = {
             (CLIENT_POD, sc.SERVICE_URL): sc.ExecResult(0, "kata-app-2", ""),
@@ -118,8 +123,23 @@ class FakeCluster(sc.Client):
             return copy.deepcopy(self.nodes)
         if kind == "tigerastatus":
             return copy.deepcopy(self.tigerastatus)
+        if kind in (sm.NODE_METRICS, sm.POD_METRICS):
+            return self._metrics(kind, namespace)
         key, value = selector.split("=")
         return [copy.deepcopy(p) for p in self.pods if p["metadata"]["labels"].get(key) == value]
+
+    def _metrics(self, kind, namespace):
+        self.metrics_lists += 1
+        if self.metrics_error:
+            raise sc.ClientError(self.metrics_error)
+        usage = {"cpu": "12m", "memory": "34Mi"}
+        if kind == sm.NODE_METRICS:
+            return [{"metadata": {"name": sc.name(n)}, "usage": usage} for n in self.nodes
+                    if sc.name(n) not in self.unreported]
+        assert namespace == demo.NAMESPACE
+        return [{"metadata": {"name": sc.name(p), "namespace": namespace},
+                 "containers": [{"name": "app", "usage": usage}]} for p in self.pods
+                if sc.name(p) not in self.unreported]
 
     def get(self, kind, name, namespace=None):
         if (kind, name) not in self.objects:
@@ -210,4 +230,5 @@ ALL_CHECKS = {
     *sp.CHECKS,
     *sv.CHECKS,
     spub.ANSWERS,
+    *sm.CHECKS,
 }

@@ -43,6 +43,8 @@ class FakeHelm:
         ]
         self.occm_broken = None  # applied to every rendered cloud controller
         self.csi_broken = None  # and to every rendered Cinder CSI
+        self.approver_broken = None  # and to kubelet-csr-approver's / metrics-server's documents
+        self.metrics_broken = None
         self.calls: list[list[str]] = []
         self.values: list[dict] = []
         self.fail: str | None = None
@@ -54,7 +56,15 @@ class FakeHelm:
             return subprocess.CompletedProcess(argv, 1, "", self.fail)
         if "--values" in argv:
             self.values.append(yaml.safe_load(Path(argv[argv.index("--values") + 1]).read_text()))
-        if argv[3] == v.CINDER_CSI_CHART:
+        if argv[3] == v.CSR_APPROVER_CHART:
+            docs = approver_chart(self.values[-1])
+            if self.approver_broken:
+                self.approver_broken(docs)
+        elif argv[3] == v.METRICS_SERVER_CHART:
+            docs = metrics_chart(self.values[-1])
+            if self.metrics_broken:
+                self.metrics_broken(docs)
+        elif argv[3] == v.CINDER_CSI_CHART:
             docs = csi_chart(self.values[-1])
             if self.csi_broken:
                 self.csi_broken(docs)
@@ -92,6 +102,50 @@ def csi_chart(values: dict) -> list[dict]:
     if values.get("storageClass", {}).get("enabled", True):
         docs.append({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                      "metadata": {"name": "csi-cinder-sc-delete"}})
+    return docs
+
+
+def approver_chart(values: dict) -> list[dict]:
+    """templates/deployment.yaml of kubelet-csr-approver v1.2.14, in miniature, rendered as
+    text the way helm does: the regex unquoted, the prefixes joined and quoted."""
+    def yaml_of(x):
+        return yaml.safe_dump(x, default_flow_style=True).strip()
+
+    env = []
+    if values.get("providerRegex"):
+        env.append(f"- name: PROVIDER_REGEX\n  value: {values['providerRegex']}")
+    if values.get("providerIpPrefixes"):
+        env.append(f"- name: PROVIDER_IP_PREFIXES\n  value: \"{','.join(values['providerIpPrefixes'])}\"")
+    if values.get("bypassDnsResolution"):
+        env.append(f"- name: BYPASS_DNS_RESOLUTION\n  value: {json.dumps(str(values['bypassDnsResolution']).lower())}")
+    tolerations = values.get("tolerations", [{"effect": "NoSchedule", "key": v.CONTROL_PLANE_ROLE,
+                                              "operator": "Equal"}])
+    text = "\n".join([
+        "apiVersion: apps/v1", "kind: Deployment", "metadata: {name: kubelet-csr-approver}", "spec:",
+        f"  replicas: {values.get('replicas', 2)}", "  template:", "    spec:",
+        f"      nodeSelector: {yaml_of(values.get('nodeSelector', {}))}",
+        f"      tolerations: {yaml_of(tolerations)}",
+        "      containers:", "      - name: kubelet-csr-approver", "        env:",
+        *("\n".join("          " + line for line in e.split("\n")) for e in env)])
+    return [yaml.safe_load(text)]
+
+
+def metrics_chart(values: dict) -> list[dict]:
+    """templates/deployment.yaml, apiservice.yaml and pdb.yaml of metrics-server 3.13.1, in
+    miniature (chart defaults beside)."""
+    default_args = ["--cert-dir=/tmp", "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+                    "--kubelet-use-node-status-port", "--metric-resolution=15s"]
+    args = [*values.get("defaultArgs", default_args), *values.get("args", [])]
+    docs = [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "metrics-server"},
+             "spec": {"replicas": values.get("replicas", 1), "template": {"spec": {
+                 "containers": [{"name": "metrics-server", "args": args}]}}}},
+            {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+             "metadata": {"name": "v1beta1.metrics.k8s.io"}}]
+    pdb = values.get("podDisruptionBudget", {})
+    if pdb.get("enabled"):
+        spec = {k: pdb[k] for k in ("minAvailable", "maxUnavailable") if pdb.get(k)}
+        docs.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                     "metadata": {"name": "metrics-server"}, "spec": spec})
     return docs
 
 
@@ -138,11 +192,17 @@ def test_both_charts_render_at_the_pinned_version_with_the_programs_values():
     # the cloud controller's chart of every supported minor, from its own repository
     occm_only = [c for c in occm_calls if c[3] == v.CLOUD_PROVIDER_CHART]
     assert sorted(c[c.index("--version") + 1] for c in occm_only) == sorted(v.CLOUD_PROVIDER_CHARTS.values())
+    metrics_calls = [c for c in occm_calls if c[3] in (v.CSR_APPROVER_CHART, v.METRICS_SERVER_CHART)]
+    occm_calls = [c for c in occm_calls if c not in metrics_calls]
     for call in occm_calls:
         assert call[3] in (v.CLOUD_PROVIDER_CHART, v.CINDER_CSI_CHART)
         assert call[call.index("--repo") + 1] == v.CLOUD_PROVIDER_CHART_REPO
         assert call[call.index("--namespace") + 1] == "kube-system"
-    assert all(val["secret"]["create"] is False for val in helm.values[1:])
+    assert all(val["secret"]["create"] is False for val in helm.values[1:] if "secret" in val)
+    # kubelet-csr-approver once, metrics-server with and without its budget, from their repositories
+    assert [(c[3], c[c.index("--version") + 1], c[c.index("--repo") + 1]) for c in metrics_calls] == [
+        (v.CSR_APPROVER_CHART, v.CSR_APPROVER_CHART_VERSION, v.CSR_APPROVER_CHART_REPO),
+        *[(v.METRICS_SERVER_CHART, v.METRICS_SERVER_CHART_VERSION, v.METRICS_SERVER_CHART_REPO)] * 2]
     csi_calls = [c for c in occm_calls if c[3] == v.CINDER_CSI_CHART]
     assert sorted(c[c.index("--version") + 1] for c in csi_calls) == sorted(v.CINDER_CSI_CHARTS.values())
 
@@ -203,6 +263,27 @@ BROKEN = {
     "Cinder CSI controller on any node": (
         lambda h: setattr(h, "csi_broken", lambda d: d[0]["spec"]["template"]["spec"].update(nodeSelector={})),
         "the controller is not pinned to the control planes"),
+    "approver regex mangled by YAML": (
+        lambda h: setattr(h, "approver_broken", lambda d: d[0]["spec"]["template"]["spec"]["containers"][0][
+            "env"][0].update(value="^ci-")),
+        "PROVIDER_REGEX is '^ci-'"),
+    "approver without DNS bypass": (
+        lambda h: setattr(h, "approver_broken", lambda d: d[0]["spec"]["template"]["spec"]["containers"][0][
+            "env"].pop()),
+        "BYPASS_DNS_RESOLUTION is None"),
+    "approver waits for initialized nodes": (
+        lambda h: setattr(h, "approver_broken", lambda d: d[0]["spec"]["template"]["spec"].update(tolerations=[])),
+        "does not tolerate node.cloudprovider.kubernetes.io/uninitialized"),
+    "metrics-server skips kubelet TLS": (
+        lambda h: setattr(h, "metrics_broken", lambda d: d[0]["spec"]["template"]["spec"]["containers"][0][
+            "args"].append("--kubelet-insecure-tls")),
+        "runs with --kubelet-insecure-tls"),
+    "metrics-server without its budget": (
+        lambda h: setattr(h, "metrics_broken", lambda d: d.pop() if d[-1]["kind"] == "PodDisruptionBudget" else None),
+        "no policy/v1 PodDisruptionBudget"),
+    "metrics-server without its APIService": (
+        lambda h: setattr(h, "metrics_broken", lambda d: d.pop(1)),
+        "no APIService v1beta1.metrics.k8s.io"),
     "cloud controller mounts another Secret": (
         lambda h: setattr(h, "occm_broken", lambda d: d[0]["spec"]["template"]["spec"].update(volumes=[])),
         f"does not mount the Secret {cc.SECRET_NAME}"),

@@ -16,6 +16,7 @@ from harness import FAKE_KUBECONFIG
 from smoke_fake import ALL_CHECKS, HOST_KERNEL, FakeCluster
 
 from scripts import smoke_checks as sc
+from scripts import smoke_metrics as sm
 from scripts import smoke_test
 
 
@@ -69,9 +70,10 @@ class FakeKubectl:
                 return done if ok else subprocess.CompletedProcess(argv, 1, "", "timed out waiting")
             assert args[0] == "get" and args[-2:] == ["-o", "json"]
             rest = args[1:-2]
-            if rest[0] in ("nodes", "pods", "tigerastatus"):
+            if rest[0] in ("nodes", "pods", "tigerastatus", sm.NODE_METRICS, sm.POD_METRICS):
                 sel = rest[rest.index("-l") + 1] if "-l" in rest else None
-                body = {"items": self.cluster.list(rest[0], selector=sel)}
+                ns = rest[rest.index("-n") + 1] if "-n" in rest else None
+                body = {"items": self.cluster.list(rest[0], ns, selector=sel)}
             else:
                 body = self.cluster.get(rest[0], rest[1])
             return subprocess.CompletedProcess(argv, 0, json.dumps(body), "")

@@ -23,6 +23,7 @@ from smoke_fake import (
 from components import versions as v
 from components.kubernetes import demo
 from scripts import smoke_checks as sc
+from scripts import smoke_metrics as sm
 from scripts import smoke_probes as sp
 from scripts import smoke_public as spub
 from scripts import smoke_volumes as sv
@@ -65,6 +66,11 @@ PROBE_CHECKS = set(sp.CHECKS)
 
 # breakage -> (how, the exact set of checks that must fail)
 BREAKAGES: dict[str, tuple[Callable[[FakeCluster], None], set[str]]] = {
+    "metrics-server cannot scrape a node (its serving certificate unapproved)": (
+        lambda c: c.unreported.add("k-worker-1"), {sm.NODES}),
+    "the metrics API fails": (
+        lambda c: setattr(c, "metrics_error", "Error from server (ServiceUnavailable): the server is currently "
+                                              "unable to handle the request"), set(sm.CHECKS)),
     "node not ready": (
         lambda c: c.nodes.__setitem__(2, fake_node("k-worker-1", ready=False)),
         # worker-1 is no longer eligible: one node left, so the spread checks are skipped
@@ -272,3 +278,45 @@ def test_an_api_error_on_the_load_balancer_is_a_failure_not_a_skip(monkeypatch):
     monkeypatch.setattr(cluster, "get", refuse)
     (res,) = spub.check_load_balancer(cluster, ["kata-app-1"])
     assert not res.ok and not res.skipped and "forbidden" in res.detail
+
+
+# --- metrics-server (scripts/smoke_metrics.py) ---------------------------------------------------
+
+
+def test_metrics_report_every_node_and_sample_pod():
+    cluster = FakeCluster()
+    res = {r.check: r for r in sc.run_checks(cluster)}
+    assert res[sm.NODES].ok and res[sm.NODES].detail == "3 nodes report CPU and memory"
+    assert res[sm.RUNC_PODS].ok and res[sm.KATA_PODS].ok and not res[sm.KATA_PODS].skipped
+    assert cluster.metrics_lists == 2, "all reported at once: no retry"
+
+
+def test_a_node_metrics_server_cannot_scrape_fails_after_the_retries(monkeypatch):
+    slept = []
+    monkeypatch.setattr(sm.time, "sleep", slept.append)
+    cluster = FakeCluster()
+    cluster.unreported = {"k-worker-1", "runc-app-2"}
+    (nodes, runc, _) = sm.check_metrics(cluster, ["k-cp-0", "k-worker-0", "k-worker-1"], ["kata-app-1"],
+                                        ["runc-app-1", "runc-app-2"])
+    assert not nodes.ok and "missing: k-worker-1" in nodes.detail and "kubectl get csr" in nodes.detail
+    assert not runc.ok and "runc-app-2" in runc.detail
+    assert slept == [sm.PAUSE_SECONDS] * (sm.ATTEMPTS - 1)
+
+
+def test_kata_pods_without_metrics_are_a_documented_skip_not_a_failure(monkeypatch):
+    monkeypatch.setattr(sm.time, "sleep", lambda s: None)
+    cluster = FakeCluster()
+    cluster.unreported = {"kata-app-1"}
+    res = {r.check: r for r in sm.check_metrics(cluster, ["k-cp-0"], ["kata-app-1"], ["runc-app-1"])}
+    assert res[sm.KATA_PODS].skipped and "CRI-O" in res[sm.KATA_PODS].detail
+    assert res[sm.NODES].ok and res[sm.RUNC_PODS].ok
+
+
+def test_without_metrics_server_the_checks_skip_and_an_api_error_fails():
+    cluster = FakeCluster()
+    cluster.metrics_error = 'error: the server doesn\'t have a resource type "nodes"'
+    res = sm.check_metrics(cluster, ["k-cp-0"], [], ["runc-app-1"])
+    assert all(r.skipped and "metricsServer false" in r.detail for r in res)
+    cluster.metrics_error = "Error from server (ServiceUnavailable): the server is currently unable"
+    res = sm.check_metrics(cluster, ["k-cp-0"], [], ["runc-app-1"])
+    assert all(not r.ok and not r.skipped and "ServiceUnavailable" in r.detail for r in res)
