@@ -338,3 +338,17 @@ def test_a_reworded_security_rule_replaces_no_live_rule(monkeypatch):
         dataclasses.replace(r, reason=r.reason + " (reworded)") for r in design()))
     steps = plan_steps(old, run_program({"workerCount": 2}, deployed=old))
     assert not [s for s in steps if s.reg.type == "openstack:networking/secGroupRule:SecGroupRule"]
+
+
+def test_a_new_floating_ip_updates_the_approver_in_place_and_touches_no_other_node():
+    """floatingIpPerNode: the new node's floating IP joins the addresses kubelet-csr-approver
+    admits (components/kubernetes/metrics.py serving_ip_prefixes); the approver's release is
+    updated, never replaced, and nothing else in the cluster changes."""
+    before, after = {"workerCount": 2, "floatingIpPerNode": True}, {"workerCount": 3, "floatingIpPerNode": True}
+    steps, actions = up(before, after)
+    assert list(actions) == [W2]
+    changed = [(s.op, s.name) for s in steps if s.op != "create"]
+    assert changed == [("update", "kubernetes-metrics-csr-approver")], changed
+    steps, actions = up(after, before)  # and back: the removed node's address goes too
+    assert [(s.op, s.name) for s in steps if s.reg.type.startswith("kubernetes:")] == [
+        ("update", "kubernetes-metrics-csr-approver")]
