@@ -23,9 +23,11 @@ RUNTIMES = ("containerd", "crio")
 # dedicated one on a new stack, what the stack has on a deployed one (components/deployed.py).
 JUMP_HOSTS = ("dedicated", "first-control-plane")
 # Every remote phase runs under `timeout` (components/nodes/phase.py PHASE_TIMEOUT_SECONDS); a
-# drain must fit inside its phase with time left for cordon, node deletion and API calls.
+# drain must fit inside its phase with time left for the volumes to detach (at least
+# DETACH_RESERVE_SECONDS: scripts/remote/cluster/drain.sh), cordon and API calls.
 PHASE_TIMEOUT_SECONDS = 1800
-MAX_DRAIN_SECONDS = PHASE_TIMEOUT_SECONDS - 120
+DETACH_RESERVE_SECONDS = 90
+MAX_DRAIN_SECONDS = PHASE_TIMEOUT_SECONDS - DETACH_RESERVE_SECONDS - 30
 # Workers drained at once in an upgrade: each holds its pods elsewhere meanwhile, so a large
 # batch is a capacity question the operator answers; 20 bounds a typo (kubespray: 20%).
 MAX_UPGRADE_BATCH = 20

@@ -62,8 +62,39 @@ def test_scale_in_drains_and_keeps_the_node_object_for_the_reset(tmp_path, graph
     # No `kubectl delete node` yet: the reset (next) needs the Node object; delete-node.sh
     # (the credentials' delete, last) removes it.
     assert kube == ["get node dev-worker-1 --ignore-not-found -o name", "cordon dev-worker-1",
-                    "drain dev-worker-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s"]
+                    "drain dev-worker-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s",
+                    "get volumeattachments -o " + ATTACHED]
     assert not any("--force" in c.line or "--disable-eviction" in c.line for c in res.calls[2:])
+
+
+ATTACHED = ('jsonpath={range .items[?(@.spec.nodeName=="dev-worker-1")]}{.metadata.name} '
+            '{.spec.source.persistentVolumeName}{"\\n"}{end}')
+
+
+def test_scale_in_waits_until_the_nodes_volumes_are_detached(tmp_path, graph):
+    """A pod's volume must leave the node while the node (and its server) still exist, so it
+    attaches where the pod went (issue #17 §6: scale-in of a node with volumes)."""
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    sb.stub("kubectl", "*get node dev-worker-1*", stdout="node/dev-worker-1\n")
+    sb.stub("kubectl", "*get volumeattachments*", stdout="")
+    sb.stub("kubectl", "*get volumeattachments*", stdout="csi-1a2b pvc-data\n", times=3)
+    res = run_drain(sb, graph)
+    assert res.ok and "every volume detached from dev-worker-1: ready" in res.stderr, res
+    assert len(res.called("kubectl", "*get volumeattachments*")) == 4
+    assert not res.called("kubectl", "delete *")
+
+
+def test_volumes_that_stay_attached_stop_the_scale_in_before_the_reset(tmp_path, graph):
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    sb.write("etc/kubernetes/admin.conf", ADMIN_CONF)
+    sb.stub("kubectl", "*get node dev-worker-1*", stdout="node/dev-worker-1\n")
+    sb.stub("kubectl", "*get volumeattachments*", stdout="csi-1a2b pvc-data\n")
+    res = run_drain(sb, graph)
+    assert res.rc == 1 and "volumes are still attached to dev-worker-1" in res.stderr, res
+    assert "csi-1a2b pvc-data" in res.stderr and "was NOT deleted" in res.stderr
+    # bounded: the drain's unused time plus the reserve, polled every 2 s (sleep is a stub here)
+    assert len(res.called("kubectl", "*get volumeattachments*")) <= (300 + 90) // 2 + 2
 
 
 STATE_QUERY = ("get node dev-worker-1 --ignore-not-found -o jsonpath={.metadata.name},"

@@ -58,7 +58,7 @@ def test_an_old_delete_finds_its_own_version_beside_newer_copies(sb):
     """A delete saved in the state before the scripts changed runs the files it was rendered
     with: the copies are never overwritten, and the newest one does not match it."""
     old = phase.render_program("membership-dev-worker-1-delete", "cluster/drain.sh",
-                               DrainParams(node_name="dev-worker-1", drain_timeout=300))
+                               DrainParams(node_name="dev-worker-1", drain_timeout=300, detach_reserve=90))
     # Named to sort before any hex version, so the glob meets it first; its drain.sh marks
     # that it ran before anything else it does.
     newer = shutil.copytree(copy_dir(sb, library.version()), copy_dir(sb, "0" * library.VERSION_CHARS))

@@ -53,6 +53,7 @@ from components.cluster.params import (  # noqa: F401 (re-exported: the scripts'
     ResetParams,
 )
 from components.config import ClusterConfig
+from components.config_rules import DETACH_RESERVE_SECONDS
 from components.nodes.phase import Phase, run_phase
 from components.openstack.target import NodeTarget
 
@@ -233,7 +234,8 @@ class KubeadmCluster(pulumi.ComponentResource):
                                 kubernetes_version=self._version, ready_timeout=upgrade.READY_TIMEOUT),
             depends_on=[join.command],
             delete_script="cluster/drain.sh",
-            delete_params=DrainParams(node_name=target.name, drain_timeout=cfg.drain_timeout_seconds),
+            delete_params=DrainParams(node_name=target.name, drain_timeout=cfg.drain_timeout_seconds,
+                                      detach_reserve=DETACH_RESERVE_SECONDS),
             deleted_with=cp0.server, triggers=[identity])
         self.credentials[target.name] = mint
         self.joins[target.name] = join

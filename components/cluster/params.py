@@ -77,3 +77,6 @@ class MemberParams(UpgradeMarks):
 class DrainParams:
     node_name: str
     drain_timeout: int
+    # What a scale-in waits, beyond the drain's unused time, for the node's volumes to detach
+    # (config_rules.DETACH_RESERVE_SECONDS; drain.sh).
+    detach_reserve: int

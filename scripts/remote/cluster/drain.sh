@@ -5,7 +5,11 @@ set -euo pipefail
 # Node object stays: reset.sh (step 2, on the node) needs it to remove a control plane's
 # etcd member, and delete-node.sh (step 3) deletes it afterwards. A drain that fails or
 # times out stops here with a non-zero exit, so Pulumi stops the deletion: nothing is forced.
-# inputs: NODE_NAME, DRAIN_TIMEOUT (seconds)
+# Then it waits until no volume is attached to the node any more (its VolumeAttachments
+# gone): the pods' volumes are detached while the node still exists, so they attach where
+# the pods went instead of waiting on a server that is being deleted. Drain and detach
+# together stay within DRAIN_TIMEOUT + DETACH_RESERVE seconds.
+# inputs: NODE_NAME, DRAIN_TIMEOUT, DETACH_RESERVE (seconds)
 # shellcheck source=scripts/remote/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=/dev/null
@@ -42,14 +46,46 @@ drain() {
   fi
 }
 
+# attached: the VolumeAttachments still on the node, "<name> <PersistentVolume>" per line (the
+# attach-detach controller deletes one once the CSI driver detached its volume; an inline
+# volume has no PersistentVolume, hence the name).
+attached() {
+  kube get volumeattachments -o \
+    "jsonpath={range .items[?(@.spec.nodeName==\"${NODE_NAME}\")]}{.metadata.name} {.spec.source.persistentVolumeName}{\"\\n\"}{end}"
+}
+
+none_attached() {
+  local out
+  out=$(attached) || return 1
+  [[ -z "${out}" ]]
+}
+
+# wait_detached START: bounded by what is left of DRAIN_TIMEOUT + DETACH_RESERVE since START.
+wait_detached() {
+  local left=$(( $1 + DRAIN_TIMEOUT + DETACH_RESERVE - SECONDS ))
+  (( left >= DETACH_RESERVE )) || left=${DETACH_RESERVE}
+  if ! wait_for "${left}" "every volume detached from ${NODE_NAME}" none_attached; then
+    local still
+    still=$(attached 2>&1 | tr '\n' ' ' || true)
+    fatal "volumes are still attached to ${NODE_NAME} after ${left}s (${still:-the API did not answer}), so" \
+      "its removal stopped here: the node stays drained and cordoned, its server was NOT deleted. Usual" \
+      "causes: the Cinder CSI controller is not running ('kubectl -n kube-system get pods | grep" \
+      "cinder-csi'), Cinder is slow to detach ('openstack volume show <id>'), or a" \
+      "DaemonSet pod still uses a claim. Fix the cause and run 'pulumi up' again"
+  fi
+}
+
 main() {
   require_root
   if ! node_present; then
     log_info "${NODE_NAME} is not in the cluster: nothing to drain"
     return 0
   fi
+  local start=${SECONDS}
   drain
-  log_info "${NODE_NAME} drained; it stays cordoned until its reset, then its Node object goes"
+  wait_detached "${start}"
+  log_info "${NODE_NAME} drained, its volumes detached; it stays cordoned until its reset, then its Node" \
+    "object goes"
 }
 
 main "$@"
