@@ -101,6 +101,9 @@ class ClusterConfig:
     # Kubelets serve certificates the cluster CA signed (serverTLSBootstrap), approved in the
     # cluster: fixed at `kubeadm init`, so settled against the deployed stack (DeployedState.settle).
     kubelet_serving_certificates: bool = True
+    # kubelet-csr-approver runs: with serving certificates, and whenever the deployed state is
+    # unknown (it approves nothing where kubelets sign their own).
+    csr_approver: bool = True
     warnings: tuple[str, ...] = ()  # logged once by load_config
 
     @property
@@ -242,6 +245,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str,
         sample_load_balancer=values["sampleLoadBalancer"],
         metrics_server=values["metricsServer"],
         kubelet_serving_certificates=values["metricsServer"],
+        csr_approver=values["metricsServer"],
         warnings=tuple(c.warnings),
     )
 

@@ -130,26 +130,33 @@ class DeployedState:
 
     def _settle_metrics(self, cfg: ClusterConfig) -> ClusterConfig:
         """Kubelet serving certificates are what the cluster was initialized with: kept when
-        recorded, off on a readable stack deployed before katak8s managed them (metrics-server
-        too, with a warning), and as configured on a new stack or when the outputs cannot be
-        read (a flip there would touch the init step; the warning says what to set).
-        metrics_refusals refuses metrics-server on a cluster recorded without them."""
+        recorded (kubelet-csr-approver too, even with metricsServer off: the kubelets renew);
+        off on a readable stack deployed before katak8s managed them (metrics-server too, with
+        a warning); as configured on a new stack. Unknown outputs keep the configuration and
+        the approver, which approves nothing where kubelets sign their own: scripts/remote/
+        cluster/init.sh refuses a setting the cluster was not initialized with, before the
+        approver could go. metrics_refusals refuses metrics-server on a cluster recorded
+        without them."""
         had = self.outputs.get(SERVING_CERTIFICATES)
         if isinstance(had, bool):
-            return dataclasses.replace(cfg, kubelet_serving_certificates=had)
+            return dataclasses.replace(cfg, kubelet_serving_certificates=had, csr_approver=had)
         metrics = cfg.metrics_server
-        if not self.readable and metrics:
-            pulumi.log.warn(f"{NAMESPACE}:metricsServer could not be checked against the deployed stack (its outputs "
-                            "cannot be read): if this stack was deployed before katak8s managed metrics-server, set "
-                            f"{NAMESPACE}:metricsServer false before this `pulumi up`")
-        if self.readable and self.outputs:
+        if not self.readable:
+            if metrics:
+                pulumi.log.warn(f"{NAMESPACE}:metricsServer could not be checked against the deployed stack (its "
+                                "outputs cannot be read): if this stack was deployed before katak8s managed "
+                                f"metrics-server, set {NAMESPACE}:metricsServer false before this `pulumi up`")
+            return dataclasses.replace(cfg, kubelet_serving_certificates=metrics, csr_approver=True)
+        if self.outputs:
             if metrics:
                 pulumi.log.warn(f"{NAMESPACE}:metricsServer stays off for this stack: it was deployed before katak8s "
                                 "managed metrics-server, and its kubelets sign their own serving certificates, which "
                                 "metrics-server cannot verify (serverTLSBootstrap is set only at `kubeadm init`). Set "
-                                f"{NAMESPACE}:metricsServer false to say so (docs/kubernetes.md 'Metrics')")
-            return dataclasses.replace(cfg, metrics_server=False, kubelet_serving_certificates=False)
-        return dataclasses.replace(cfg, kubelet_serving_certificates=metrics)
+                                f"{NAMESPACE}:metricsServer false to say so: the next `pulumi up` refuses true "
+                                "(docs/kubernetes.md 'Metrics')")
+            return dataclasses.replace(cfg, metrics_server=False, kubelet_serving_certificates=False,
+                                       csr_approver=False)
+        return dataclasses.replace(cfg, kubelet_serving_certificates=metrics, csr_approver=metrics)
 
     @property
     def kubernetes_version(self) -> str | None:

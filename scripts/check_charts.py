@@ -169,10 +169,10 @@ def check_metrics(helm: str, run: Runner, tmp: Path) -> list[str]:
     docs = render(helm, metrics.APPROVER_RELEASE, v.CSR_APPROVER_CHART, v.CSR_APPROVER_CHART_VERSION, values, run,
                   repo=v.CSR_APPROVER_CHART_REPO, namespace=metrics.NAMESPACE)
     problems = cm.check_approver(docs, cfg.cluster_name, cm.SAMPLE_PREFIXES)
-    for workers in (0, 2):  # without and with a disruption budget
-        cfg = parse_config({**SAMPLE, "workerCount": workers}, stack="ci")
+    for control_planes in (1, 3):  # without and with a disruption budget
+        cfg = parse_config({**SAMPLE, "controlPlaneCount": control_planes}, stack="ci")
         chart_values = metrics.metrics_values(cfg)
-        values = tmp / f"values-metrics-{workers}.yaml"
+        values = tmp / f"values-metrics-{control_planes}.yaml"
         values.write_text(yaml.safe_dump(chart_values))
         docs = render(helm, metrics.METRICS_RELEASE, v.METRICS_SERVER_CHART, v.METRICS_SERVER_CHART_VERSION, values,
                       run, repo=v.METRICS_SERVER_CHART_REPO, namespace=metrics.NAMESPACE)

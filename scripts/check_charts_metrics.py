@@ -5,8 +5,9 @@
   controller's uninitialized taint, whose environment carries the node-name regex and the
   IP prefixes exactly (the chart writes the regex unquoted into YAML: templates/
   deployment.yaml), with DNS resolution bypassed;
-- metrics-server renders a Deployment of two replicas that never runs with
-  --kubelet-insecure-tls, its APIService, and a policy/v1 PodDisruptionBudget when asked.
+- metrics-server renders a Deployment of two replicas on the control planes that never runs
+  with --kubelet-insecure-tls, its APIService, and a policy/v1 PodDisruptionBudget when asked
+  (maxUnavailable 1, unhealthy pods always evictable).
 
 Pure: each takes the rendered documents and returns the problems found.
 """
@@ -55,6 +56,8 @@ def check_metrics_server(docs: list[dict], budget: bool) -> list[str]:
         return [f"{name}: renders {len(deployments)} Deployments, expected one"]
     deployment = deployments[0]
     problems = []
+    if deployment["spec"]["template"]["spec"].get("nodeSelector", {}).get(v.CONTROL_PLANE_ROLE) != "":
+        problems.append(f"{name}: not pinned to the control planes")
     if deployment["spec"].get("replicas") != 2:
         problems.append(f"{name}: {deployment['spec'].get('replicas')} replicas, expected 2")
     args = [a for c in deployment["spec"]["template"]["spec"].get("containers", []) for a in c.get("args", [])]
@@ -66,8 +69,10 @@ def check_metrics_server(docs: list[dict], budget: bool) -> list[str]:
         problems.append(f"{name}: no APIService {METRICS_API}")
     budgets = [d for d in docs if d.get("kind") == "PodDisruptionBudget"]
     if budget and not (budgets and budgets[0]["apiVersion"] == "policy/v1"
-                       and budgets[0]["spec"].get("maxUnavailable") == 1):
-        problems.append(f"{name}: no policy/v1 PodDisruptionBudget with maxUnavailable 1 ({budgets})")
+                       and budgets[0]["spec"].get("maxUnavailable") == 1
+                       and budgets[0]["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow"):
+        problems.append(f"{name}: no policy/v1 PodDisruptionBudget with maxUnavailable 1 and "
+                        f"unhealthyPodEvictionPolicy AlwaysAllow ({budgets})")
     if not budget and budgets:
         problems.append(f"{name}: renders a PodDisruptionBudget it was not asked for")
     return problems

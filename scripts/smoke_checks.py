@@ -240,8 +240,7 @@ def run_checks(client: Client) -> list[Result]:
     beside = next((p["spec"].get("nodeName") for p in kata if _running(p)), None)
     results += check_probes(client, beside)
     results += check_volumes(client)
-    results += check_metrics(client, list(nodes), [name(p) for p in kata if _running(p)],
-                             [name(p) for p in runc if _running(p)])
+    results += check_metrics(client, nodes, [p for p in kata if _running(p)], [p for p in runc if _running(p)])
     results += check_load_balancer(client, [name(p) for p in kata])
     return results
 

@@ -29,7 +29,7 @@ def fake_node(name: str, ready: bool = True, taints: list[dict] | None = None) -
         "spec": {"taints": taints} if taints else {},
         "status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-            "nodeInfo": {"kernelVersion": HOST_KERNEL},
+            "nodeInfo": {"kernelVersion": HOST_KERNEL, "containerRuntimeVersion": "containerd://2.1.4"},
         },
     }
 
@@ -85,6 +85,7 @@ class FakeCluster(sc.Client):
                 "name": v.DEFAULT_STORAGE_CLASS,
                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}},
         }
+        self.objects[("apiservice", sm.METRICS_API)] = {"metadata": {"name": sm.METRICS_API}}
         # sampleLoadBalancer: the public Service with its address, and what it answers
         self.objects[("service", demo.PUBLIC_SERVICE)] = {
             "metadata": {"name": demo.PUBLIC_SERVICE},

@@ -138,12 +138,13 @@ def metrics_chart(values: dict) -> list[dict]:
     args = [*values.get("defaultArgs", default_args), *values.get("args", [])]
     docs = [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "metrics-server"},
              "spec": {"replicas": values.get("replicas", 1), "template": {"spec": {
+                 "nodeSelector": values.get("nodeSelector", {}),
                  "containers": [{"name": "metrics-server", "args": args}]}}}},
             {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
              "metadata": {"name": "v1beta1.metrics.k8s.io"}}]
     pdb = values.get("podDisruptionBudget", {})
     if pdb.get("enabled"):
-        spec = {k: pdb[k] for k in ("minAvailable", "maxUnavailable") if pdb.get(k)}
+        spec = {k: pdb[k] for k in ("minAvailable", "maxUnavailable", "unhealthyPodEvictionPolicy") if pdb.get(k)}
         docs.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                      "metadata": {"name": "metrics-server"}, "spec": spec})
     return docs
@@ -281,6 +282,13 @@ BROKEN = {
     "metrics-server without its budget": (
         lambda h: setattr(h, "metrics_broken", lambda d: d.pop() if d[-1]["kind"] == "PodDisruptionBudget" else None),
         "no policy/v1 PodDisruptionBudget"),
+    "metrics-server on any node": (
+        lambda h: setattr(h, "metrics_broken", lambda d: d[0]["spec"]["template"]["spec"].update(nodeSelector={})),
+        "metrics-server 3.13.1: not pinned to the control planes"),
+    "metrics-server budget blocks drains of unready pods": (
+        lambda h: setattr(h, "metrics_broken", lambda d: d[-1]["spec"].pop("unhealthyPodEvictionPolicy", None)
+                          if d[-1]["kind"] == "PodDisruptionBudget" else None),
+        "unhealthyPodEvictionPolicy AlwaysAllow"),
     "metrics-server without its APIService": (
         lambda h: setattr(h, "metrics_broken", lambda d: d.pop(1)),
         "no APIService v1beta1.metrics.k8s.io"),

@@ -44,11 +44,11 @@ def leaked(res, *secrets: str) -> list[str]:
 # --- kubeadm init ---------------------------------------------------------------------------
 
 def init_config(version: str = "1.36.4", pod_subnet: str = "192.168.0.0/16",
-                service_subnet: str = "10.96.0.0/12") -> str:
+                service_subnet: str = "10.96.0.0/12", serving_certificates: bool = False) -> str:
     return kubeadm.render_init_config(
         kubeadm.ClusterSpec(cluster_name="dev", kubernetes_patch=version, control_plane_host="10.42.0.11",
                             public_host="203.0.113.10", pod_subnet=pod_subnet,
-                            service_subnet=service_subnet),
+                            service_subnet=service_subnet, serving_certificates=serving_certificates),
         kubeadm.NodeRegistration(name="dev-cp-0", cri_socket=CONTAINERD, node_ip="10.42.0.11"))
 
 
@@ -132,6 +132,23 @@ def test_init_refuses_new_pod_or_service_subnets_on_a_live_cluster(tmp_path, cha
     name, old = ("podSubnet", "192.168.0.0/16") if key == "pod_subnet" else ("serviceSubnet", "10.96.0.0/12")
     assert res.rc == 1 and f"initialised with {name} {old}, but the stack now asks for {value}" in res.stderr, res
     assert not res.called("kubeadm")
+
+
+@pytest.mark.parametrize("initialised", [True, False])
+def test_init_refuses_to_change_kubelet_serving_certificates_of_a_live_cluster(tmp_path, initialised):
+    """Only a stack that lost its outputs (or whose first `up` stopped after init) asks for
+    the other setting: the approver the kubelets need must never go silently."""
+    sb = make_sandbox(tmp_path, hostname="dev-cp-0")
+    sb.stub("kubeadm", "init *", **KUBEADM_INIT)
+    assert sb.run("cluster/init.sh", INIT, stdin=init_config(serving_certificates=initialised)).ok
+    as_running(sb, "dev-cp-0")
+    again = sb.run("cluster/init.sh", INIT, stdin=init_config(serving_certificates=initialised))
+    assert again.ok and again.changing() == [], again  # unchanged: accepted
+    res = sb.run("cluster/init.sh", INIT, stdin=init_config(serving_certificates=not initialised))
+    assert res.rc == 1, res
+    want = "metricsServer true for the next" if initialised else "Set katak8s:metricsServer false"
+    assert want in res.stderr and not res.called("kubeadm")
+    assert sb.read("etc/kubernetes/katak8s/kubeadm-init.yaml") == init_config(serving_certificates=initialised)
 
 
 def test_init_half_done_is_not_taken_for_done(tmp_path):

@@ -17,7 +17,6 @@ from components.config import ConfigError, parse_config
 from components.deployed import DeployedState, refusals
 from components.kubernetes import metrics
 from components.kubernetes.cloud_controller import UNINITIALIZED_TAINT
-from components.openstack import firewall
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 RULE = "openstack:networking/secGroupRule:SecGroupRule"
@@ -73,7 +72,7 @@ def test_metrics_server_verifies_the_kubelets(graph):
     assert "insecure" not in yaml.safe_dump(values)  # neither --kubelet-insecure-tls nor a way to it
     assert "args" not in values and "defaultArgs" not in values  # the chart's: InternalIP first
     assert values["replicas"] == 2
-    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    assert values["podDisruptionBudget"]["enabled"] is False  # one control plane here
 
 
 def test_the_approver_admits_only_katak8s_nodes_and_their_addresses(graph):
@@ -117,26 +116,25 @@ def test_order_approver_with_the_cloud_controller_metrics_after_initialized_node
     assert graph.depends_on(server, installation)
 
 
-def test_workers_reach_kubelets_only_for_metrics_server(graph):
-    """metrics-server may run on a worker and scrapes every kubelet; without it, kubelets
-    answer the control planes (the API server) alone."""
+def test_no_worker_reaches_a_kubelet_metrics_server_scrapes_from_the_control_planes(graph):
+    """metrics-server runs on the control planes, so the API server's kubelet rule serves it
+    too, and no pod on a worker (Kata's included) gains a path to any kubelet (review of
+    c4d4b20, finding 6)."""
     cp, w, port = naming.CONTROL_PLANE, naming.WORKER, v.KUBELET_PORT
-    both = {f"network-{t}-tcp-{port}-from-{s}" for t in (cp, w) for s in (cp, w)}
-    assert _kubelet_sources(graph) == both
-    off = run_program({"workerCount": 2, "metricsServer": False})
-    assert _kubelet_sources(off) == {f"network-{t}-tcp-{port}-from-{cp}" for t in (cp, w)}
-    assert {r.when for r in firewall.design() if r.ports == (port, port) and r.source == w} == {
-        firewall.METRICS_SERVER}
+    expected = {f"network-{t}-tcp-{port}-from-{cp}" for t in (cp, w)}
+    assert _kubelet_sources(graph) == expected
+    assert _kubelet_sources(run_program({"workerCount": 2, "metricsServer": False})) == expected
+    values = _release(graph, v.METRICS_SERVER_CHART).plain("values")
+    assert values["nodeSelector"] == {v.CONTROL_PLANE_ROLE: ""}
 
 
-def test_placement_and_budget_follow_the_nodes_it_can_run_on():
-    one = metrics.metrics_values(_cfg(workerCount=0))
-    assert one["podDisruptionBudget"]["enabled"] is False  # one node: a budget would stall its drain
-    dedicated = metrics.metrics_values(_cfg(workerCount=3, kataDedicatedWorkers=True))
-    assert dedicated["podDisruptionBudget"]["enabled"] is False  # only cp-0 is not Kata's
-    assert metrics.metrics_values(_cfg(workerCount=1))["podDisruptionBudget"]["enabled"] is True
-    tolerated = {t["key"] for t in one["tolerations"]}
-    assert tolerated == {v.CONTROL_PLANE_ROLE}  # never the kata taint: a runc pod beside no Kata pod
+def test_budget_only_with_two_control_planes_to_run_on():
+    one = metrics.metrics_values(_cfg(workerCount=3))
+    assert one["podDisruptionBudget"]["enabled"] is False  # one control plane: a budget would stall its drain
+    three = metrics.metrics_values(_cfg(controlPlaneCount=3, workerCount=0))
+    assert three["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1,
+                                            "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+    assert {t["key"] for t in three["tolerations"]} == {v.CONTROL_PLANE_ROLE}  # never the kata taint
 
 
 def test_metrics_server_off_installs_neither_and_keeps_kubeadm_as_before():
@@ -176,6 +174,16 @@ def test_turning_it_off_keeps_the_approver_and_the_kubelets_as_they_are():
     assert _kubelet(g)["serverTLSBootstrap"] is True
     assert _release(g, v.CSR_APPROVER_CHART) and not _release(g, v.METRICS_SERVER_CHART)
     assert g.exports["kubeletServingCertificates"].value is True
+
+
+def test_unreadable_outputs_keep_the_approver_whatever_metrics_server_says():
+    """Review of c4d4b20, finding 1: with the outputs lost, metricsServer false must not
+    delete the approver of a cluster whose kubelets need it (init.sh refuses the mismatch)."""
+    g = run_program({"workerCount": 1, "metricsServer": False}, deployed={UNREADABLE: True})
+    assert _release(g, v.CSR_APPROVER_CHART) and not _release(g, v.METRICS_SERVER_CHART)
+    assert "serverTLSBootstrap" not in _kubelet(g)
+    fresh = run_program({"workerCount": 1, "metricsServer": False})  # a new stack: nothing to keep
+    assert not _release(fresh, v.CSR_APPROVER_CHART)
 
 
 def test_unreadable_outputs_keep_the_configuration():

@@ -63,7 +63,7 @@ def test_every_rule_is_a_design_row_and_every_applicable_row_is_a_rule(config):
     assert sorted(registered, key=repr) == sorted(expected, key=repr)
     assert len(registered) == 18 + 2 * len(cfg.allowed_cidrs) + (2 if cfg.ha else 0) + (
         2 * len(cfg.allowed_cidrs) if cfg.floating_ip_per_node else 0) + (
-        2 if cfg.cloud_provider else 0) + (2 if cfg.metrics_server else 0)  # docs/openstack.md quota formula
+        2 if cfg.cloud_provider else 0)  # docs/openstack.md quota formula
 
 
 def test_nothing_is_open_to_the_world_unless_allowed_cidrs_asks():
@@ -98,9 +98,7 @@ def test_every_rule_port_is_a_documented_need_and_the_docs_show_the_design():
 
 @pytest.mark.parametrize("cloud_provider", [True, False])
 def test_least_privilege_between_roles(cloud_provider):
-    # metricsServer follows cloudProvider here, so both combinations of each are seen
-    metrics = cloud_provider
-    graph, built = openstack_layer({"controlPlaneCount": 3, "cloudProvider": cloud_provider, "metricsServer": metrics})
+    graph, built = openstack_layer({"controlPlaneCount": 3, "cloudProvider": cloud_provider})
     rows = {as_design_row(graph, built["cfg"].node_cidr, r) for r in rules(graph)}
     to_workers = {(p, s) for t, _, p, s in rows if t == W}
     # workers serve nothing to the outside and no API/etcd to anyone; from the node subnet
@@ -110,12 +108,10 @@ def test_least_privilege_between_roles(cloud_provider):
     assert not any(p == v.NODE_PORTS for t, _, p, _ in rows if t != W), "control planes are no LB members"
     assert {p for p, s in to_workers if s != firewall.NODE_CIDR} == {
         (22, 22), (10250, 10250), (4789, 4789), (5473, 5473), None}
-    # etcd only among control planes; kubelet only from control planes, and from workers for
-    # metrics-server alone; SSH only from the jump host (its own group, on cp-0's port alone:
-    # issue #12), never from any control plane
+    # etcd only among control planes; kubelet only from control planes; SSH only from the
+    # jump host (its own group, on cp-0's port alone: issue #12), never from any control plane
     assert {s for t, _, p, s in rows if p == (2379, 2380)} == {CP}
-    assert {(t, s) for t, _, p, s in rows if p == (10250, 10250)} == (
-        {(CP, CP), (W, CP), (CP, W), (W, W)} if metrics else {(CP, CP), (W, CP)})
+    assert {s for t, _, p, s in rows if p == (10250, 10250) and s != firewall.ALLOWED_CIDRS} == {CP}
     assert {s for t, _, p, s in rows if p == (22, 22) and s != firewall.ALLOWED_CIDRS} == {firewall.JUMP_HOST}
     # no BGP and no IP-in-IP (Calico VXLAN, BGP disabled)
     assert not any(p == (179, 179) or proto in ("4", "ipip") for _, proto, p, _ in rows)

@@ -45,7 +45,7 @@ def test_resource_counts(cps, workers, jump):
         "openstack:compute/keypair:Keypair": 1,
         "openstack:networking/network:Network": 1, "openstack:networking/subnet:Subnet": 1,
         "openstack:networking/router:Router": 1, "openstack:networking/routerInterface:RouterInterface": 1,
-        "openstack:networking/secGroup:SecGroup": 3, T_RULE: 24 + (2 if ha else 0),  # NodePorts, kubelets from workers
+        "openstack:networking/secGroup:SecGroup": 3, T_RULE: 22 + (2 if ha else 0),  # NodePorts: 2
         "openstack:compute/serverGroup:ServerGroup": 2, T_PORT: n + own, T_SERVER: n + own,
         # At most two floating IPs: the jump host's and the API endpoint's.
         T_FIP: 2 if own else 1 + (1 if ha else 0),

@@ -68,7 +68,7 @@ PROBE_CHECKS = set(sp.CHECKS)
 BREAKAGES: dict[str, tuple[Callable[[FakeCluster], None], set[str]]] = {
     "metrics-server cannot scrape a node (its serving certificate unapproved)": (
         lambda c: c.unreported.add("k-worker-1"), {sm.NODES}),
-    "the metrics API fails": (
+    "the metrics API fails (registered, unavailable)": (
         lambda c: setattr(c, "metrics_error", "Error from server (ServiceUnavailable): the server is currently "
                                               "unable to handle the request"), set(sm.CHECKS)),
     "node not ready": (
@@ -291,32 +291,48 @@ def test_metrics_report_every_node_and_sample_pod():
     assert cluster.metrics_lists == 2, "all reported at once: no retry"
 
 
+def _pods(cluster, *names):
+    return [p for p in cluster.pods if p["metadata"]["name"] in names]
+
+
+def _nodes(cluster, runtime="containerd://2.1.4"):
+    nodes = {n["metadata"]["name"]: n for n in cluster.nodes}
+    for n in nodes.values():
+        n["status"]["nodeInfo"]["containerRuntimeVersion"] = runtime
+    return nodes
+
+
 def test_a_node_metrics_server_cannot_scrape_fails_after_the_retries(monkeypatch):
     slept = []
     monkeypatch.setattr(sm.time, "sleep", slept.append)
     cluster = FakeCluster()
     cluster.unreported = {"k-worker-1", "runc-app-2"}
-    (nodes, runc, _) = sm.check_metrics(cluster, ["k-cp-0", "k-worker-0", "k-worker-1"], ["kata-app-1"],
-                                        ["runc-app-1", "runc-app-2"])
+    (nodes, runc, _) = sm.check_metrics(cluster, _nodes(cluster), _pods(cluster, "kata-app-1"),
+                                        _pods(cluster, "runc-app-1", "runc-app-2"))
     assert not nodes.ok and "missing: k-worker-1" in nodes.detail and "kubectl get csr" in nodes.detail
     assert not runc.ok and "runc-app-2" in runc.detail
     assert slept == [sm.PAUSE_SECONDS] * (sm.ATTEMPTS - 1)
 
 
-def test_kata_pods_without_metrics_are_a_documented_skip_not_a_failure(monkeypatch):
+def test_kata_pods_without_metrics_skip_under_cri_o_and_fail_under_containerd(monkeypatch):
     monkeypatch.setattr(sm.time, "sleep", lambda s: None)
     cluster = FakeCluster()
     cluster.unreported = {"kata-app-1"}
-    res = {r.check: r for r in sm.check_metrics(cluster, ["k-cp-0"], ["kata-app-1"], ["runc-app-1"])}
+    kata, runc = _pods(cluster, "kata-app-1"), _pods(cluster, "runc-app-1")
+    res = {r.check: r for r in sm.check_metrics(cluster, _nodes(cluster, "cri-o://1.36.2"), kata, runc)}
     assert res[sm.KATA_PODS].skipped and "CRI-O" in res[sm.KATA_PODS].detail
     assert res[sm.NODES].ok and res[sm.RUNC_PODS].ok
+    res = {r.check: r for r in sm.check_metrics(cluster, _nodes(cluster), kata, runc)}
+    assert not res[sm.KATA_PODS].ok and not res[sm.KATA_PODS].skipped and "kata-app-1" in res[sm.KATA_PODS].detail
 
 
-def test_without_metrics_server_the_checks_skip_and_an_api_error_fails():
+def test_without_the_metrics_api_the_checks_skip_and_a_failing_one_fails():
+    """Review of c4d4b20, finding 2: a registered but broken metrics API is no SKIP."""
+    cluster = FakeCluster()
+    del cluster.objects[("apiservice", sm.METRICS_API)]
+    res = sm.check_metrics(cluster, _nodes(cluster), [], _pods(cluster, "runc-app-1"))
+    assert all(r.skipped and "metricsServer false" in r.detail for r in res)
     cluster = FakeCluster()
     cluster.metrics_error = 'error: the server doesn\'t have a resource type "nodes"'
-    res = sm.check_metrics(cluster, ["k-cp-0"], [], ["runc-app-1"])
-    assert all(r.skipped and "metricsServer false" in r.detail for r in res)
-    cluster.metrics_error = "Error from server (ServiceUnavailable): the server is currently unable"
-    res = sm.check_metrics(cluster, ["k-cp-0"], [], ["runc-app-1"])
-    assert all(not r.ok and not r.skipped and "ServiceUnavailable" in r.detail for r in res)
+    res = sm.check_metrics(cluster, _nodes(cluster), [], _pods(cluster, "runc-app-1"))
+    assert all(not r.ok and not r.skipped and "resource type" in r.detail for r in res)

@@ -1,8 +1,9 @@
 """metrics-server, reading every kubelet over TLS it verifies (`kubectl top`, HPAs).
 
 class KubeletMetrics(pulumi.ComponentResource), token katak8s:kubernetes:KubeletMetrics
-    KubeletMetrics(name, cfg, *, provider, approver_after, metrics_after, opts=None)
-    .approver: helm.v3.Release (kubelet-csr-approver), or None (no kubelet serving certificates)
+    KubeletMetrics(name, cfg, *, provider, ip_prefixes, approver_after, metrics_after, opts=None)
+    .approver: helm.v3.Release (kubelet-csr-approver), or None (cfg.csr_approver false: no kubelet
+               serving certificates)
     .metrics_server: helm.v3.Release, or None (metricsServer false)
     .ready: the releases
 
@@ -12,21 +13,25 @@ docs/command-line-flags.txt). Instead every kubelet runs with serverTLSBootstrap
 (components/cluster/kubeadm.py) and files a kubernetes.io/kubelet-serving CSR, which
 kube-controller-manager signs with the cluster CA once approved. Nothing in Kubernetes
 approves them: kubelet-csr-approver does, and only a CSR that a node filed for itself
-(username system:node:<name>), with the name katak8s gives nodes and addresses in the node
-subnet (postfinance/kubelet-csr-approver internal/controller/csr_controller.go,
-regex_ip_checks.go). Until its CSR is approved a kubelet serves no TLS at all, so `kubectl
-logs/exec` to it fail too: the approver goes in early, beside the cloud controller, on the
-control planes, tolerating the taint nodes carry until the controller initialized them.
-It stays for the cluster's life: kubelets renew their certificate before it expires
-(367 days, the approver's maxExpirationSeconds default), even with metricsServer turned off.
+(username system:node:<name>), whose DNS name is that node's, one katak8s gives (the
+regex), and whose IPs are all in `ip_prefixes` (postfinance/kubelet-csr-approver
+internal/controller/csr_controller.go, regex_ip_checks.go): any node may still name any
+address of the node subnet. Until its CSR is approved a kubelet serves no TLS at all, so
+`kubectl logs/exec` to it fail too: the approver goes in early, beside the cloud
+controller, on the control planes, tolerating the taint nodes carry until the controller
+initialized them. It stays for the cluster's life: kubelets renew their certificate
+(kube-controller-manager signs it for a year, --cluster-signing-duration) at 70-90 % of
+its life, even with metricsServer turned off.
 
-metrics-server itself runs two replicas, spread over nodes, with a disruption budget when
-it has two nodes to run on (the reasoning of components/kubernetes/system.py for CoreDNS),
-and tolerates the control-plane taint: with kataDedicatedWorkers the workers are Kata's.
-The API server reaches it through the chart's APIService, which skips TLS verification of
-metrics-server's self-signed certificate (chart default `tls.type: metrics-server`, as
-upstream's components.yaml): the insecure hop is API server -> metrics-server inside the
-pod network, never metrics-server -> kubelet.
+metrics-server runs on the control planes, the system pool (components/kubernetes/system.py):
+it scrapes every kubelet from there, which the API server's own kubelet rule of the firewall
+already admits, so no pod on a worker, Kata's included, gains a path to the kubelets. Two
+replicas, spread over the control planes, with a disruption budget when there are two or
+more of them. The API server reaches it through the chart's APIService, which skips TLS
+verification of metrics-server's self-signed certificate (chart default `tls.type:
+metrics-server`, as upstream's components.yaml): the unverified hop is API server ->
+metrics-server inside the pod network, never metrics-server -> kubelet. (The API server
+itself does not verify kubelets either: kubeadm sets no --kubelet-certificate-authority.)
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ from components import naming
 from components import versions as v
 from components.config import ClusterConfig
 from components.kubernetes.cloud_controller import UNINITIALIZED_TAINT
-from components.kubernetes.system import dns_node_count
 from components.naming import type_token
 
 NAMESPACE = "kube-system"
@@ -51,7 +55,9 @@ METRICS_LABELS = {"app.kubernetes.io/name": "metrics-server"}  # the chart's sel
 # metrics-server is Ready once it scraped the kubelets (readyz), which needs their approved
 # certificates, hence the nodes initialized and Ready: as long as the cloud controller's wait.
 METRICS_TIMEOUT_SECONDS = 900
-APPROVER_TIMEOUT_SECONDS = 600
+# The approver needs the pod network (Calico making a control plane Ready) and its image from
+# ghcr.io: as long as Cinder CSI's wait (storage.RELEASE_TIMEOUT_SECONDS).
+APPROVER_TIMEOUT_SECONDS = 1500
 
 
 def node_name_regex(cluster_name: str) -> str:
@@ -86,6 +92,8 @@ def approver_values(cfg: ClusterConfig, ip_prefixes: Sequence[str]) -> dict[str,
         # Neutron's DNS rarely resolves node names; the address check above stands in for it.
         "bypassDnsResolution": True,
         "nodeSelector": {v.CONTROL_PLANE_ROLE: ""},
+        # Evicted last: without it no kubelet gets or renews its serving certificate.
+        "priorityClassName": "system-cluster-critical",
         "tolerations": [
             {"key": v.CONTROL_PLANE_ROLE, "operator": "Exists", "effect": "NoSchedule"},
             # Before the cloud controller initialized the control planes (cloud_controller.py).
@@ -100,7 +108,11 @@ def metrics_values(cfg: ClusterConfig) -> dict[str, Any]:
     InternalIP first (the node subnet the approver admits)."""
     return {
         "replicas": 2,
-        "podDisruptionBudget": {"enabled": dns_node_count(cfg) >= 2, "maxUnavailable": 1},
+        # As CoreDNS's (system.py): with one control plane a budget would only stall its drain.
+        # AlwaysAllow: unready replicas never block a drain (policy/v1, Kubernetes 1.27+).
+        "podDisruptionBudget": {"enabled": cfg.control_plane_count >= 2, "maxUnavailable": 1,
+                                "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "nodeSelector": {v.CONTROL_PLANE_ROLE: ""},
         "tolerations": [{"key": v.CONTROL_PLANE_ROLE, "operator": "Exists", "effect": "NoSchedule"}],
         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
             "weight": 100,
@@ -116,7 +128,7 @@ class KubeletMetrics(pulumi.ComponentResource):
         super().__init__(type_token("kubernetes", "KubeletMetrics"), name, None, opts)
         self.approver: k8s.helm.v3.Release | None = None
         self.metrics_server: k8s.helm.v3.Release | None = None
-        if cfg.kubelet_serving_certificates:
+        if cfg.csr_approver:
             self.approver = k8s.helm.v3.Release(
                 f"{name}-csr-approver",
                 name=APPROVER_RELEASE,
@@ -127,7 +139,7 @@ class KubeletMetrics(pulumi.ComponentResource):
                 values=pulumi.Output.from_input(ip_prefixes).apply(lambda p: approver_values(cfg, p)),
                 timeout=APPROVER_TIMEOUT_SECONDS,
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=approver_after))
-        if cfg.metrics_server and self.approver:
+        if cfg.metrics_server and cfg.kubelet_serving_certificates and self.approver:
             self.metrics_server = k8s.helm.v3.Release(
                 f"{name}-metrics-server",
                 name=METRICS_RELEASE,

@@ -34,7 +34,6 @@ ALWAYS = "always"
 HA_ONLY = "controlPlaneCount > 1"
 FIP_PER_NODE = "floatingIpPerNode"
 CLOUD_PROVIDER = "cloudProvider"
-METRICS_SERVER = "metricsServer"
 
 # Cited in docs/openstack.md, so public URLs (reference notes: upstream-bootstrap.md §8.4, §9).
 _KUBEADM_PORTS = ("[Kubernetes ports and protocols]"
@@ -54,7 +53,7 @@ class Rule:
     protocol: str  # tcp | udp | icmp
     ports: tuple[int, int] | None  # inclusive range; None for ICMP (all types)
     source: str  # ALLOWED_CIDRS | NODE_CIDR | JUMP_HOST | a role (remote_group_id)
-    when: str  # ALWAYS | HA_ONLY | FIP_PER_NODE | CLOUD_PROVIDER | METRICS_SERVER
+    when: str  # ALWAYS | HA_ONLY | FIP_PER_NODE | CLOUD_PROVIDER
     reason: str
     upstream: str
 
@@ -118,19 +117,13 @@ def design() -> tuple[Rule, ...]:
         Rule(target=CP, protocol="tcp", ports=(v.ETCD_PORTS[0], v.ETCD_PORTS[-1]), source=CP, when=HA_ONLY,
              reason="etcd client and peer traffic among stacked etcd members",
              upstream=_KUBEADM_PORTS),
-        # The API server reaches every kubelet (logs, exec, port-forward).
+        # The API server reaches every kubelet (logs, exec, port-forward), and so does
+        # metrics-server, which runs on the control planes for that reason
+        # (components/kubernetes/metrics.py): no worker reaches a kubelet.
         Rule(target=CP, protocol="tcp", ports=_p(v.KUBELET_PORT), source=CP, when=ALWAYS,
-             reason="kubelet API from the API server", upstream=_KUBEADM_PORTS),
+             reason="kubelet API from the API server and metrics-server", upstream=_KUBEADM_PORTS),
         Rule(target=W, protocol="tcp", ports=_p(v.KUBELET_PORT), source=CP, when=ALWAYS,
-             reason="kubelet API from the API server", upstream=_KUBEADM_PORTS),
-        # metrics-server runs on any node and scrapes every kubelet; its pod's traffic to a node
-        # address leaves through its own node's address (Calico natOutgoing), so the sources
-        # are the roles' groups. The pairs from CP exist above.
-        *(Rule(target=t, protocol="tcp", ports=_p(v.KUBELET_PORT), source=W, when=METRICS_SERVER,
-               reason="kubelet API (resource metrics) from metrics-server on a worker",
-               upstream="[metrics-server requirements](https://github.com/kubernetes-sigs/metrics-server"
-                        "#requirements)")
-          for t in (CP, W)),
+             reason="kubelet API from the API server and metrics-server", upstream=_KUBEADM_PORTS),
         # Services of type LoadBalancer (the OpenStack cloud controller): an amphora reaches its
         # members' NodePorts from its own port in the node subnet, like the API's members above.
         # The controller's manage-security-groups stays off: it would add groups to ports
@@ -154,17 +147,15 @@ def design() -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def applies(rule: Rule, *, ha: bool, floating_ip_per_node: bool, cloud_provider: bool = False,
-            metrics_server: bool = False) -> bool:
+def applies(rule: Rule, *, ha: bool, floating_ip_per_node: bool, cloud_provider: bool = False) -> bool:
     return {ALWAYS: True, HA_ONLY: ha, FIP_PER_NODE: floating_ip_per_node,
-            CLOUD_PROVIDER: cloud_provider, METRICS_SERVER: metrics_server}[rule.when]
+            CLOUD_PROVIDER: cloud_provider}[rule.when]
 
 
 def rules_for(cfg) -> tuple[Rule, ...]:
     """The rules a stack (ClusterConfig, settled: components/deployed.py) needs."""
     return tuple(r for r in design() if applies(r, ha=cfg.ha, floating_ip_per_node=cfg.floating_ip_per_node,
-                                                cloud_provider=cfg.cloud_provider,
-                                                metrics_server=cfg.metrics_server))
+                                                cloud_provider=cfg.cloud_provider))
 
 
 def _ports_text(rule: Rule) -> str:

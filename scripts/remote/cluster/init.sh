@@ -77,6 +77,7 @@ check_live_cluster() {
       "endpoint, or rebuild the cluster (pulumi destroy, then pulumi up)"
   fi
   check_networks
+  check_serving_certificates
   log_info "${NODE_NAME} was initialised (Kubernetes ${live} at ${live_endpoint}): nothing to initialise"
 }
 
@@ -119,6 +120,27 @@ check_networks() {
       "${have}, but the stack now asks for ${want}. kubeadm cannot change it on a live cluster:" \
       "set podCidr / serviceCidr back to ${have}, or rebuild the cluster (pulumi destroy, then pulumi up)"
   done
+}
+
+# check_serving_certificates: serverTLSBootstrap is fixed at init too (kubeadm uploads it in
+# the kubelet-config ConfigMap every node reads). The stack settles it from its last outputs
+# (components/deployed.py); when they were lost, or a first `pulumi up` stopped after this
+# init, it may ask otherwise, and the approver the kubelets need could go: refused.
+check_serving_certificates() {
+  local have want
+  have=$(saved_value serverTLSBootstrap)
+  want=$(sed -n 's/^serverTLSBootstrap:[[:space:]]*//p' <<<"${REQUESTED}" | head -n1)
+  [[ "${have:-false}" != "${want:-false}" ]] || return 0
+  if [[ "${have}" == true ]]; then
+    fatal "the cluster was initialised with kubelet serving certificates (serverTLSBootstrap), which" \
+      "kubelet-csr-approver must keep approving, but the stack now asks for a cluster without them (its" \
+      "last outputs could not be read, or its first 'pulumi up' stopped after kubeadm init). Set" \
+      "katak8s:metricsServer true for the next 'pulumi up'; once one completes, metricsServer may go" \
+      "false again (the approver stays: docs/kubernetes.md 'Metrics')"
+  fi
+  fatal "the cluster was initialised without kubelet serving certificates (its kubelets sign their own," \
+    "which metrics-server cannot verify), but the stack now asks for them. Set katak8s:metricsServer" \
+    "false (docs/kubernetes.md 'Metrics')"
 }
 
 # --- a kubeadm init that started here and never completed (no mark). Provably safe to reset:
