@@ -352,3 +352,11 @@ def test_a_new_floating_ip_updates_the_approver_in_place_and_touches_no_other_no
     steps, actions = up(after, before)  # and back: the removed node's address goes too
     assert [(s.op, s.name) for s in steps if s.reg.type.startswith("kubernetes:")] == [
         ("update", "kubernetes-metrics-csr-approver")]
+
+
+def test_turning_metrics_server_off_deletes_only_its_release():
+    """The kubelets keep their serving certificates (set at init): the approver and every
+    node command stay; metrics-server alone goes."""
+    steps, actions = up({"workerCount": 2}, {"workerCount": 2, "metricsServer": False})
+    assert actions == {}
+    assert [(s.op, s.name) for s in steps] == [("delete", "kubernetes-metrics-metrics-server")]
