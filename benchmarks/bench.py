@@ -83,8 +83,9 @@ DURATIONS: list[tuple[str, str, int, str]] = [
      "kubelet-csr-approver beside the cloud controller: a small image (~20 MB) on the control planes, two "
      "replicas until Ready (it tolerates the uninitialized taint)"),
     ("kubernetes:helm.sh/v3:Release", "-metrics-server", 60,
-     "metrics-server after the nodes are initialized: image pull (~20 MB), then Ready after its first scrapes "
-     "(readiness initialDelaySeconds 20, metric-resolution 15 s) of kubelets whose certificates were approved"),
+     "metrics-server after the approver, beside the cloud controller: image pull (~20 MB), then Ready after its "
+     "first scrapes (readiness initialDelaySeconds 20, metric-resolution 15 s) of kubelets whose certificates "
+     "the approver approved"),
     ("openstack:identity/applicationCredential:ApplicationCredential", "", 2, "one Keystone API call"),
     ("kubernetes:operator.tigera.io/v1:Installation", "", 90,
      "calico-node + typha rollout with image pulls until the Installation is Ready"),

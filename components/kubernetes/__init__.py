@@ -129,11 +129,12 @@ class KubernetesAddons(pulumi.ComponentResource):
                                  opts=child)
         csi_ready = self.csi.ready if self.csi else []
         # The approver beside the cloud controller (kubelets serve no TLS until it approved
-        # their certificates); metrics-server once the nodes are initialized and Ready.
+        # their certificates); metrics-server right after it, both tolerating the taint the
+        # controller clears (components/kubernetes/metrics.py).
         self.metrics = KubeletMetrics(
             f"{name}-metrics", cfg, provider=self.provider,
             ip_prefixes=serving_ip_prefixes(cfg.node_cidr, [f.address for f in nodes.floating_ips.values()]),
-            approver_after=[self.calico.operator], metrics_after=[*self.calico.ready, *cloud_ready], opts=child)
+            approver_after=[self.calico.operator], metrics_after=[self.calico.operator], opts=child)
         # On every stack, so that no setting ever removes it (components/kubernetes/cleanup.py).
         # It outlives, at destroy, everything its release needs: the controllers, Calico, every
         # node (a control plane gone mid-release would take etcd's quorum and the API with it;

@@ -53,8 +53,8 @@ APPROVER_RELEASE = "kubelet-csr-approver"
 METRICS_RELEASE = "metrics-server"
 METRICS_LABELS = {"app.kubernetes.io/name": "metrics-server"}  # the chart's selectorLabels (_helpers.tpl)
 # metrics-server is Ready once it scraped the kubelets (readyz), which needs their approved
-# certificates, hence the nodes initialized and Ready: as long as the cloud controller's wait.
-METRICS_TIMEOUT_SECONDS = 900
+# certificates and its control plane Ready (calico-node, image pulls), as the approver.
+METRICS_TIMEOUT_SECONDS = 1500
 # The approver needs the pod network (Calico making a control plane Ready) and its image from
 # ghcr.io: as long as Cinder CSI's wait (storage.RELEASE_TIMEOUT_SECONDS).
 APPROVER_TIMEOUT_SECONDS = 1500
@@ -113,7 +113,11 @@ def metrics_values(cfg: ClusterConfig) -> dict[str, Any]:
         "podDisruptionBudget": {"enabled": cfg.control_plane_count >= 2, "maxUnavailable": 1,
                                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
         "nodeSelector": {v.CONTROL_PLANE_ROLE: ""},
-        "tolerations": [{"key": v.CONTROL_PLANE_ROLE, "operator": "Exists", "effect": "NoSchedule"}],
+        # Like the approver, it need not wait for the cloud controller: it reaches the kubelets
+        # by the node-ip address they register with, and needs neither DNS nor a Node's cloud
+        # labels, so it starts beside the controller instead of after it.
+        "tolerations": [{"key": v.CONTROL_PLANE_ROLE, "operator": "Exists", "effect": "NoSchedule"},
+                        {"key": UNINITIALIZED_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
             "weight": 100,
             "podAffinityTerm": {"labelSelector": {"matchLabels": dict(METRICS_LABELS)},
