@@ -56,22 +56,16 @@ class FakeHelm:
             return subprocess.CompletedProcess(argv, 1, "", self.fail)
         if "--values" in argv:
             self.values.append(yaml.safe_load(Path(argv[argv.index("--values") + 1]).read_text()))
-        if argv[3] == v.CSR_APPROVER_CHART:
-            docs = approver_chart(self.values[-1])
-            if self.approver_broken:
-                self.approver_broken(docs)
-        elif argv[3] == v.METRICS_SERVER_CHART:
-            docs = metrics_chart(self.values[-1])
-            if self.metrics_broken:
-                self.metrics_broken(docs)
-        elif argv[3] == v.CINDER_CSI_CHART:
-            docs = csi_chart(self.values[-1])
-            if self.csi_broken:
-                self.csi_broken(docs)
-        elif argv[3] == v.CLOUD_PROVIDER_CHART:
-            docs = occm_chart(self.values[-1])
-            if self.occm_broken:
-                self.occm_broken(docs)
+        # each chart in miniature, then the breakage a test asked for
+        charts = {v.CSR_APPROVER_CHART: (approver_chart, self.approver_broken),
+                  v.METRICS_SERVER_CHART: (metrics_chart, self.metrics_broken),
+                  v.CINDER_CSI_CHART: (csi_chart, self.csi_broken),
+                  v.CLOUD_PROVIDER_CHART: (occm_chart, self.occm_broken)}
+        if argv[3] in charts:
+            render, broken = charts[argv[3]]
+            docs = render(self.values[-1])
+            if broken:
+                broken(docs)
         else:
             docs = self.crds if argv[3] == calico.CRD_CHART else self.operator
         return subprocess.CompletedProcess(argv, 0, yaml.safe_dump_all(docs), "")
