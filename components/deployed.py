@@ -146,6 +146,10 @@ class DeployedState:
                 pulumi.log.warn(f"{NAMESPACE}:metricsServer could not be checked against the deployed stack (its "
                                 "outputs cannot be read): if this stack was deployed before katak8s managed "
                                 f"metrics-server, set {NAMESPACE}:metricsServer false before this `pulumi up`")
+            else:
+                pulumi.log.warn("kubelet-csr-approver stays installed although metricsServer is false: this stack's "
+                                "outputs cannot be read, and its kubelets may need it; the next `pulumi up` that "
+                                "reads them removes it where they do not")
             return dataclasses.replace(cfg, kubelet_serving_certificates=metrics, csr_approver=True)
         if self.outputs:
             if metrics:

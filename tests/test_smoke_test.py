@@ -314,16 +314,34 @@ def test_a_node_metrics_server_cannot_scrape_fails_after_the_retries(monkeypatch
     assert slept == [sm.PAUSE_SECONDS] * (sm.ATTEMPTS - 1)
 
 
-def test_kata_pods_without_metrics_skip_under_cri_o_and_fail_under_containerd(monkeypatch):
-    monkeypatch.setattr(sm.time, "sleep", lambda s: None)
+def test_kata_pods_without_metrics_are_a_skip_naming_the_runtime_and_cri_o_is_not_waited_for(monkeypatch):
+    slept = []
+    monkeypatch.setattr(sm.time, "sleep", slept.append)
     cluster = FakeCluster()
     cluster.unreported = {"kata-app-1"}
     kata, runc = _pods(cluster, "kata-app-1"), _pods(cluster, "runc-app-1")
     res = {r.check: r for r in sm.check_metrics(cluster, _nodes(cluster, "cri-o://1.36.2"), kata, runc)}
-    assert res[sm.KATA_PODS].skipped and "CRI-O" in res[sm.KATA_PODS].detail
-    assert res[sm.NODES].ok and res[sm.RUNC_PODS].ok
+    assert res[sm.KATA_PODS].skipped and "kata-app-1 (cri-o)" in res[sm.KATA_PODS].detail
+    assert res[sm.NODES].ok and res[sm.RUNC_PODS].ok and slept == [], "a CRI-O Kata gap is not waited for"
     res = {r.check: r for r in sm.check_metrics(cluster, _nodes(cluster), kata, runc)}
-    assert not res[sm.KATA_PODS].ok and not res[sm.KATA_PODS].skipped and "kata-app-1" in res[sm.KATA_PODS].detail
+    assert res[sm.KATA_PODS].skipped and "kata-app-1 (containerd)" in res[sm.KATA_PODS].detail
+    assert len(slept) == sm.ATTEMPTS - 1, "under containerd it is waited for"
+
+
+def test_a_transient_api_error_is_retried():
+    cluster = FakeCluster()
+    calls = []
+    real = cluster._metrics
+
+    def flaky(kind, namespace):
+        calls.append(kind)
+        if len(calls) == 1:
+            raise sc.ClientError("Error from server (ServiceUnavailable): the server is currently unable")
+        return real(kind, namespace)
+
+    cluster._metrics = flaky
+    res = sm.check_metrics(cluster, _nodes(cluster), _pods(cluster, "kata-app-1"), _pods(cluster, "runc-app-1"))
+    assert all(r.ok and not r.skipped for r in res), res
 
 
 def test_without_the_metrics_api_the_checks_skip_and_a_failing_one_fails():
@@ -336,3 +354,12 @@ def test_without_the_metrics_api_the_checks_skip_and_a_failing_one_fails():
     cluster.metrics_error = 'error: the server doesn\'t have a resource type "nodes"'
     res = sm.check_metrics(cluster, _nodes(cluster), [], _pods(cluster, "runc-app-1"))
     assert all(not r.ok and not r.skipped and "resource type" in r.detail for r in res)
+    # an APIService the client may not read is no "metricsServer false" either
+    cluster = FakeCluster()
+
+    def forbidden(kind, name, namespace=None):
+        raise sc.ClientError('apiservices.apiregistration.k8s.io "v1beta1.metrics.k8s.io" is forbidden')
+
+    cluster.get = forbidden
+    res = sm.check_metrics(cluster, _nodes(cluster), [], _pods(cluster, "runc-app-1"))
+    assert all(not r.ok and not r.skipped and "forbidden" in r.detail for r in res)

@@ -125,9 +125,11 @@ check_networks() {
 # check_serving_certificates: serverTLSBootstrap is fixed at init too (kubeadm uploads it in
 # the kubelet-config ConfigMap every node reads). The stack settles it from its last outputs
 # (components/deployed.py); when they were lost, or a first `pulumi up` stopped after this
-# init, it may ask otherwise, and the approver the kubelets need could go: refused.
+# init, it may ask otherwise, and the approver the kubelets need could go: refused. A node
+# without the saved configuration says nothing either way (as check_networks).
 check_serving_certificates() {
   local have want
+  [[ -f "${CONFIG}" ]] || return 0
   have=$(saved_value serverTLSBootstrap)
   want=$(sed -n 's/^serverTLSBootstrap:[[:space:]]*//p' <<<"${REQUESTED}" | head -n1)
   [[ "${have:-false}" != "${want:-false}" ]] || return 0
