@@ -35,6 +35,7 @@ import pulumi_kubernetes as k8s
 
 from components import versions as v
 from components.config import ClusterConfig
+from components.kubernetes.provider import pinned_release
 from components.naming import type_token
 from components.nodes.phase import Phase, run_phase
 from components.openstack.login import CA_PATH
@@ -185,16 +186,10 @@ class CloudController(pulumi.ComponentResource):
         self.secret, digest = cloud_config_secret(self, f"{name}-config", SECRET_NAME, text,
                                                   conf.apply(lambda c: c.ca_cert), provider, after)
         values = digest.apply(lambda d: controller_values(cfg, d))
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE_NAME,
-            chart=v.CLOUD_PROVIDER_CHART,
-            version=v.CLOUD_PROVIDER_CHARTS[cfg.kubernetes_minor],
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=v.CLOUD_PROVIDER_CHART_REPO),
-            namespace=NAMESPACE,
-            values=values,
-            timeout=RELEASE_TIMEOUT_SECONDS,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.secret, *after]))
+        self.release = pinned_release(
+            self, f"{name}-release", provider, release=RELEASE_NAME, chart=v.CLOUD_PROVIDER_CHART,
+            version=v.CLOUD_PROVIDER_CHARTS[cfg.kubernetes_minor], repo=v.CLOUD_PROVIDER_CHART_REPO,
+            namespace=NAMESPACE, values=values, timeout=RELEASE_TIMEOUT_SECONDS, after=[self.secret, *after])
         # The proof that the controller runs: every node registered by then is initialized.
         # Not after every join: that would put the control planes' joins, one after another,
         # on the path of everything else; a node joining later is initialized in seconds,

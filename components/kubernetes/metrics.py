@@ -46,6 +46,7 @@ from components import naming
 from components import versions as v
 from components.config import ClusterConfig
 from components.kubernetes.cloud_controller import UNINITIALIZED_TAINT
+from components.kubernetes.provider import pinned_release
 from components.naming import type_token
 
 NAMESPACE = "kube-system"
@@ -125,15 +126,6 @@ def metrics_values(cfg: ClusterConfig) -> dict[str, Any]:
     }
 
 
-def _release(parent: pulumi.Resource, name: str, provider: k8s.Provider, release: str, chart: str, version: str,
-             repo: str, values: pulumi.Input[dict], timeout: int, after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
-    """One pinned chart in kube-system, awaited up to `timeout` seconds."""
-    return k8s.helm.v3.Release(
-        name, name=release, chart=chart, version=version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo), namespace=NAMESPACE, values=values,
-        timeout=timeout, opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=after))
-
-
 class KubeletMetrics(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: ClusterConfig, *, provider: k8s.Provider,
                  ip_prefixes: pulumi.Input[Sequence[str]], approver_after: list[pulumi.Resource],
@@ -142,14 +134,15 @@ class KubeletMetrics(pulumi.ComponentResource):
         self.approver: k8s.helm.v3.Release | None = None
         self.metrics_server: k8s.helm.v3.Release | None = None
         if cfg.csr_approver:
-            self.approver = _release(self, f"{name}-csr-approver", provider, APPROVER_RELEASE, v.CSR_APPROVER_CHART,
-                                     v.CSR_APPROVER_CHART_VERSION, v.CSR_APPROVER_CHART_REPO,
-                                     pulumi.Output.from_input(ip_prefixes).apply(lambda p: approver_values(cfg, p)),
-                                     APPROVER_TIMEOUT_SECONDS, approver_after)
+            self.approver = pinned_release(
+                self, f"{name}-csr-approver", provider, release=APPROVER_RELEASE, chart=v.CSR_APPROVER_CHART,
+                version=v.CSR_APPROVER_CHART_VERSION, repo=v.CSR_APPROVER_CHART_REPO, namespace=NAMESPACE,
+                values=pulumi.Output.from_input(ip_prefixes).apply(lambda p: approver_values(cfg, p)),
+                timeout=APPROVER_TIMEOUT_SECONDS, after=approver_after)
         if cfg.metrics_server and cfg.kubelet_serving_certificates and self.approver:
-            self.metrics_server = _release(self, f"{name}-metrics-server", provider, METRICS_RELEASE,
-                                           v.METRICS_SERVER_CHART, v.METRICS_SERVER_CHART_VERSION,
-                                           v.METRICS_SERVER_CHART_REPO, metrics_values(cfg), METRICS_TIMEOUT_SECONDS,
-                                           [self.approver, *metrics_after])
+            self.metrics_server = pinned_release(
+                self, f"{name}-metrics-server", provider, release=METRICS_RELEASE, chart=v.METRICS_SERVER_CHART,
+                version=v.METRICS_SERVER_CHART_VERSION, repo=v.METRICS_SERVER_CHART_REPO, namespace=NAMESPACE,
+                values=metrics_values(cfg), timeout=METRICS_TIMEOUT_SECONDS, after=[self.approver, *metrics_after])
         self.ready: list[pulumi.Resource] = [r for r in (self.approver, self.metrics_server) if r]
         self.register_outputs({"metricsServer": self.metrics_server is not None})

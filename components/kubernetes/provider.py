@@ -62,3 +62,15 @@ def cluster_provider(
         enable_server_side_apply=True,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
+
+
+def pinned_release(parent: pulumi.Resource, name: str, provider: k8s.Provider, *, release: str, chart: str,
+                   version: str, repo: str, namespace: str, values: pulumi.Input[dict], timeout: int,
+                   after: Sequence[pulumi.Resource]) -> k8s.helm.v3.Release:
+    """A helm release of one pinned chart version through the cluster's provider, awaited up
+    to `timeout` seconds, after `after` (the cloud controller, Cinder CSI, the CSR approver
+    and metrics-server)."""
+    return k8s.helm.v3.Release(
+        name, name=release, chart=chart, version=version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo), namespace=namespace, values=values,
+        timeout=timeout, opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(after)))

@@ -37,6 +37,7 @@ from components.kubernetes.cloud_controller import (
     global_section,
     render_ini,
 )
+from components.kubernetes.provider import pinned_release
 from components.naming import type_token
 
 NAMESPACE = "kube-system"
@@ -116,16 +117,11 @@ class CinderCsi(pulumi.ComponentResource):
         text = pulumi.Output.secret(conf.apply(render_csi_conf))
         self.secret, digest = cloud_config_secret(self, f"{name}-config", SECRET_NAME, text,
                                                   conf.apply(lambda c: c.ca_cert), provider, after)
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE_NAME,
-            chart=v.CINDER_CSI_CHART,
-            version=v.CINDER_CSI_CHARTS[cfg.kubernetes_minor],
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=v.CLOUD_PROVIDER_CHART_REPO),
-            namespace=NAMESPACE,
-            values=digest.apply(lambda d: csi_values(cfg, d)),
-            timeout=RELEASE_TIMEOUT_SECONDS,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.secret, *after]))
+        self.release = pinned_release(
+            self, f"{name}-release", provider, release=RELEASE_NAME, chart=v.CINDER_CSI_CHART,
+            version=v.CINDER_CSI_CHARTS[cfg.kubernetes_minor], repo=v.CLOUD_PROVIDER_CHART_REPO,
+            namespace=NAMESPACE, values=digest.apply(lambda d: csi_values(cfg, d)), timeout=RELEASE_TIMEOUT_SECONDS,
+            after=[self.secret, *after])
         self.storage_class = k8s.storage.v1.StorageClass(
             f"{name}-default-class", **storage_class_args(),
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.release]))
